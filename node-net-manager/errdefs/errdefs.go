@@ -1,0 +1,37 @@
+package errdefs
+
+import (
+	"errors"
+	"net/http"
+)
+
+var (
+	// ErrInvalid marks a malformed or semantically invalid request (400).
+	ErrInvalid = errors.New("invalid request")
+	// ErrNotFound marks a request for something that does not exist (404).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict marks a request that clashes with the node's current state (409).
+	ErrConflict = errors.New("conflict")
+	// ErrUnprocessable marks a well-formed request that cannot be carried out,
+	// such as a module that fails to load (422).
+	ErrUnprocessable = errors.New("cannot be processed")
+)
+
+// HTTPStatus returns the status code for err: the code of the first sentinel
+// it wraps, or 500 for anything unexpected.
+func HTTPStatus(err error) int {
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrUnprocessable):
+		return http.StatusUnprocessableEntity
+	default:
+		return http.StatusInternalServerError
+	}
+}
