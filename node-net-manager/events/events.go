@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -29,6 +30,14 @@ type Service struct {
 	PID         int        `json:"pid,omitempty"`
 	IPv4        netip.Addr `json:"nsAddress"`
 	IPv6        netip.Addr `json:"nsAddressv6,omitzero"`
+	// Modules are the eBPF modules the service's SLA asks for on its veth.
+	Modules []Module `json:"ebpfModules,omitempty"`
+}
+
+// Module is one SLA entry of ebpfModules: a module name and its raw JSON config.
+type Module struct {
+	Name   string          `json:"name"`
+	Config json.RawMessage `json:"config,omitempty"`
 }
 
 // Event is one lifecycle change.

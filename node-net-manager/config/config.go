@@ -1,0 +1,202 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Config is everything the daemon can be told. JSON keys are the file format.
+type Config struct {
+	Listen       string `json:"listen"`       // TCP address of the HTTP API; "" disables TCP
+	Socket       string `json:"socket"`       // unix socket path of the HTTP API; "" disables it
+	ModulesDir   string `json:"modulesDir"`   // where eBPF modules are found
+	StateDir     string `json:"stateDir"`     // where state (pins, records) lives
+	LogLevel     string `json:"logLevel"`     // logrus level name
+	Bridge       string `json:"bridge"`       // node bridge name
+	NodeSubnet   string `json:"nodeSubnet"`   // IPv4 subnet of this node's services; .1 is the bridge
+	NodeSubnetV6 string `json:"nodeSubnetV6"` // IPv6 subnet; "" disables IPv6
+	ServiceRange string `json:"serviceRange"` // where service and instance IPs come from
+	MTU          int    `json:"mtu"`          // MTU of the bridge and every veth
+	PeerName     string `json:"peerName"`     // name of the interface inside a service's namespace
+	NodeIP       string `json:"nodeIP"`       // address other nodes reach this node on; "" = bridge gateway
+	TunnelPort   int    `json:"tunnelPort"`   // UDP port of the inter-node tunnel
+	Persist      bool   `json:"persist"`      // keep bridge, veths and rules on shutdown
+}
+
+// Default returns the built-in configuration.
+func Default() Config {
+	return Config{
+		Listen:       "127.0.0.1:6000",
+		StateDir:     "/var/lib/netmanager",
+		LogLevel:     "info",
+		Bridge:       "goProxyBridge",
+		NodeSubnet:   "10.18.0.0/24",
+		NodeSubnetV6: "fd00:18::/64",
+		ServiceRange: "10.30.0.0/16",
+		MTU:          1450,
+		PeerName:     "eth0",
+		TunnelPort:   50103,
+	}
+}
+
+// Network is the validated, parsed network part of a Config.
+type Network struct {
+	Bridge       string
+	NodeSubnet   netip.Prefix
+	Gateway      netip.Addr
+	NodeSubnetV6 netip.Prefix // invalid when IPv6 is off
+	GatewayV6    netip.Addr
+	ServiceRange netip.Prefix
+	MTU          int
+	PeerName     string
+	NodeIP       netip.Addr
+	TunnelPort   int
+}
+
+var ifnameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+
+// Validate checks every field and returns the parsed network settings; the error
+// names the offending key.
+func (c Config) Validate() (Network, error) {
+	var n Network
+	if c.Listen == "" && c.Socket == "" {
+		return n, errors.New("listen and socket are both empty: the API would be unreachable")
+	}
+	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
+		return n, fmt.Errorf("logLevel: %w", err)
+	}
+	if !ifnameRE.MatchString(c.Bridge) {
+		return n, fmt.Errorf("bridge %q: not a valid interface name (1-15 of [A-Za-z0-9_.-])", c.Bridge)
+	}
+	if !ifnameRE.MatchString(c.PeerName) {
+		return n, fmt.Errorf("peerName %q: not a valid interface name", c.PeerName)
+	}
+	var err error
+	if n.NodeSubnet, err = parseSubnet("nodeSubnet", c.NodeSubnet, true, 30); err != nil {
+		return n, err
+	}
+	n.Gateway = n.NodeSubnet.Addr().Next()
+	if c.NodeSubnetV6 != "" {
+		if n.NodeSubnetV6, err = parseSubnet("nodeSubnetV6", c.NodeSubnetV6, false, 126); err != nil {
+			return n, err
+		}
+		if hostBits(n.NodeSubnetV6) < hostBits(n.NodeSubnet) {
+			return n, fmt.Errorf("nodeSubnetV6 %s is smaller than nodeSubnet %s: every IPv4 address needs an IPv6 one", c.NodeSubnetV6, c.NodeSubnet)
+		}
+		n.GatewayV6 = n.NodeSubnetV6.Addr().Next()
+	}
+	if n.ServiceRange, err = parseSubnet("serviceRange", c.ServiceRange, true, 30); err != nil {
+		return n, err
+	}
+	if n.ServiceRange.Overlaps(n.NodeSubnet) {
+		return n, fmt.Errorf("serviceRange %s overlaps nodeSubnet %s", n.ServiceRange, n.NodeSubnet)
+	}
+	if c.MTU < 1280 || c.MTU > 65535 {
+		return n, fmt.Errorf("mtu %d: must be within 1280-65535", c.MTU)
+	}
+	if c.TunnelPort < 1 || c.TunnelPort > 65535 {
+		return n, fmt.Errorf("tunnelPort %d: must be within 1-65535", c.TunnelPort)
+	}
+	n.NodeIP = n.Gateway
+	if c.NodeIP != "" {
+		if n.NodeIP, err = netip.ParseAddr(c.NodeIP); err != nil {
+			return n, fmt.Errorf("nodeIP: %w", err)
+		}
+	}
+	n.Bridge, n.MTU, n.PeerName, n.TunnelPort = c.Bridge, c.MTU, c.PeerName, c.TunnelPort
+	return n, nil
+}
+
+func hostBits(p netip.Prefix) int { return p.Addr().BitLen() - p.Bits() }
+
+func parseSubnet(key, s string, v4 bool, maxBits int) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return p, fmt.Errorf("%s: %w", key, err)
+	}
+	if p.Addr().Is4() != v4 {
+		fam := "IPv6"
+		if v4 {
+			fam = "IPv4"
+		}
+		return p, fmt.Errorf("%s %s: must be an %s prefix", key, s, fam)
+	}
+	if p.Masked() != p {
+		return p, fmt.Errorf("%s %s: host bits set (did you mean %s?)", key, s, p.Masked())
+	}
+	if p.Bits() > maxBits {
+		return p, fmt.Errorf("%s %s: too small, at most /%d", key, s, maxBits)
+	}
+	return p, nil
+}
+
+// Load builds the configuration from defaults, the file named by --config (if
+// any) and the flags in args, in that order of precedence (flags win).
+func Load(args []string, stderr io.Writer) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet("netmanager", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "path of a JSON configuration file")
+	var f Config
+	fs.StringVar(&f.Listen, "listen", c.Listen, "TCP address of the HTTP API (\"\" to disable)")
+	fs.StringVar(&f.Socket, "socket", c.Socket, "unix socket path of the HTTP API (\"\" to disable)")
+	fs.StringVar(&f.ModulesDir, "modules-dir", c.ModulesDir, "directory of eBPF modules")
+	fs.StringVar(&f.StateDir, "state-dir", c.StateDir, "directory for state")
+	fs.StringVar(&f.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&f.Bridge, "bridge", c.Bridge, "node bridge name")
+	fs.BoolVar(&f.Persist, "persist", c.Persist, "keep bridge, veths and rules on shutdown")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *file != "" {
+		if err := c.readFile(*file); err != nil {
+			return c, err
+		}
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "listen":
+			c.Listen = f.Listen
+		case "socket":
+			c.Socket = f.Socket
+		case "modules-dir":
+			c.ModulesDir = f.ModulesDir
+		case "state-dir":
+			c.StateDir = f.StateDir
+		case "log-level":
+			c.LogLevel = f.LogLevel
+		case "bridge":
+			c.Bridge = f.Bridge
+		case "persist":
+			c.Persist = f.Persist
+		}
+	})
+	c.LogLevel = strings.ToLower(c.LogLevel)
+	return c, nil
+}
+
+func (c *Config) readFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}

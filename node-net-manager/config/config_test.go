@@ -1,0 +1,93 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	n, err := Default().Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Gateway.String() != "10.18.0.1" || n.GatewayV6.String() != "fd00:18::1" || n.NodeIP != n.Gateway {
+		t.Fatalf("derived addresses: %+v", n)
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	cases := []struct {
+		mutate func(*Config)
+		want   string
+	}{
+		{func(c *Config) { c.Listen, c.Socket = "", "" }, "unreachable"},
+		{func(c *Config) { c.LogLevel = "loud" }, "logLevel"},
+		{func(c *Config) { c.Bridge = "a-name-much-too-long" }, "bridge"},
+		{func(c *Config) { c.PeerName = "eth 0" }, "peerName"},
+		{func(c *Config) { c.NodeSubnet = "10.18.0.0" }, "nodeSubnet"},
+		{func(c *Config) { c.NodeSubnet = "10.18.0.1/24" }, "host bits"},
+		{func(c *Config) { c.NodeSubnet = "fd00::/64" }, "IPv4"},
+		{func(c *Config) { c.NodeSubnet = "10.18.0.0/31" }, "too small"},
+		{func(c *Config) { c.NodeSubnetV6 = "10.0.0.0/8" }, "nodeSubnetV6"},
+		{func(c *Config) { c.NodeSubnetV6 = "fd00::/120"; c.NodeSubnet = "10.18.0.0/16" }, "smaller"},
+		{func(c *Config) { c.ServiceRange = "10.18.0.0/16" }, "overlaps"},
+		{func(c *Config) { c.MTU = 100 }, "mtu"},
+		{func(c *Config) { c.TunnelPort = 70000 }, "tunnelPort"},
+		{func(c *Config) { c.NodeIP = "nope" }, "nodeIP"},
+	}
+	for _, tc := range cases {
+		c := Default()
+		tc.mutate(&c)
+		_, err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("want error containing %q, got %v", tc.want, err)
+		}
+	}
+}
+
+func TestIPv6CanBeOff(t *testing.T) {
+	c := Default()
+	c.NodeSubnetV6 = ""
+	n, err := c.Validate()
+	if err != nil || n.NodeSubnetV6.IsValid() {
+		t.Fatalf("got %+v, %v", n, err)
+	}
+}
+
+func TestFlagsOverrideFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nm.json")
+	if err := os.WriteFile(path, []byte(`{"listen": "127.0.0.1:7000", "bridge": "filebr", "mtu": 1400}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load([]string{"--config", path, "--bridge", "flagbr", "--log-level", "DEBUG"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:7000" || c.Bridge != "flagbr" || c.MTU != 1400 || c.LogLevel != "debug" {
+		t.Fatalf("got %+v", c)
+	}
+	if c.NodeSubnet != Default().NodeSubnet {
+		t.Fatalf("unset key lost its default: %q", c.NodeSubnet)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	_ = os.WriteFile(bad, []byte(`{"listne": "x"}`), 0o600)
+	cases := [][]string{
+		{"--config", bad}, // unknown key
+		{"--config", filepath.Join(dir, "missing.json")}, // missing file
+		{"--no-such-flag"},
+		{"stray"},
+	}
+	for _, args := range cases {
+		if _, err := Load(args, io.Discard); err == nil {
+			t.Errorf("Load(%v): want error", args)
+		}
+	}
+}
