@@ -30,7 +30,6 @@ type Config struct {
 	PeerName     string `json:"peerName"`     // name of the interface inside a service's namespace
 	NodeIP       string `json:"nodeIP"`       // address other nodes reach this node on; "" = bridge gateway
 	TunnelPort   int    `json:"tunnelPort"`   // UDP port of the inter-node tunnel
-	Persist      bool   `json:"persist"`      // keep bridge, veths and rules on shutdown
 }
 
 // Default returns the built-in configuration.
@@ -154,7 +153,6 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&f.StateDir, "state-dir", c.StateDir, "directory for state")
 	fs.StringVar(&f.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&f.Bridge, "bridge", c.Bridge, "node bridge name")
-	fs.BoolVar(&f.Persist, "persist", c.Persist, "keep bridge, veths and rules on shutdown")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -180,8 +178,6 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 			c.LogLevel = f.LogLevel
 		case "bridge":
 			c.Bridge = f.Bridge
-		case "persist":
-			c.Persist = f.Persist
 		}
 	})
 	c.LogLevel = strings.ToLower(c.LogLevel)

@@ -1,0 +1,212 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
+
+	"github.com/oakestra/netmanager/node-net-manager/deploy"
+	"github.com/oakestra/netmanager/node-net-manager/errdefs"
+	"github.com/oakestra/netmanager/node-net-manager/events"
+)
+
+// Deployer is what the routes need from the deploy manager.
+type Deployer interface {
+	Deploy(ctx context.Context, req deploy.Request) (deploy.Record, error)
+	Undeploy(ctx context.Context, kind deploy.Kind, serviceName string, instance int) error
+	List() []deploy.Record
+}
+
+// Options configures the router.
+type Options struct {
+	Deployer Deployer
+	Version  string
+	Log      logrus.FieldLogger
+}
+
+type server struct {
+	opts Options
+	mu   sync.Mutex
+	reg  *Registration
+}
+
+// Registration is what the NodeEngine told the NetManager at POST /register.
+type Registration struct {
+	ClientID       string `json:"client_id"`
+	ClusterAddress string `json:"cluster_address"`
+	ClusterPort    int    `json:"cluster_port,omitempty"`
+	Mode           string `json:"mode"`
+}
+
+// NewRouter returns the API's router. Further route sets (the eBPF Manager's)
+// are added to it by their owners.
+func NewRouter(opts Options) *mux.Router {
+	if opts.Log == nil {
+		opts.Log = logrus.StandardLogger()
+	}
+	s := &server{opts: opts}
+	r := mux.NewRouter()
+	r.Use(s.recoverer, s.logger)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, fmt.Errorf("%w: no route %s %s", errdefs.ErrNotFound, r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
+	})
+	r.HandleFunc("/register", s.register).Methods(http.MethodPost)
+	r.HandleFunc("/container/deploy", s.deploy(deploy.KindContainer)).Methods(http.MethodPost)
+	r.HandleFunc("/container/undeploy", s.undeploy(deploy.KindContainer)).Methods(http.MethodPost)
+	r.HandleFunc("/unikernel/deploy", s.deploy(deploy.KindUnikernel)).Methods(http.MethodPost)
+	r.HandleFunc("/unikernel/undeploy", s.undeploy(deploy.KindUnikernel)).Methods(http.MethodPost)
+	r.HandleFunc("/services", s.services).Methods(http.MethodGet)
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
+	r.HandleFunc("/version", s.version).Methods(http.MethodGet)
+	return r
+}
+
+// DeployBody is the body of POST /container/deploy and /unikernel/deploy.
+type DeployBody struct {
+	PID            *int            `json:"pid"`
+	ServiceName    string          `json:"serviceName"`
+	InstanceNumber *int            `json:"instanceNumber"`
+	PortMappings   string          `json:"portMappings"`
+	EbpfModules    []events.Module `json:"ebpfModules,omitempty"`
+}
+
+// DeployResponse is what the NodeEngine reads back from a deploy.
+type DeployResponse struct {
+	ServiceName string `json:"serviceName"`
+	NsAddress   string `json:"nsAddress"`
+	NsAddressV6 string `json:"nsAddressv6"`
+}
+
+// UndeployBody is the body of the undeploy routes; the NodeEngine also sends pid -1.
+type UndeployBody struct {
+	ServiceName    string `json:"serviceName"`
+	InstanceNumber *int   `json:"instanceNumber"`
+}
+
+func (s *server) deploy(kind deploy.Kind) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var b DeployBody
+		if err := DecodeJSON(w, r, &b); err != nil {
+			WriteError(w, err)
+			return
+		}
+		if b.InstanceNumber == nil {
+			WriteError(w, fmt.Errorf("%w: instanceNumber is required", errdefs.ErrInvalid))
+			return
+		}
+		req := deploy.Request{Kind: kind, ServiceName: b.ServiceName, Instance: *b.InstanceNumber, PortMappings: b.PortMappings, EbpfModules: b.EbpfModules}
+		if b.PID != nil {
+			req.PID = *b.PID
+		} else if kind == deploy.KindContainer {
+			WriteError(w, fmt.Errorf("%w: pid is required for a container deploy", errdefs.ErrInvalid))
+			return
+		}
+		rec, err := s.opts.Deployer.Deploy(r.Context(), req)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		resp := DeployResponse{ServiceName: rec.ServiceName, NsAddress: rec.NsAddress.String()}
+		if rec.NsAddressV6.IsValid() {
+			resp.NsAddressV6 = rec.NsAddressV6.String()
+		}
+		WriteJSON(w, http.StatusOK, resp)
+	}
+}
+
+func (s *server) undeploy(kind deploy.Kind) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var b UndeployBody
+		if err := DecodeJSON(w, r, &b); err != nil {
+			WriteError(w, err)
+			return
+		}
+		if b.InstanceNumber == nil {
+			WriteError(w, fmt.Errorf("%w: instanceNumber is required", errdefs.ErrInvalid))
+			return
+		}
+		if err := s.opts.Deployer.Undeploy(r.Context(), kind, b.ServiceName, *b.InstanceNumber); err != nil {
+			WriteError(w, err)
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]any{"serviceName": b.ServiceName, "instanceNumber": *b.InstanceNumber})
+	}
+}
+
+func (s *server) register(w http.ResponseWriter, r *http.Request) {
+	var b Registration
+	if err := DecodeJSON(w, r, &b); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if b.ClientID == "" {
+		WriteError(w, fmt.Errorf("%w: client_id is required", errdefs.ErrInvalid))
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reg != nil && s.reg.ClientID != b.ClientID {
+		WriteError(w, fmt.Errorf("%w: this node is already registered as %q", errdefs.ErrConflict, s.reg.ClientID))
+		return
+	}
+	b.Mode = "standalone"
+	s.reg = &b
+	s.opts.Log.WithFields(logrus.Fields{"client_id": b.ClientID, "cluster": b.ClusterAddress}).
+		Info("node registered; the cluster table is not implemented, service addressing stays standalone")
+	WriteJSON(w, http.StatusOK, b)
+}
+
+func (s *server) services(w http.ResponseWriter, _ *http.Request) {
+	WriteJSON(w, http.StatusOK, s.opts.Deployer.List())
+}
+
+func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) version(w http.ResponseWriter, _ *http.Request) {
+	WriteJSON(w, http.StatusOK, map[string]string{"version": s.opts.Version, "go": runtime.Version()})
+}
+
+func (s *server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.opts.Log.WithFields(logrus.Fields{"method": r.Method, "path": r.URL.Path, "panic": v}).Error("handler panicked")
+				WriteJSON(w, http.StatusInternalServerError, ErrorBody{Error: fmt.Sprintf("internal error handling %s %s", r.Method, r.URL.Path)})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (sw *statusWriter) WriteHeader(code int) {
+	sw.status = code
+	sw.ResponseWriter.WriteHeader(code)
+}
+
+func (s *server) logger(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		s.opts.Log.WithFields(logrus.Fields{"method": r.Method, "path": r.URL.Path, "status": sw.status, "took": time.Since(start).String()}).Debug("request")
+	})
+}

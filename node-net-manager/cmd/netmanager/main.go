@@ -1,0 +1,181 @@
+// Command netmanager is the Oakestra NetManager daemon: it wires services on this
+// worker node into the node network and serves the NodeEngine's HTTP API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/oakestra/netmanager/node-net-manager/api"
+	"github.com/oakestra/netmanager/node-net-manager/config"
+	"github.com/oakestra/netmanager/node-net-manager/deploy"
+	"github.com/oakestra/netmanager/node-net-manager/events"
+	"github.com/oakestra/netmanager/node-net-manager/netenv"
+	"github.com/oakestra/netmanager/node-net-manager/table"
+	"github.com/oakestra/netmanager/node-net-manager/version"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	cfg, err := config.Load(args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netmanager:", err)
+		return 2
+	}
+	n, err := cfg.Validate()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netmanager: config:", err)
+		return 2
+	}
+	log := logrus.New()
+	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	lvl, _ := logrus.ParseLevel(cfg.LogLevel)
+	log.SetLevel(lvl)
+	if cfg.ModulesDir == "" {
+		cfg.ModulesDir = defaultModulesDir()
+	}
+	if err := serve(cfg, n, log); err != nil {
+		log.WithError(err).Error("netmanager stopped with an error")
+		return 1
+	}
+	return 0
+}
+
+// defaultModulesDir is build/modules next to build/bin in a checkout, else the
+// installed location.
+func defaultModulesDir() string {
+	if exe, err := os.Executable(); err == nil {
+		dir := filepath.Join(filepath.Dir(exe), "..", "modules")
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			return filepath.Clean(dir)
+		}
+	}
+	return "/usr/lib/netmanager/modules"
+}
+
+func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) {
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	env := netenv.New(n, log)
+	if err := env.Setup(); err != nil {
+		return fmt.Errorf("set up node network: %w", err)
+	}
+	log.WithFields(logrus.Fields{"bridge": n.Bridge, "subnet": n.NodeSubnet, "subnetv6": n.NodeSubnetV6}).Info("node network ready")
+	tab, err := table.NewStandalone(n.ServiceRange, table.Node{IP: n.NodeIP, Port: n.TunnelPort})
+	if err != nil {
+		return errors.Join(err, env.Teardown())
+	}
+	mgr, err := deploy.New(deploy.Options{Net: n, Env: env, Table: tab, Bus: &events.Bus{}, Log: log})
+	if err != nil {
+		return errors.Join(err, env.Teardown())
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = errors.Join(err, mgr.Close(ctx), env.Teardown())
+		if err == nil {
+			log.Info("node network removed")
+		}
+	}()
+	lns, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api.NewRouter(api.Options{Deployer: mgr, Version: version.Version, Log: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		log.WithField("addr", ln.Addr().String()).Info("API listening")
+		go func(ln net.Listener) { errc <- srv.Serve(ln) }(ln)
+	}
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigc)
+	select {
+	case s := <-sigc:
+		log.WithField("signal", s.String()).Info("shutting down")
+	case err = <-errc:
+		err = fmt.Errorf("API server: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(ctx); serr != nil {
+		err = errors.Join(err, fmt.Errorf("stop API: %w", serr))
+	}
+	if cfg.Socket != "" {
+		_ = os.Remove(cfg.Socket)
+	}
+	return err
+}
+
+func listen(cfg config.Config) ([]net.Listener, error) {
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	if cfg.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+		lns = append(lns, ln)
+	}
+	if cfg.Socket != "" {
+		ln, err := listenUnix(cfg.Socket)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// listenUnix listens on a unix socket, replacing a stale socket file but
+// refusing to take over one that a running process still answers on.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("socket dir: %w", err)
+	}
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("socket %s: a non-socket file is in the way", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("socket %s: another process is serving on it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return ln, nil
+}
