@@ -1,0 +1,41 @@
+# The NetManager with the eBPF Manager. Run as root: `make run`, `make test`.
+SHELL := /bin/bash
+GO ?= go
+BUILD := build
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# Daemon and module plugins must share these flags exactly (Go plugin rule).
+GOBUILDFLAGS := -trimpath
+LDFLAGS := -X github.com/oakestra/netmanager/node-net-manager/version.Version=$(VERSION)
+APT_PACKAGES := clang llvm libbpf-dev iproute2 iptables iperf3 iputils-ping util-linux procps
+RUN_ARGS ?= --listen 127.0.0.1:6000
+
+export CGO_ENABLED := 1
+
+.PHONY: all deps build run test unit-test integration-test clean
+
+all: build
+
+deps:
+	@scripts/deps.sh $(APT_PACKAGES)
+
+build: deps
+	$(GO) build $(GOBUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(BUILD)/bin/netmanager ./node-net-manager/cmd/netmanager
+	$(GO) build $(GOBUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(BUILD)/bin/netmanagerctl ./node-net-manager/cmd/netmanagerctl
+
+run: build
+	$(BUILD)/bin/netmanager $(RUN_ARGS)
+
+test: build
+	$(GO) vet ./...
+	NETMANAGER_BIN=$(abspath $(BUILD)/bin/netmanager) NETMANAGERCTL_BIN=$(abspath $(BUILD)/bin/netmanagerctl) \
+		$(GO) test -count=1 -timeout 20m ./...
+
+unit-test:
+	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /test/)
+
+integration-test: build
+	NETMANAGER_BIN=$(abspath $(BUILD)/bin/netmanager) NETMANAGERCTL_BIN=$(abspath $(BUILD)/bin/netmanagerctl) \
+		$(GO) test -count=1 -v -timeout 20m ./test/...
+
+clean:
+	rm -rf $(BUILD)
