@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -23,15 +25,17 @@ const (
 // Env is the real network environment of the node the daemon runs in.
 type Env struct {
 	net           config.Network
+	stateDir      string
 	log           logrus.FieldLogger
 	families      []ipt
 	createdBridge bool
 	sysctls       []sysctl
 }
 
-// New returns an Env for the given settings; nothing is touched until Setup.
-func New(n config.Network, log logrus.FieldLogger) *Env {
-	e := &Env{net: n, log: log, families: []ipt{{bin: "iptables"}}}
+// New returns an Env for the given settings, keeping its own state (the node's
+// original sysctl values) in stateDir; nothing is touched until Setup.
+func New(n config.Network, stateDir string, log logrus.FieldLogger) *Env {
+	e := &Env{net: n, stateDir: stateDir, log: log, families: []ipt{{bin: "iptables"}}}
 	if n.NodeSubnetV6.IsValid() {
 		e.families = append(e.families, ipt{bin: "ip6tables"})
 	}
@@ -54,14 +58,30 @@ func (e *Env) Setup() (err error) {
 	if err := e.setupBridge(); err != nil {
 		return err
 	}
+	if err := e.setupSysctls(); err != nil {
+		return err
+	}
+	return e.setupIptables()
+}
+
+// setupSysctls turns forwarding on, remembering the values to restore: the
+// saved ones if an earlier run crashed before restoring them.
+func (e *Env) setupSysctls() error {
+	saved, err := loadSysctlState(e.stateDir)
+	if err != nil {
+		return err
+	}
 	for _, kv := range e.wantedSysctls() {
 		prev, err := setSysctl(kv[0], kv[1])
 		if err != nil {
 			return err
 		}
+		if v, ok := saved[kv[0]]; ok {
+			prev = v
+		}
 		e.sysctls = append(e.sysctls, sysctl{key: kv[0], prev: prev})
 	}
-	return e.setupIptables()
+	return saveSysctlState(e.stateDir, e.sysctls)
 }
 
 func (e *Env) wantedSysctls() [][2]string {
@@ -205,10 +225,17 @@ func (e *Env) Teardown() error {
 		}
 		e.createdBridge = false
 	}
+	var serr error
 	for i := len(e.sysctls) - 1; i >= 0; i-- {
 		_, err := setSysctl(e.sysctls[i].key, e.sysctls[i].prev)
-		errs = append(errs, err)
+		serr = errors.Join(serr, err)
 	}
+	if serr == nil && len(e.sysctls) > 0 {
+		if err := os.Remove(filepath.Join(e.stateDir, sysctlStateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			serr = fmt.Errorf("remove saved sysctls: %w", err)
+		}
+	}
+	errs = append(errs, serr)
 	e.sysctls = nil
 	return errors.Join(errs...)
 }

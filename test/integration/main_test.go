@@ -113,6 +113,10 @@ func deployContainer(t *testing.T, n *node, c *container, name string, inst int,
 	return resp
 }
 
+func apiBody(pid int, name string, inst int) api.DeployBody {
+	return api.DeployBody{PID: &pid, ServiceName: name, InstanceNumber: &inst}
+}
+
 func undeploy(t *testing.T, n *node, kind deploy.Kind, name string, inst int) {
 	t.Helper()
 	if err := n.d.Client.Undeploy(ctx(t), kind, name, inst); err != nil {

@@ -72,7 +72,7 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	env := netenv.New(n, log)
+	env := netenv.New(n, cfg.StateDir, log)
 	if err := env.Setup(); err != nil {
 		return fmt.Errorf("set up node network: %w", err)
 	}
