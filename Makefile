@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Daemon and module plugins must share these flags exactly (Go plugin rule).
 GOBUILDFLAGS := -trimpath
 LDFLAGS := -X github.com/oakestra/netmanager/node-net-manager/version.Version=$(VERSION)
-APT_PACKAGES := clang llvm libbpf-dev iproute2 iptables iperf3 iputils-ping util-linux procps
+APT_PACKAGES := clang llvm libbpf-dev iproute2 iptables iperf3 iputils-ping util-linux procps curl
 RUN_ARGS ?= --listen 127.0.0.1:6000
 
 export CGO_ENABLED := 1
@@ -28,7 +28,7 @@ run: build
 test: build
 	$(GO) vet ./...
 	NETMANAGER_BIN=$(abspath $(BUILD)/bin/netmanager) NETMANAGERCTL_BIN=$(abspath $(BUILD)/bin/netmanagerctl) \
-		$(GO) test -count=1 -timeout 20m ./...
+		scripts/gotest.sh -count=1 -timeout 20m ./...
 
 unit-test:
 	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /test/)

@@ -91,3 +91,17 @@ func TestLoadErrors(t *testing.T) {
 		}
 	}
 }
+
+// The example in docs/ must load and validate as it stands.
+func TestDocsExampleLoads(t *testing.T) {
+	c, err := Load([]string{"--config", "../../docs/netmanager.example.json"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Socket != "/etc/netmanager/netmanager.sock" {
+		t.Fatalf("socket %q", c.Socket)
+	}
+}
