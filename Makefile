@@ -21,6 +21,8 @@ deps:
 build: deps
 	$(GO) build $(GOBUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(BUILD)/bin/netmanager ./node-net-manager/cmd/netmanager
 	$(GO) build $(GOBUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(BUILD)/bin/netmanagerctl ./node-net-manager/cmd/netmanagerctl
+	GO=$(GO) GOBUILDFLAGS='$(GOBUILDFLAGS)' scripts/build-modules.sh modules $(BUILD)/modules
+	GO=$(GO) GOBUILDFLAGS='$(GOBUILDFLAGS)' scripts/build-modules.sh test/modules $(BUILD)/test-modules
 
 run: build
 	$(BUILD)/bin/netmanager $(RUN_ARGS)

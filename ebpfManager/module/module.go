@@ -1,0 +1,161 @@
+package module
+
+import (
+	"encoding/json"
+	"errors"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
+)
+
+// APIVersion is the version of this SDK. It changes only when the contract
+// between the manager and modules changes; modules are rebuilt against it.
+const APIVersion = 1
+
+// Names of the entry points a data plane defines (C functions in SEC("tc")).
+const (
+	ProgramIngress = "nm_ingress"
+	ProgramEgress  = "nm_egress"
+)
+
+// ErrInvalidConfig is wrapped by New or MapSizes when the instance's config is
+// wrong; the manager answers 400 with the message instead of 422.
+var ErrInvalidConfig = errors.New("invalid module config")
+
+// Hook is the TC hook of an interface that a program runs on.
+type Hook int
+
+const (
+	// HookIngress sees packets the interface receives. On a service's host
+	// veth these are packets leaving the service.
+	HookIngress Hook = iota
+	// HookEgress sees packets the interface sends. On a service's host veth
+	// these are packets going to the service.
+	HookEgress
+)
+
+// Hooks lists both hooks in order.
+var Hooks = []Hook{HookIngress, HookEgress}
+
+func (h Hook) String() string {
+	if h == HookEgress {
+		return "egress"
+	}
+	return "ingress"
+}
+
+// Program returns the name of the entry point that runs on h.
+func (h Hook) Program() string {
+	if h == HookEgress {
+		return ProgramEgress
+	}
+	return ProgramIngress
+}
+
+// ServiceDirection names h from the point of view of the service behind a
+// host veth: the veth's ingress hook carries the service's "egress" traffic and
+// its egress hook the service's "ingress" traffic.
+func (h Hook) ServiceDirection() string {
+	if h == HookEgress {
+		return "ingress"
+	}
+	return "egress"
+}
+
+// DataPlane is one loaded instance of a module's N.o: a single set of maps and
+// programs shared by all of the instance's attachments. The manager owns it and
+// closes it after Close.
+type DataPlane struct {
+	Maps     map[string]*ebpf.Map
+	Programs map[string]*ebpf.Program
+}
+
+// Service identifies the service instance behind a host veth.
+type Service struct {
+	Name     string // app.appns.service.servicens
+	Instance int
+	IPv4     netip.Addr
+	IPv6     netip.Addr // invalid when IPv6 is off
+	Netns    string     // path of the service's network namespace
+}
+
+// Interface is an interface the data plane is attached to.
+type Interface struct {
+	Name    string
+	Ifindex int
+	// Service is the service behind a host veth; nil for a host interface.
+	Service *Service
+}
+
+// Attachment tells a module that its programs run on an interface's hooks.
+type Attachment struct {
+	Interface Interface
+	Hooks     []Hook
+}
+
+// ServiceIP is one semantic address of a service and its policy
+// ("round_robin", "instance", "closest").
+type ServiceIP struct {
+	Policy  string
+	Address netip.Addr
+}
+
+// ServiceEntry is one service instance as the service table knows it.
+type ServiceEntry struct {
+	Name       string
+	Instance   int
+	NsIP       netip.Addr
+	NsIPv6     netip.Addr
+	ServiceIPs []ServiceIP
+}
+
+// ServiceTable gives read access to the NetManager's service table.
+type ServiceTable interface {
+	// Entries returns every known instance.
+	Entries() []ServiceEntry
+	// Lookup resolves an address: a round-robin service IP gives every
+	// instance of its service, an instance IP or namespace IP gives one.
+	Lookup(ip netip.Addr) []ServiceEntry
+}
+
+// Base is what a module instance is given at creation.
+type Base struct {
+	ID       string          // instance id, unique on this node
+	Name     string          // module name
+	Priority int             // position in the chain: lower runs first
+	Config   json.RawMessage // the request's config, as sent ("null" when absent)
+	// Router serves the instance's sub-routes: a handler registered for
+	// "/counts" answers GET /ebpf/{id}/counts. The routes disappear with the
+	// instance.
+	Router    *mux.Router
+	Log       logrus.FieldLogger
+	Services  ServiceTable
+	DataPlane *DataPlane
+}
+
+// Module is a running control plane.
+type Module interface {
+	// Attach is called after the instance's programs were attached to an
+	// interface. An error undoes that attachment and fails the operation that
+	// caused it (loading the module, or deploying the service).
+	Attach(a Attachment) error
+	// Detach is called after the programs were detached from an interface
+	// (the service went away, or the instance is being deleted).
+	Detach(a Attachment) error
+	// Close is called once when the instance is deleted, after every Detach.
+	Close() error
+}
+
+// NewFunc is the signature of the New function a module's plugin exports:
+//
+//	func New(base module.Base) (module.Module, error)
+type NewFunc = func(Base) (Module, error)
+
+// MapSizesFunc is the signature of the optional MapSizes function: given an
+// instance's config, the max_entries to set on named maps before the data
+// plane is loaded (map sizes are load-time knobs).
+//
+//	func MapSizes(config json.RawMessage) (map[string]uint32, error)
+type MapSizesFunc = func(config json.RawMessage) (map[string]uint32, error)

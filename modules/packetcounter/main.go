@@ -1,0 +1,174 @@
+// Command packetcounter is the control plane of the packetcounter module (a
+// Go plugin): it reports the packets and bytes its data plane counted per
+// interface and direction at GET /ebpf/{id}/counts.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/oakestra/netmanager/ebpfManager/module"
+)
+
+// pcKey mirrors struct pc_key in packetcounter.h.
+type pcKey struct {
+	Ifindex uint32
+	Hook    uint32
+}
+
+// pcValue mirrors struct pc_value in packetcounter.h.
+type pcValue struct {
+	Packets uint64
+	Bytes   uint64
+}
+
+// Config is the instance's configuration; every key is optional.
+type Config struct {
+	// MaxInterfaces sizes the counter map (two entries per interface).
+	MaxInterfaces uint32 `json:"maxInterfaces"`
+}
+
+const defaultMaxInterfaces = 512
+
+func parseConfig(raw json.RawMessage) (Config, error) {
+	c := Config{MaxInterfaces: defaultMaxInterfaces}
+	if len(raw) == 0 || string(raw) == "null" {
+		return c, nil
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return c, fmt.Errorf("%w: %v", module.ErrInvalidConfig, err)
+	}
+	if c.MaxInterfaces == 0 || c.MaxInterfaces > 1<<20 {
+		return c, fmt.Errorf("%w: maxInterfaces %d must be within 1-%d", module.ErrInvalidConfig, c.MaxInterfaces, 1<<20)
+	}
+	return c, nil
+}
+
+// MapSizes sizes the counter map from the config.
+func MapSizes(raw json.RawMessage) (map[string]uint32, error) {
+	c, err := parseConfig(raw)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]uint32{"counts": 2 * c.MaxInterfaces}, nil
+}
+
+type iface struct {
+	name    string
+	service bool
+}
+
+// Counter is one packetcounter instance.
+type Counter struct {
+	counts *ebpf.Map
+	mu     sync.Mutex
+	ifaces map[uint32]iface
+}
+
+// New creates an instance and registers its routes.
+func New(base module.Base) (module.Module, error) {
+	if _, err := parseConfig(base.Config); err != nil {
+		return nil, err
+	}
+	m := base.DataPlane.Maps["counts"]
+	if m == nil {
+		return nil, errors.New("data plane has no map \"counts\"")
+	}
+	c := &Counter{counts: m, ifaces: map[uint32]iface{}}
+	base.Router.HandleFunc("/counts", c.serveCounts).Methods(http.MethodGet)
+	return c, nil
+}
+
+// Attach starts reporting an interface.
+func (c *Counter) Attach(a module.Attachment) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ifaces[uint32(a.Interface.Ifindex)] = iface{name: a.Interface.Name, service: a.Interface.Service != nil}
+	return nil
+}
+
+// Detach forgets an interface and its counters.
+func (c *Counter) Detach(a module.Attachment) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	idx := uint32(a.Interface.Ifindex)
+	delete(c.ifaces, idx)
+	var errs []error
+	for _, h := range module.Hooks {
+		if err := c.counts.Delete(pcKey{Ifindex: idx, Hook: uint32(h)}); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close has nothing to release: the manager closes the maps.
+func (c *Counter) Close() error { return nil }
+
+// Totals is the count of one direction.
+type Totals struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// Counts reports every attached interface by name. Directions are named from
+// the service's point of view on service veths ("ingress" = to the service)
+// and by the interface's own hooks on host interfaces.
+func (c *Counter) Counts() (map[string]map[string]Totals, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	idxs := make([]uint32, 0, len(c.ifaces))
+	for idx := range c.ifaces {
+		idxs = append(idxs, idx)
+	}
+	sort.Slice(idxs, func(i, j int) bool { return idxs[i] < idxs[j] })
+	out := map[string]map[string]Totals{}
+	for _, idx := range idxs {
+		ifc := c.ifaces[idx]
+		dirs := map[string]Totals{}
+		for _, h := range module.Hooks {
+			var perCPU []pcValue
+			var t Totals
+			err := c.counts.Lookup(pcKey{Ifindex: idx, Hook: uint32(h)}, &perCPU)
+			if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return nil, fmt.Errorf("read counters of %s: %w", ifc.name, err)
+			}
+			for _, v := range perCPU {
+				t.Packets += v.Packets
+				t.Bytes += v.Bytes
+			}
+			name := h.String()
+			if ifc.service {
+				name = h.ServiceDirection()
+			}
+			dirs[name] = t
+		}
+		out[ifc.name] = dirs
+	}
+	return out, nil
+}
+
+func (c *Counter) serveCounts(w http.ResponseWriter, _ *http.Request) {
+	counts, err := c.Counts()
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(counts)
+}
+
+// The plugin's exported symbols must have the SDK's signatures.
+var (
+	_ module.NewFunc      = New
+	_ module.MapSizesFunc = MapSizes
+)
+
+func main() {}
