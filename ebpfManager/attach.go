@@ -1,0 +1,165 @@
+package ebpfmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/oakestra/netmanager/ebpfManager/module"
+	"github.com/oakestra/netmanager/node-net-manager/errdefs"
+	"github.com/oakestra/netmanager/node-net-manager/events"
+)
+
+// attach puts an instance's programs on an interface, each hook in its chain
+// place, then tells the control plane; on error nothing stays attached.
+func (m *Manager) attach(in *instance, iface module.Interface) (err error) {
+	if _, ok := in.atts[iface.Name]; ok {
+		return nil
+	}
+	if iface.Ifindex == 0 {
+		if iface.Ifindex, err = m.opts.Kernel.Ifindex(iface.Name); err != nil {
+			return fmt.Errorf("%w: interface %s: %v", errdefs.ErrInvalid, iface.Name, err)
+		}
+	}
+	att := &attachment{iface: iface, links: map[module.Hook]Link{}}
+	defer func() {
+		if err != nil {
+			for _, l := range att.links {
+				_ = l.Close()
+			}
+		}
+	}()
+	for _, h := range module.Hooks {
+		if _, ok := in.dp.ProgramID(h); !ok {
+			continue
+		}
+		l, err := m.attachHook(in, iface, h)
+		if err != nil {
+			return fmt.Errorf("attach %s to %s %s: %w", in.name, iface.Name, h, err)
+		}
+		att.links[h] = l
+	}
+	a := module.Attachment{Interface: iface, Hooks: att.hooks()}
+	if err := m.guard(in, "Attach", func() error { return in.mod.Attach(a) }); err != nil {
+		return fmt.Errorf("%w: module %s on %s: %v", errdefs.ErrUnprocessable, in.name, iface.Name, err)
+	}
+	in.atts[iface.Name] = att
+	return nil
+}
+
+// attachHook attaches one program in its place, re-reading the chain when it
+// changed under us.
+func (m *Manager) attachHook(in *instance, iface module.Interface, h module.Hook) (Link, error) {
+	req := AttachRequest{DataPlane: in.dp, Hook: h, Ifindex: iface.Ifindex, Ifname: iface.Name,
+		PinPath: filepath.Join(in.pinDir, "links", fmt.Sprintf("%s_%s", iface.Name, h))}
+	for try := 0; ; try++ {
+		place, err := m.place(in, iface.Ifindex, h)
+		if err != nil {
+			return nil, err
+		}
+		req.Place = place
+		l, err := m.opts.Kernel.Attach(req)
+		if errors.Is(err, ErrChainChanged) && try < 3 {
+			continue
+		}
+		return l, err
+	}
+}
+
+// place decides where in's program for h goes on an interface.
+func (m *Manager) place(in *instance, ifindex int, h module.Hook) (Place, error) {
+	if m.opts.Kernel.Mode() == ModeLegacy {
+		prio, err := legacyPriority(in.rank.priority, in.tie)
+		return Place{Priority: prio}, err
+	}
+	chain, rev, err := m.opts.Kernel.Chain(ifindex, h)
+	if err != nil {
+		return Place{}, fmt.Errorf("read chain: %w", err)
+	}
+	owned := map[uint32]rank{}
+	for _, other := range m.insts {
+		if id, ok := other.dp.ProgramID(h); ok {
+			owned[id] = other.rank
+		}
+	}
+	return placeTCX(chain, owned, in.rank, rev), nil
+}
+
+// detach removes an instance's programs from one interface and tells the
+// control plane.
+func (m *Manager) detach(in *instance, name string) error {
+	att := in.atts[name]
+	if att == nil {
+		return nil
+	}
+	delete(in.atts, name)
+	var errs []error
+	for _, h := range module.Hooks {
+		if l, ok := att.links[h]; ok {
+			if err := l.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("detach %s from %s %s: %w", in.name, name, h, err))
+			}
+		}
+	}
+	if in.state == StateRunning {
+		a := module.Attachment{Interface: att.iface, Hooks: att.hooks()}
+		errs = append(errs, m.guard(in, "Detach", func() error { return in.mod.Detach(a) }))
+	}
+	return errors.Join(errs...)
+}
+
+// HandleEvent follows the NetManager's services: a new service gets every
+// applicable running instance attached in chain order before its deploy
+// returns; a removed one loses its attachments.
+func (m *Manager) HandleEvent(_ context.Context, ev events.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch ev.Type {
+	case events.ServiceCreated:
+		return m.serviceCreated(ev.Service)
+	case events.ServiceRemoved:
+		var errs []error
+		for _, in := range m.sorted() {
+			errs = append(errs, m.detach(in, ev.Service.HostVeth))
+		}
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+func (m *Manager) serviceCreated(s events.Service) error {
+	iface := serviceInterface(s)
+	var done []*instance
+	for _, in := range m.sorted() {
+		if in.state != StateRunning || !in.scope.wantsService(s.ServiceName) {
+			continue
+		}
+		if err := m.attach(in, iface); err != nil {
+			for _, d := range done {
+				_ = m.detach(d, iface.Name)
+			}
+			return err
+		}
+		done = append(done, in)
+	}
+	if len(done) > 0 {
+		m.opts.Log.WithFields(logrus.Fields{"service": s.ServiceName, "veth": s.HostVeth, "modules": len(done)}).Debug("modules attached to new service")
+	}
+	return nil
+}
+
+// guard calls into a control plane; a panic is recovered, logged, and marks
+// the instance failed.
+func (m *Manager) guard(in *instance, what string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			in.fail(fmt.Sprintf("control plane panicked in %s: %v", what, r))
+			m.opts.Log.WithFields(logrus.Fields{"id": in.id, "module": in.name, "call": what, "panic": r}).Error("module control plane panicked; instance marked failed")
+			err = fmt.Errorf("%w: module %s (instance %s) panicked in %s: %v", errdefs.ErrUnprocessable, in.name, in.id, what, r)
+		}
+	}()
+	return fn()
+}

@@ -1,0 +1,60 @@
+package ebpfmanager
+
+import "fmt"
+
+// rank orders module instances in a chain: lower priority first, equal
+// priorities in creation order.
+type rank struct {
+	priority int
+	seq      uint64
+}
+
+func (a rank) less(b rank) bool {
+	if a.priority != b.priority {
+		return a.priority < b.priority
+	}
+	return a.seq < b.seq
+}
+
+// placeTCX decides where a program ranked r goes in chain (program IDs in run
+// order; owned maps the IDs of our programs to their ranks, foreign programs
+// are absent): before the first of ours that ranks after it, else after the
+// last of ours, else at the tail.
+func placeTCX(chain []uint32, owned map[uint32]rank, r rank, revision uint64) Place {
+	var last uint32
+	for _, id := range chain {
+		other, ok := owned[id]
+		if !ok {
+			continue
+		}
+		if r.less(other) {
+			return Place{Anchor: AnchorBefore, ProgID: id, Revision: revision}
+		}
+		last = id
+	}
+	if last != 0 {
+		return Place{Anchor: AnchorAfter, ProgID: last, Revision: revision}
+	}
+	return Place{Anchor: AnchorTail, Revision: revision}
+}
+
+// Priority bounds of a module instance.
+const (
+	MinPriority = 1
+	MaxPriority = 1000
+	maxTies     = 64 // instances of one priority in legacy mode
+)
+
+// legacyPriority maps an instance's priority and its tie index (0 for the
+// first instance of that priority, 1 for the next, ...) to a cls_bpf filter
+// priority, which orders filters ascending. 0 is never returned (it asks the
+// kernel to choose).
+func legacyPriority(priority, tie int) (uint16, error) {
+	if priority < MinPriority || priority > MaxPriority {
+		return 0, fmt.Errorf("priority %d outside %d-%d", priority, MinPriority, MaxPriority)
+	}
+	if tie < 0 || tie >= maxTies {
+		return 0, fmt.Errorf("more than %d instances share priority %d", maxTies, priority)
+	}
+	return uint16(priority*maxTies + tie), nil
+}

@@ -1,0 +1,287 @@
+package ebpfmanager
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/oakestra/netmanager/ebpfManager/module"
+)
+
+// fakeKernel models the chain invariants the manager relies on: TCX anchors
+// place a program before/after another or at the tail and a stale revision is
+// refused; legacy filters run in ascending priority and a priority is used once
+// per hook; closing a link removes exactly that program; a data plane's pins
+// exist from Load until Close.
+type fakeKernel struct {
+	mu         sync.Mutex
+	mode       Mode
+	nextProg   uint32
+	chains     map[chainKey][]fakeEntry
+	revs       map[chainKey]uint64
+	pins       map[string]bool
+	hosts      map[string]int
+	objects    map[string][]module.Hook // hooks an object defines; default both
+	failLoad   map[string]error
+	bumpOnce   bool // make the next Attach see a changed chain
+	bumped     int
+	attachErrs int
+}
+
+type chainKey struct {
+	ifindex int
+	hook    module.Hook
+}
+
+type fakeEntry struct {
+	prog uint32
+	prio uint16
+}
+
+func newFakeKernel(mode Mode) *fakeKernel {
+	return &fakeKernel{mode: mode, nextProg: 100, chains: map[chainKey][]fakeEntry{}, revs: map[chainKey]uint64{},
+		pins: map[string]bool{}, hosts: map[string]int{"eth9": 9}, objects: map[string][]module.Hook{}, failLoad: map[string]error{}}
+}
+
+func (k *fakeKernel) Mode() Mode { return k.mode }
+
+type fakeDP struct {
+	k     *fakeKernel
+	progs map[module.Hook]uint32
+	pin   string
+}
+
+func (d *fakeDP) SDK() *module.DataPlane { return &module.DataPlane{} }
+func (d *fakeDP) ProgramID(h module.Hook) (uint32, bool) {
+	id, ok := d.progs[h]
+	return id, ok
+}
+func (d *fakeDP) Close() error {
+	d.k.mu.Lock()
+	defer d.k.mu.Unlock()
+	delete(d.k.pins, d.pin)
+	return nil
+}
+
+func (k *fakeKernel) Load(opts LoadOptions) (DataPlane, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.failLoad[opts.Object]; err != nil {
+		return nil, err
+	}
+	hooks, ok := k.objects[opts.Object]
+	if !ok {
+		hooks = module.Hooks
+	}
+	d := &fakeDP{k: k, progs: map[module.Hook]uint32{}, pin: opts.PinDir}
+	for _, h := range hooks {
+		k.nextProg++
+		d.progs[h] = k.nextProg
+	}
+	k.pins[opts.PinDir] = true
+	return d, nil
+}
+
+func (k *fakeKernel) Ifindex(name string) (int, error) {
+	if idx, ok := k.hosts[name]; ok {
+		return idx, nil
+	}
+	return 0, fmt.Errorf("link %s not found", name)
+}
+
+func (k *fakeKernel) Chain(ifindex int, h module.Hook) ([]uint32, uint64, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ck := chainKey{ifindex, h}
+	var ids []uint32
+	for _, e := range k.chains[ck] {
+		ids = append(ids, e.prog)
+	}
+	return ids, k.revs[ck], nil
+}
+
+type fakeLink struct {
+	k    *fakeKernel
+	ck   chainKey
+	prog uint32
+}
+
+func (l *fakeLink) Close() error {
+	l.k.mu.Lock()
+	defer l.k.mu.Unlock()
+	c := l.k.chains[l.ck]
+	i := slices.IndexFunc(c, func(e fakeEntry) bool { return e.prog == l.prog })
+	if i < 0 {
+		return errors.New("link already closed")
+	}
+	l.k.chains[l.ck] = slices.Delete(c, i, i+1)
+	l.k.revs[l.ck]++
+	return nil
+}
+
+func (k *fakeKernel) Attach(req AttachRequest) (Link, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ck := chainKey{req.Ifindex, req.Hook}
+	prog, ok := req.DataPlane.ProgramID(req.Hook)
+	if !ok {
+		return nil, errors.New("no program for hook")
+	}
+	if k.bumpOnce {
+		k.bumpOnce = false
+		k.bumped++
+		k.revs[ck]++
+	}
+	c := k.chains[ck]
+	e := fakeEntry{prog: prog, prio: req.Place.Priority}
+	if k.mode == ModeLegacy {
+		if req.Place.Priority == 0 {
+			return nil, errors.New("legacy attach without a priority")
+		}
+		i := 0
+		for i < len(c) && c[i].prio <= e.prio {
+			if c[i].prio == e.prio {
+				return nil, errors.New("file exists")
+			}
+			i++
+		}
+		c = slices.Insert(c, i, e)
+	} else {
+		if req.Place.Revision != 0 && req.Place.Revision != k.revs[ck] {
+			return nil, ErrChainChanged
+		}
+		idx := func(id uint32) int { return slices.IndexFunc(c, func(e fakeEntry) bool { return e.prog == id }) }
+		switch req.Place.Anchor {
+		case AnchorTail:
+			c = append(c, e)
+		case AnchorBefore:
+			i := idx(req.Place.ProgID)
+			if i < 0 {
+				return nil, errors.New("anchor not found")
+			}
+			c = slices.Insert(c, i, e)
+		case AnchorAfter:
+			i := idx(req.Place.ProgID)
+			if i < 0 {
+				return nil, errors.New("anchor not found")
+			}
+			c = slices.Insert(c, i+1, e)
+		}
+	}
+	k.chains[ck] = c
+	k.revs[ck]++
+	return &fakeLink{k: k, ck: ck, prog: prog}, nil
+}
+
+// programs returns the chain of an interface hook.
+func (k *fakeKernel) programs(ifindex int, h module.Hook) []uint32 {
+	ids, _, _ := k.Chain(ifindex, h)
+	return ids
+}
+
+// leftovers lists attached programs and pins.
+func (k *fakeKernel) leftovers() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for ck, c := range k.chains {
+		for _, e := range c {
+			out = append(out, fmt.Sprintf("prog %d on %d/%s", e.prog, ck.ifindex, ck.hook))
+		}
+	}
+	for p := range k.pins {
+		out = append(out, "pin "+p)
+	}
+	return out
+}
+
+// fakeModule records the calls a control plane receives.
+type fakeModule struct {
+	mu       sync.Mutex
+	calls    []string
+	panicOn  string // "Attach", "Detach", "Close", "handler"
+	failOn   string
+	attached map[string]bool
+}
+
+func (f *fakeModule) record(call string) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, call)
+	f.mu.Unlock()
+	name, _, _ := strings.Cut(call, " ")
+	if f.panicOn == name {
+		panic("fake module panic in " + name)
+	}
+	if f.failOn == name {
+		return errors.New("fake module refuses " + name)
+	}
+	return nil
+}
+
+func (f *fakeModule) Attach(a module.Attachment) error {
+	if err := f.record("Attach " + a.Interface.Name); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.attached[a.Interface.Name] = true
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeModule) Detach(a module.Attachment) error {
+	f.mu.Lock()
+	delete(f.attached, a.Interface.Name)
+	f.mu.Unlock()
+	return f.record("Detach " + a.Interface.Name)
+}
+
+func (f *fakeModule) Close() error { return f.record("Close") }
+
+// fakePlugins maps a .so path to its behaviour.
+type fakePlugins struct {
+	mu      sync.Mutex
+	openErr map[string]error
+	newErr  map[string]error
+	mods    map[string][]*fakeModule // instances created per module name
+	panicOn map[string]string        // module name -> call that panics
+	failOn  map[string]string
+}
+
+func newFakePlugins() *fakePlugins {
+	return &fakePlugins{openErr: map[string]error{}, newErr: map[string]error{}, mods: map[string][]*fakeModule{},
+		panicOn: map[string]string{}, failOn: map[string]string{}}
+}
+
+func (p *fakePlugins) Open(path string) (module.NewFunc, module.MapSizesFunc, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.openErr[path]; err != nil {
+		return nil, nil, err
+	}
+	newFn := func(base module.Base) (module.Module, error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err := p.newErr[base.Name]; err != nil {
+			return nil, err
+		}
+		if p.panicOn[base.Name] == "New" {
+			panic("fake New panic")
+		}
+		f := &fakeModule{panicOn: p.panicOn[base.Name], failOn: p.failOn[base.Name], attached: map[string]bool{}}
+		base.Router.HandleFunc("/state", func(w http.ResponseWriter, _ *http.Request) {
+			if f.panicOn == "handler" {
+				panic("fake handler panic")
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"attached": %d}`, len(f.attached))
+		})
+		p.mods[base.Name] = append(p.mods[base.Name], f)
+		return f, nil
+	}
+	return newFn, nil, nil
+}
+
+

@@ -1,0 +1,91 @@
+package ebpfmanager
+
+import (
+	"errors"
+
+	"github.com/oakestra/netmanager/ebpfManager/module"
+)
+
+// Mode is how programs are chained on an interface hook.
+type Mode string
+
+const (
+	// ModeTCX chains with TCX links (kernel >= 6.6) placed by anchors.
+	ModeTCX Mode = "tcx"
+	// ModeLegacy chains with a clsact qdisc and cls_bpf filters ordered by
+	// netlink priority.
+	ModeLegacy Mode = "legacy"
+)
+
+// ErrChainChanged is returned by Kernel.Attach when the chain changed since it
+// was read (TCX expected revision); the manager reads it again and retries.
+var ErrChainChanged = errors.New("chain changed while attaching")
+
+// LoadOptions asks the kernel to load a module's data plane.
+type LoadOptions struct {
+	Object   string            // path of N.o
+	PinDir   string            // bpffs directory for this instance's maps
+	MapSizes map[string]uint32 // max_entries overrides by map name
+}
+
+// DataPlane is one loaded data plane.
+type DataPlane interface {
+	// SDK returns the maps and programs handed to the control plane.
+	SDK() *module.DataPlane
+	// ProgramID returns the kernel ID of the program for hook, if the object has one.
+	ProgramID(h module.Hook) (uint32, bool)
+	// Close closes the maps and programs and removes the pins.
+	Close() error
+}
+
+// Anchor says where a TCX link goes relative to the chain.
+type Anchor int
+
+const (
+	AnchorTail   Anchor = iota // after everything
+	AnchorBefore               // before the program ProgID
+	AnchorAfter                // after the program ProgID
+)
+
+// Place is where a program is attached: an anchor (TCX), or a netlink
+// priority (legacy).
+type Place struct {
+	Anchor   Anchor
+	ProgID   uint32
+	Revision uint64 // expected chain revision (TCX); 0 means any
+	Priority uint16 // cls_bpf filter priority (legacy)
+}
+
+// AttachRequest asks the kernel to attach a data plane's program.
+type AttachRequest struct {
+	DataPlane DataPlane
+	Hook      module.Hook
+	Ifindex   int
+	Ifname    string
+	Place     Place
+	PinPath   string // where to pin the link (TCX); "" for none
+}
+
+// Link is one attached program.
+type Link interface {
+	// Close detaches the program and removes the link's pin.
+	Close() error
+}
+
+// Kernel is everything the manager asks of the kernel.
+type Kernel interface {
+	Mode() Mode
+	Load(opts LoadOptions) (DataPlane, error)
+	// Ifindex resolves a host interface name in the daemon's namespace.
+	Ifindex(name string) (int, error)
+	// Chain returns the IDs of the programs on an interface hook in run order,
+	// and the chain's revision (0 in legacy mode).
+	Chain(ifindex int, h module.Hook) ([]uint32, uint64, error)
+	Attach(req AttachRequest) (Link, error)
+}
+
+// Plugins opens module control planes.
+type Plugins interface {
+	// Open loads a plugin and returns its New and, if exported, MapSizes.
+	Open(path string) (module.NewFunc, module.MapSizesFunc, error)
+}

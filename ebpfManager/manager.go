@@ -1,0 +1,331 @@
+package ebpfmanager
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/oakestra/netmanager/ebpfManager/module"
+	"github.com/oakestra/netmanager/node-net-manager/errdefs"
+	"github.com/oakestra/netmanager/node-net-manager/events"
+)
+
+// Options configures a Manager.
+type Options struct {
+	Kernel     Kernel
+	Plugins    Plugins
+	ModulesDir string
+	PinDir     string // bpffs directory under which each instance pins its maps and links
+	// Services lists the deployed services in deploy order.
+	Services func() []events.Service
+	Table    module.ServiceTable
+	Log      logrus.FieldLogger
+}
+
+// Manager is the registry of module instances.
+type Manager struct {
+	opts   Options
+	mu     sync.Mutex
+	insts  map[string]*instance
+	nextID int
+	seq    uint64
+}
+
+// New returns a Manager. It removes pins an earlier run left in PinDir: their
+// links and maps belong to no one now.
+func New(opts Options) (*Manager, error) {
+	if opts.Kernel == nil || opts.Plugins == nil || opts.Services == nil {
+		return nil, errors.New("ebpfmanager: Kernel, Plugins and Services are required")
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.StandardLogger()
+	}
+	if err := os.MkdirAll(opts.PinDir, 0o700); err != nil {
+		return nil, fmt.Errorf("pin dir: %w", err)
+	}
+	stale, _ := os.ReadDir(opts.PinDir)
+	for _, e := range stale {
+		p := filepath.Join(opts.PinDir, e.Name())
+		opts.Log.WithField("path", p).Warn("removing pins left over from an earlier run")
+		if err := os.RemoveAll(p); err != nil {
+			return nil, fmt.Errorf("remove stale pins %s: %w", p, err)
+		}
+	}
+	return &Manager{opts: opts, insts: map[string]*instance{}}, nil
+}
+
+// LoadRequest is the body of POST /ebpf.
+type LoadRequest struct {
+	Name       string          `json:"name"`
+	Config     json.RawMessage `json:"config"`
+	Priority   *int            `json:"priority"`
+	Services   []string        `json:"services"`
+	Interfaces []string        `json:"interfaces"`
+}
+
+// Load starts a module instance and attaches it wherever it applies. A failed
+// load leaves nothing behind: no link, pin or route.
+func (m *Manager) Load(req LoadRequest) (Info, error) {
+	if err := ValidateModuleName(req.Name); err != nil {
+		return Info{}, err
+	}
+	sc, err := newScope(req.Services, req.Interfaces)
+	if err != nil {
+		return Info{}, err
+	}
+	cfg, err := normaliseConfig(req.Config)
+	if err != nil {
+		return Info{}, err
+	}
+	newFn, sizesFn, obj, err := m.openModule(req.Name)
+	if err != nil {
+		return Info{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	prio, err := m.priority(req.Priority)
+	if err != nil {
+		return Info{}, err
+	}
+	m.nextID++
+	m.seq++
+	in := &instance{id: strconv.Itoa(m.nextID), name: req.Name, rank: rank{priority: prio, seq: m.seq}, tie: m.tieFor(prio),
+		config: cfg, scope: sc, state: StateRunning, created: time.Now().UTC(), atts: map[string]*attachment{}}
+	in.pinDir = filepath.Join(m.opts.PinDir, in.id)
+	if err := m.start(in, newFn, sizesFn, obj); err != nil {
+		return Info{}, fmt.Errorf("load module %s: %w", req.Name, err)
+	}
+	m.insts[in.id] = in
+	m.opts.Log.WithFields(logrus.Fields{"id": in.id, "module": in.name, "priority": prio, "attachments": len(in.atts)}).Info("module loaded")
+	return in.info(m.opts.Kernel.Mode()), nil
+}
+
+func normaliseConfig(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return json.RawMessage("null"), nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("%w: config must be a JSON object", errdefs.ErrInvalid)
+	}
+	return raw, nil
+}
+
+// openModule finds a module's files and opens its control plane.
+func (m *Manager) openModule(name string) (module.NewFunc, module.MapSizesFunc, string, error) {
+	dir := filepath.Join(m.opts.ModulesDir, name)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, nil, "", fmt.Errorf("%w: module %q is not installed in %s", errdefs.ErrNotFound, name, m.opts.ModulesDir)
+	}
+	so, obj := filepath.Join(dir, name+".so"), filepath.Join(dir, name+".o")
+	for _, f := range []string{so, obj} {
+		if _, err := os.Stat(f); err != nil {
+			return nil, nil, "", fmt.Errorf("%w: module %q lacks %s", errdefs.ErrUnprocessable, name, filepath.Base(f))
+		}
+	}
+	newFn, sizesFn, err := m.opts.Plugins.Open(so)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%w: module %q: %v", errdefs.ErrUnprocessable, name, err)
+	}
+	return newFn, sizesFn, obj, nil
+}
+
+// priority returns the requested priority, or one after every existing instance.
+func (m *Manager) priority(p *int) (int, error) {
+	if p != nil {
+		if *p < MinPriority || *p > MaxPriority {
+			return 0, fmt.Errorf("%w: priority %d must be within %d-%d", errdefs.ErrInvalid, *p, MinPriority, MaxPriority)
+		}
+		return *p, nil
+	}
+	prio := MinPriority
+	for _, in := range m.insts {
+		if in.rank.priority >= prio {
+			prio = min(in.rank.priority+1, MaxPriority)
+		}
+	}
+	return prio, nil
+}
+
+// tieFor is one more than the highest tie index among instances of prio.
+func (m *Manager) tieFor(prio int) int {
+	tie := 0
+	for _, in := range m.insts {
+		if in.rank.priority == prio && in.tie >= tie {
+			tie = in.tie + 1
+		}
+	}
+	return tie
+}
+
+// start loads the data plane, creates the control plane and attaches; on
+// error it undoes all of it.
+func (m *Manager) start(in *instance, newFn module.NewFunc, sizesFn module.MapSizesFunc, obj string) (err error) {
+	if m.opts.Kernel.Mode() == ModeLegacy {
+		if _, err := legacyPriority(in.rank.priority, in.tie); err != nil {
+			return fmt.Errorf("%w: %v", errdefs.ErrConflict, err)
+		}
+	}
+	var sizes map[string]uint32
+	if sizesFn != nil {
+		if err := m.guard(in, "MapSizes", func() (err error) { sizes, err = sizesFn(in.config); return }); err != nil {
+			return moduleError(err)
+		}
+	}
+	in.dp, err = m.opts.Kernel.Load(LoadOptions{Object: obj, PinDir: filepath.Join(in.pinDir, "maps"), MapSizes: sizes})
+	if err != nil {
+		_ = os.RemoveAll(in.pinDir)
+		return err
+	}
+	_, hasIn := in.dp.ProgramID(module.HookIngress)
+	_, hasEg := in.dp.ProgramID(module.HookEgress)
+	if !hasIn && !hasEg {
+		m.closeDataPlane(in)
+		return fmt.Errorf("%w: the data plane defines neither %s nor %s", errdefs.ErrUnprocessable, module.ProgramIngress, module.ProgramEgress)
+	}
+	in.router = newModuleRouter(in.name)
+	base := module.Base{ID: in.id, Name: in.name, Priority: in.rank.priority, Config: in.config, Router: in.router,
+		Log: m.opts.Log.WithFields(logrus.Fields{"module": in.name, "id": in.id}), Services: m.opts.Table, DataPlane: in.dp.SDK()}
+	if err := m.guard(in, "New", func() (err error) { in.mod, err = newFn(base); return }); err != nil {
+		m.closeDataPlane(in)
+		return moduleError(err)
+	}
+	if in.mod == nil {
+		m.closeDataPlane(in)
+		return fmt.Errorf("%w: New returned no module", errdefs.ErrUnprocessable)
+	}
+	defer func() {
+		if err != nil {
+			m.stop(in)
+		}
+	}()
+	for _, t := range m.targets(in) {
+		if err := m.attach(in, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moduleError maps a control plane's error to a status: its own config
+// complaints are 400, the rest 422.
+func moduleError(err error) error {
+	if errors.Is(err, module.ErrInvalidConfig) || errors.Is(err, errdefs.ErrInvalid) {
+		return fmt.Errorf("%w: %v", errdefs.ErrInvalid, err)
+	}
+	if errdefs.HTTPStatus(err) != 500 {
+		return err
+	}
+	return fmt.Errorf("%w: %v", errdefs.ErrUnprocessable, err)
+}
+
+// targets lists the interfaces a new instance applies to: its host interfaces,
+// then the veths of the services it selects, in deploy order.
+func (m *Manager) targets(in *instance) []module.Interface {
+	var out []module.Interface
+	for _, name := range in.scope.interfaces {
+		out = append(out, module.Interface{Name: name})
+	}
+	for _, s := range m.opts.Services() {
+		if in.scope.wantsService(s.ServiceName) {
+			out = append(out, serviceInterface(s))
+		}
+	}
+	return out
+}
+
+func serviceInterface(s events.Service) module.Interface {
+	return module.Interface{Name: s.HostVeth, Ifindex: s.HostIfindex, Service: &module.Service{
+		Name: s.ServiceName, Instance: s.Instance, IPv4: s.IPv4, IPv6: s.IPv6, Netns: s.Netns}}
+}
+
+// Delete stops one instance.
+func (m *Manager) Delete(id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	in := m.insts[id]
+	if in == nil {
+		return fmt.Errorf("%w: no module instance %q", errdefs.ErrNotFound, id)
+	}
+	delete(m.insts, id)
+	err := m.stop(in)
+	m.opts.Log.WithFields(logrus.Fields{"id": id, "module": in.name}).Info("module deleted")
+	return err
+}
+
+// DeleteAll stops every instance, highest rank first.
+func (m *Manager) DeleteAll() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	insts := m.sorted()
+	for i := len(insts) - 1; i >= 0; i-- {
+		delete(m.insts, insts[i].id)
+		errs = append(errs, m.stop(insts[i]))
+	}
+	return errors.Join(errs...)
+}
+
+// stop detaches everything, closes the control plane and the data plane.
+func (m *Manager) stop(in *instance) error {
+	var errs []error
+	for name := range in.atts {
+		errs = append(errs, m.detach(in, name))
+	}
+	if in.mod != nil {
+		errs = append(errs, m.guard(in, "Close", in.mod.Close))
+	}
+	errs = append(errs, m.closeDataPlane(in))
+	return errors.Join(errs...)
+}
+
+func (m *Manager) closeDataPlane(in *instance) error {
+	var errs []error
+	if in.dp != nil {
+		errs = append(errs, in.dp.Close())
+	}
+	if err := os.RemoveAll(in.pinDir); err != nil {
+		errs = append(errs, fmt.Errorf("remove pins: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// List returns every instance in chain order.
+func (m *Manager) List() []Info {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []Info{}
+	for _, in := range m.sorted() {
+		out = append(out, in.info(m.opts.Kernel.Mode()))
+	}
+	return out
+}
+
+// Get returns one instance.
+func (m *Manager) Get(id string) (Info, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	in := m.insts[id]
+	if in == nil {
+		return Info{}, fmt.Errorf("%w: no module instance %q", errdefs.ErrNotFound, id)
+	}
+	return in.info(m.opts.Kernel.Mode()), nil
+}
+
+// sorted returns the instances in chain order; the caller holds mu.
+func (m *Manager) sorted() []*instance {
+	out := make([]*instance, 0, len(m.insts))
+	for _, in := range m.insts {
+		out = append(out, in)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].rank.less(out[j].rank) })
+	return out
+}
