@@ -283,5 +283,3 @@ func (p *fakePlugins) Open(path string) (module.NewFunc, module.MapSizesFunc, er
 	}
 	return newFn, nil, nil
 }
-
-

@@ -35,20 +35,20 @@ func (a *attachment) hooks() []module.Hook {
 
 // instance is one loaded module.
 type instance struct {
-	id       string
-	name     string
-	rank     rank
-	tie      int // index among instances of the same priority (legacy mode)
-	config   json.RawMessage
-	scope    scope
-	state    string
-	failure  string
-	created  time.Time
-	pinDir   string
-	dp       DataPlane
-	mod      module.Module
-	router   *mux.Router
-	atts     map[string]*attachment // by interface name
+	id      string
+	name    string
+	rank    rank
+	tie     int // index among instances of the same priority (legacy mode)
+	config  json.RawMessage
+	scope   scope
+	state   string
+	failure string
+	created time.Time
+	pinDir  string
+	dp      DataPlane
+	mod     module.Module
+	router  *mux.Router
+	atts    map[string]*attachment // by interface name
 }
 
 func (in *instance) fail(reason string) {

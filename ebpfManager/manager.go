@@ -298,6 +298,15 @@ func (m *Manager) closeDataPlane(in *instance) error {
 	return errors.Join(errs...)
 }
 
+// Close deletes every instance and removes the pin directory if it is empty.
+func (m *Manager) Close() error {
+	err := m.DeleteAll()
+	if rerr := os.Remove(m.opts.PinDir); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = errors.Join(err, fmt.Errorf("remove pin dir: %w", rerr))
+	}
+	return err
+}
+
 // List returns every instance in chain order.
 func (m *Manager) List() []Info {
 	m.mu.Lock()

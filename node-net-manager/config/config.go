@@ -30,6 +30,8 @@ type Config struct {
 	PeerName     string `json:"peerName"`     // name of the interface inside a service's namespace
 	NodeIP       string `json:"nodeIP"`       // address other nodes reach this node on; "" = bridge gateway
 	TunnelPort   int    `json:"tunnelPort"`   // UDP port of the inter-node tunnel
+	PinDir       string `json:"pinDir"`       // bpffs directory for module pins
+	TCMode       string `json:"tcMode"`       // how module programs are chained: auto, tcx, legacy
 }
 
 // Default returns the built-in configuration.
@@ -45,6 +47,8 @@ func Default() Config {
 		MTU:          1450,
 		PeerName:     "eth0",
 		TunnelPort:   50103,
+		PinDir:       "/sys/fs/bpf/netmanager",
+		TCMode:       "auto",
 	}
 }
 
@@ -106,6 +110,14 @@ func (c Config) Validate() (Network, error) {
 	if c.TunnelPort < 1 || c.TunnelPort > 65535 {
 		return n, fmt.Errorf("tunnelPort %d: must be within 1-65535", c.TunnelPort)
 	}
+	switch c.TCMode {
+	case "auto", "tcx", "legacy":
+	default:
+		return n, fmt.Errorf("tcMode %q: want auto, tcx or legacy", c.TCMode)
+	}
+	if c.PinDir == "" || !strings.HasPrefix(c.PinDir, "/") {
+		return n, fmt.Errorf("pinDir %q: must be an absolute path on a bpffs mount", c.PinDir)
+	}
 	n.NodeIP = n.Gateway
 	if c.NodeIP != "" {
 		if n.NodeIP, err = netip.ParseAddr(c.NodeIP); err != nil {
@@ -153,6 +165,8 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&f.StateDir, "state-dir", c.StateDir, "directory for state")
 	fs.StringVar(&f.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&f.Bridge, "bridge", c.Bridge, "node bridge name")
+	fs.StringVar(&f.PinDir, "pin-dir", c.PinDir, "bpffs directory for eBPF module pins")
+	fs.StringVar(&f.TCMode, "tc-mode", c.TCMode, "how eBPF modules are chained: auto, tcx or legacy")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -178,6 +192,10 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 			c.LogLevel = f.LogLevel
 		case "bridge":
 			c.Bridge = f.Bridge
+		case "pin-dir":
+			c.PinDir = f.PinDir
+		case "tc-mode":
+			c.TCMode = f.TCMode
 		}
 	})
 	c.LogLevel = strings.ToLower(c.LogLevel)

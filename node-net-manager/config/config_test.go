@@ -37,6 +37,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.MTU = 100 }, "mtu"},
 		{func(c *Config) { c.TunnelPort = 70000 }, "tunnelPort"},
 		{func(c *Config) { c.NodeIP = "nope" }, "nodeIP"},
+		{func(c *Config) { c.TCMode = "xdp" }, "tcMode"},
+		{func(c *Config) { c.PinDir = "relative" }, "pinDir"},
 	}
 	for _, tc := range cases {
 		c := Default()

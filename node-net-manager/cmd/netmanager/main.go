@@ -15,8 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 
+	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
+	"github.com/oakestra/netmanager/ebpfManager/kernel"
 	"github.com/oakestra/netmanager/node-net-manager/api"
 	"github.com/oakestra/netmanager/node-net-manager/config"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
@@ -81,13 +84,25 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	if err != nil {
 		return errors.Join(err, env.Teardown())
 	}
-	mgr, err := deploy.New(deploy.Options{Net: n, Env: env, Table: tab, Bus: &events.Bus{}, Log: log})
+	bus := &events.Bus{}
+	mgr, err := deploy.New(deploy.Options{Net: n, Env: env, Table: tab, Bus: bus, Log: log})
 	if err != nil {
 		return errors.Join(err, env.Teardown())
+	}
+	router := api.NewRouter(api.Options{Deployer: mgr, Version: version.Version, Log: log})
+	em, emErr := startEBPFManager(cfg, mgr, tab, bus, log)
+	if emErr != nil {
+		log.WithError(emErr).Warn("eBPF Manager disabled: modules cannot be loaded on this node")
+		disabledEBPF(router, emErr)
+	} else {
+		em.Register(router)
 	}
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		if em != nil {
+			err = errors.Join(err, em.Close())
+		}
 		err = errors.Join(err, mgr.Close(ctx), env.Teardown())
 		if err == nil {
 			log.Info("node network removed")
@@ -98,7 +113,7 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		return err
 	}
 	srv := &http.Server{
-		Handler:           api.NewRouter(api.Options{Deployer: mgr, Version: version.Version, Log: log}),
+		Handler:           router,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, len(lns))
@@ -124,6 +139,36 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		_ = os.Remove(cfg.Socket)
 	}
 	return err
+}
+
+// startEBPFManager creates the eBPF Manager and subscribes it to service events.
+func startEBPFManager(cfg config.Config, mgr *deploy.Manager, tab *table.Standalone, bus *events.Bus, log *logrus.Logger) (*ebpfmanager.Manager, error) {
+	k, err := kernel.New(cfg.TCMode)
+	if err != nil {
+		return nil, err
+	}
+	mounted, err := kernel.EnsureBPFFS(cfg.PinDir)
+	if err != nil {
+		return nil, err
+	}
+	if mounted {
+		log.WithField("path", kernel.DefaultBPFFS).Info("mounted the bpf file system (it stays mounted)")
+	}
+	em, err := ebpfmanager.New(ebpfmanager.Options{Kernel: k, Plugins: kernel.Plugins{}, ModulesDir: cfg.ModulesDir, PinDir: cfg.PinDir,
+		Services: mgr.Services, Table: ebpfmanager.StandaloneTable{Table: tab}, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	bus.Subscribe("ebpf-manager", em.HandleEvent)
+	log.WithFields(logrus.Fields{"mode": k.Mode(), "modules": cfg.ModulesDir, "pins": cfg.PinDir}).Info("eBPF Manager ready")
+	return em, nil
+}
+
+// disabledEBPF answers the /ebpf routes with the reason the manager is off.
+func disabledEBPF(r *mux.Router, reason error) {
+	r.PathPrefix("/ebpf").HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		api.WriteJSON(w, http.StatusServiceUnavailable, api.ErrorBody{Error: "the eBPF Manager is disabled on this node: " + reason.Error()})
+	})
 }
 
 func listen(cfg config.Config) ([]net.Listener, error) {

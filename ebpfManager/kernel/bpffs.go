@@ -1,0 +1,55 @@
+package kernel
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultBPFFS is where the bpf file system is conventionally mounted.
+const DefaultBPFFS = "/sys/fs/bpf"
+
+// EnsureBPFFS makes sure dir can hold pins: its nearest existing ancestor must
+// be on a bpf file system. When dir lies under /sys/fs/bpf and nothing is
+// mounted there (as on hosts without systemd's mount), it mounts one and says
+// so; the mount is left in place for whoever comes next.
+func EnsureBPFFS(dir string) (mounted bool, err error) {
+	onBPF, err := isBPFFS(nearestExisting(dir))
+	if err != nil || onBPF {
+		return false, err
+	}
+	if dir != DefaultBPFFS && !strings.HasPrefix(dir, DefaultBPFFS+"/") {
+		return false, fmt.Errorf("pin dir %s is not on a bpf file system", dir)
+	}
+	if err := os.MkdirAll(DefaultBPFFS, 0o755); err != nil {
+		return false, err
+	}
+	if err := unix.Mount("bpf", DefaultBPFFS, "bpf", 0, "mode=0700"); err != nil {
+		return false, fmt.Errorf("mount bpffs on %s: %w", DefaultBPFFS, err)
+	}
+	return true, nil
+}
+
+func nearestExisting(dir string) string {
+	for {
+		if _, err := os.Stat(dir); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return dir
+		}
+		dir = parent
+	}
+}
+
+func isBPFFS(path string) (bool, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	return st.Type == unix.BPF_FS_MAGIC, nil
+}

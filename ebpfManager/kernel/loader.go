@@ -1,0 +1,107 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf"
+
+	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
+	"github.com/oakestra/netmanager/ebpfManager/module"
+	"github.com/oakestra/netmanager/node-net-manager/errdefs"
+)
+
+// verifierTail is how many lines of a verifier log an error quotes.
+const verifierTail = 12
+
+type dataPlane struct {
+	coll *ebpf.Collection
+	ids  map[module.Hook]uint32
+}
+
+func (d *dataPlane) SDK() *module.DataPlane {
+	return &module.DataPlane{Maps: d.coll.Maps, Programs: d.coll.Programs}
+}
+
+func (d *dataPlane) ProgramID(h module.Hook) (uint32, bool) {
+	id, ok := d.ids[h]
+	return id, ok
+}
+
+func (d *dataPlane) Close() error {
+	var errs []error
+	for name, m := range d.coll.Maps {
+		if err := m.Unpin(); err != nil {
+			errs = append(errs, fmt.Errorf("unpin map %s: %w", name, err))
+		}
+	}
+	d.coll.Close()
+	return errors.Join(errs...)
+}
+
+// Load loads an object with map sizes applied and pins its maps in PinDir.
+// A verifier rejection is an ErrUnprocessable quoting the log's last lines.
+func (k *Kernel) Load(o ebpfmanager.LoadOptions) (_ ebpfmanager.DataPlane, err error) {
+	spec, err := ebpf.LoadCollectionSpec(o.Object)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s: %v", errdefs.ErrUnprocessable, filepath.Base(o.Object), err)
+	}
+	for name, size := range o.MapSizes {
+		ms := spec.Maps[name]
+		if ms == nil {
+			return nil, fmt.Errorf("%w: MapSizes names map %q, which the data plane lacks", errdefs.ErrUnprocessable, name)
+		}
+		ms.MaxEntries = size
+	}
+	for _, h := range module.Hooks {
+		if p := spec.Programs[h.Program()]; p != nil && p.Type != ebpf.SchedCLS {
+			return nil, fmt.Errorf("%w: %s is a %s program, want SEC(\"tc\")", errdefs.ErrUnprocessable, h.Program(), p.Type)
+		}
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		return nil, loadError(err)
+	}
+	dp := &dataPlane{coll: coll, ids: map[module.Hook]uint32{}}
+	defer func() {
+		if err != nil {
+			_ = dp.Close()
+		}
+	}()
+	for _, h := range module.Hooks {
+		p := coll.Programs[h.Program()]
+		if p == nil {
+			continue
+		}
+		info, err := p.Info()
+		if err != nil {
+			return nil, fmt.Errorf("program info: %w", err)
+		}
+		id, _ := info.ID()
+		dp.ids[h] = uint32(id)
+	}
+	if err := os.MkdirAll(o.PinDir, 0o700); err != nil {
+		return nil, fmt.Errorf("pin dir: %w", err)
+	}
+	for name, m := range coll.Maps {
+		if err := m.Pin(filepath.Join(o.PinDir, name)); err != nil {
+			return nil, fmt.Errorf("pin map %s: %w", name, err)
+		}
+	}
+	return dp, nil
+}
+
+func loadError(err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		lines := ve.Log
+		if len(lines) > verifierTail {
+			lines = lines[len(lines)-verifierTail:]
+		}
+		return fmt.Errorf("%w: the verifier rejected the data plane: %s:\n%s", errdefs.ErrUnprocessable, ve.Cause, strings.Join(lines, "\n"))
+	}
+	return fmt.Errorf("%w: load data plane: %v", errdefs.ErrUnprocessable, err)
+}
