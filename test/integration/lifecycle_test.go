@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -20,13 +21,17 @@ func TestRestartAfterCrashCleansUp(t *testing.T) {
 	n := newNode(t, state)
 	c := newContainer(t)
 	deployContainer(t, n, c, "app.ns.crash.ns", 0, "18081:80")
+	loadModule(t, n, `{"name": "packetcounter"}`)
 	n.d.Kill(t)
 	if out := n.ns.MustExec(t, "ip", "link", "show"); !strings.Contains(out, "oak") {
 		t.Fatalf("expected the crashed daemon's veth to remain: %s", out)
 	}
-	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, state)
+	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, state, "--pin-dir", n.d.PinDir)
 	n.assertState(t, n.ready, "after restart")
-	if !strings.Contains(n.d.Log(), "left over from an earlier run") {
+	if entries, _ := os.ReadDir(n.d.PinDir); len(entries) != 0 {
+		t.Fatalf("the crashed run's pins were kept: %v", entries)
+	}
+	if !strings.Contains(n.d.Log(), "left over from an earlier run") || !strings.Contains(n.d.Log(), "pins left over") {
 		t.Fatalf("restart did not report the sweep:\n%s", n.d.Log())
 	}
 	r2 := deployContainer(t, n, c, "app.ns.crash.ns", 0, "18081:80")

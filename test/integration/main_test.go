@@ -9,16 +9,18 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/oakestra/netmanager/ebpfManager/kernel"
 	"github.com/oakestra/netmanager/node-net-manager/api"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/test/nstest"
 )
 
-var netmanagerBin, ctlBin string
+var netmanagerBin, ctlBin, modulesDir string
 
 func TestMain(m *testing.M) {
 	nstest.RequireRoot()
@@ -31,6 +33,13 @@ func TestMain(m *testing.M) {
 	if err == nil {
 		ctlBin, err = nstest.Binary("NETMANAGERCTL_BIN", "github.com/oakestra/netmanager/node-net-manager/cmd/netmanagerctl", dir)
 	}
+	if err == nil {
+		modulesDir, err = linkModules(dir)
+	}
+	if err == nil {
+		// Mount bpffs once here, so parallel daemons never race to do it.
+		_, err = kernel.EnsureBPFFS(kernel.DefaultBPFFS)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
 		os.Exit(1)
@@ -38,6 +47,31 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// linkModules makes a modules directory holding the built modules and the
+// test-only ones (build/modules and build/test-modules from `make build`).
+func linkModules(dir string) (string, error) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "modules")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", err
+	}
+	for _, sub := range []string{"modules", "test-modules"} {
+		entries, err := os.ReadDir(filepath.Join(root, "build", sub))
+		if err != nil {
+			return "", fmt.Errorf("%w (run `make build` first)", err)
+		}
+		for _, e := range entries {
+			if err := os.Symlink(filepath.Join(root, "build", sub, e.Name()), filepath.Join(out, e.Name())); err != nil {
+				return "", err
+			}
+		}
+	}
+	return out, nil
 }
 
 // node is one worker node: its namespace, a pristine snapshot, and its daemon.
@@ -52,7 +86,7 @@ func newNode(t *testing.T, args ...string) *node {
 	t.Helper()
 	n := &node{ns: nstest.NewNetns(t, "nm-node")}
 	n.pristine = n.ns.Snapshot(t)
-	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, args...)
+	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, append([]string{"--modules-dir", modulesDir}, args...)...)
 	n.ready = n.ns.Snapshot(t)
 	return n
 }

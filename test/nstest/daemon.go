@@ -53,6 +53,7 @@ func (s *syncBuffer) String() string {
 type Daemon struct {
 	Node   *Netns
 	Socket string
+	PinDir string // this daemon's bpffs pin directory, unique per daemon
 	Client *client.Client
 	cmd    *exec.Cmd
 	log    *syncBuffer
@@ -67,9 +68,15 @@ type Daemon struct {
 func StartDaemon(t testing.TB, bin string, node *Netns, args ...string) *Daemon {
 	t.Helper()
 	dir := t.TempDir()
-	d := &Daemon{Node: node, Socket: filepath.Join(dir, "nm.sock"), log: &syncBuffer{}, done: make(chan error, 1)}
+	d := &Daemon{Node: node, Socket: filepath.Join(dir, "nm.sock"), PinDir: filepath.Join("/sys/fs/bpf", UniqueName("nm-test")),
+		log: &syncBuffer{}, done: make(chan error, 1)}
+	for i, a := range args { // an explicit --pin-dir (e.g. a restart reusing one) wins
+		if a == "--pin-dir" && i+1 < len(args) {
+			d.PinDir = args[i+1]
+		}
+	}
 	full := append([]string{"--net=" + node.Path(), bin, "--socket", d.Socket, "--listen", "127.0.0.1:6000",
-		"--state-dir", filepath.Join(dir, "state"), "--log-level", "debug"}, args...)
+		"--state-dir", filepath.Join(dir, "state"), "--pin-dir", d.PinDir, "--log-level", "debug"}, args...)
 	d.cmd = exec.Command("nsenter", full...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
@@ -80,6 +87,10 @@ func StartDaemon(t testing.TB, bin string, node *Netns, args ...string) *Daemon 
 	t.Cleanup(func() {
 		if !d.exited {
 			d.Stop(t)
+		}
+		if _, err := os.Stat(d.PinDir); err == nil {
+			t.Errorf("pin dir %s left behind", d.PinDir)
+			_ = os.RemoveAll(d.PinDir)
 		}
 		if t.Failed() {
 			t.Logf("netmanager log:\n%s", d.log.String())
