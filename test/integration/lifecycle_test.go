@@ -133,6 +133,25 @@ func TestCLI(t *testing.T) {
 	if err == nil || !strings.Contains(out, "HTTP 409") {
 		t.Fatalf("second deploy: %q %v", out, err)
 	}
+	out, err = ctl("modules", "load", "packetcounter", "--priority", "7", "--config", `{"maxInterfaces": 16}`)
+	if err != nil || !strings.Contains(out, "loaded packetcounter as instance 1 (priority 7, 2 attachments, tcx)") {
+		t.Fatalf("modules load: %q %v", out, err)
+	}
+	if out, err = ctl("modules", "list"); err != nil || !strings.Contains(out, "packetcounter") || !strings.Contains(out, "running") {
+		t.Fatalf("modules list: %q %v", out, err)
+	}
+	if out, err = ctl("modules", "get", "1", "/counts"); err != nil || !strings.Contains(out, `"ingress"`) {
+		t.Fatalf("modules get: %q %v", out, err)
+	}
+	if out, err = ctl("modules", "show", "1"); err != nil || !strings.Contains(out, `"programId"`) {
+		t.Fatalf("modules show: %q %v", out, err)
+	}
+	if out, err = ctl("modules", "load", "nosuch"); err == nil || !strings.Contains(out, "HTTP 404") {
+		t.Fatalf("modules load nosuch: %q %v", out, err)
+	}
+	if out, err = ctl("modules", "delete", "1"); err != nil || !strings.Contains(out, "deleted") {
+		t.Fatalf("modules delete: %q %v", out, err)
+	}
 	if out, err := ctl("undeploy", "--service", "app.ns.cli.ns", "--instance", "3"); err != nil {
 		t.Fatalf("undeploy: %q %v", out, err)
 	}

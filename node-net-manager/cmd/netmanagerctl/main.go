@@ -27,6 +27,12 @@ commands:
                                 deploy a service instance's networking
   undeploy --service S --instance N [--unikernel]
                                 remove a service instance's networking
+  modules list                  list eBPF module instances in chain order
+  modules load NAME [--priority P] [--config JSON] [--services S,..] [--interfaces I,..]
+                                load a module instance
+  modules show ID               one instance with its attachments
+  modules delete ID|--all       stop one instance, or all
+  modules get ID PATH           GET a module's own route, e.g. modules get 1 /counts
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -81,6 +87,8 @@ func dispatch(ctx context.Context, c *client.Client, cmd string, args []string, 
 		return deployCmd(ctx, c, args, stdout, stderr)
 	case "undeploy":
 		return undeployCmd(ctx, c, args, stdout, stderr)
+	case "modules":
+		return modulesCmd(ctx, c, args, stdout, stderr)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
