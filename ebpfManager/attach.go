@@ -106,7 +106,10 @@ func (m *Manager) detach(in *instance, name string) error {
 	}
 	if in.state == StateRunning {
 		a := module.Attachment{Interface: att.iface, Hooks: att.hooks()}
-		errs = append(errs, m.guard(in, "Detach", func() error { return in.mod.Detach(a) }))
+		if err := m.guard(in, "Detach", func() error { return in.mod.Detach(a) }); err != nil {
+			// The programs are gone either way; the control plane's complaint is news, not failure.
+			m.opts.Log.WithError(err).WithFields(logrus.Fields{"id": in.id, "module": in.name, "interface": name}).Warn("module Detach failed")
+		}
 	}
 	return errors.Join(errs...)
 }

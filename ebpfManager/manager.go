@@ -281,7 +281,9 @@ func (m *Manager) stop(in *instance) error {
 		errs = append(errs, m.detach(in, name))
 	}
 	if in.mod != nil {
-		errs = append(errs, m.guard(in, "Close", in.mod.Close))
+		if err := m.guard(in, "Close", in.mod.Close); err != nil {
+			m.opts.Log.WithError(err).WithFields(logrus.Fields{"id": in.id, "module": in.name}).Warn("module Close failed")
+		}
 	}
 	errs = append(errs, m.closeDataPlane(in))
 	return errors.Join(errs...)
