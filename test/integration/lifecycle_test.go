@@ -2,8 +2,8 @@ package integration
 
 import (
 	"fmt"
-	"os"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
