@@ -48,7 +48,7 @@ func TestReadmeExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("README example failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{`"nsAddress":"10.18.0.2"`, `"nsAddress":"10.18.0.3"`, `"portMappings":[{"hostPort":8080`, "3 received", "fd00:18::3"} {
+	for _, want := range []string{`"nsAddress":"10.18.0.2"`, `"nsAddress":"10.18.0.3"`, `"portMappings":[{"hostPort":8080`, "3 received", "fd00:18::3", `"name":"packetcounter"`, `"packets":`, `"state":"deleted"`} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("README example output lacks %q:\n%s", want, out)
 		}
