@@ -11,7 +11,7 @@ RUN_ARGS ?= --listen 127.0.0.1:6000
 
 export CGO_ENABLED := 1
 
-.PHONY: all deps build run test unit-test integration-test clean
+.PHONY: all deps build run test unit-test integration-test bench clean
 
 all: build
 
@@ -38,6 +38,9 @@ unit-test:
 integration-test: build
 	NETMANAGER_BIN=$(abspath $(BUILD)/bin/netmanager) NETMANAGERCTL_BIN=$(abspath $(BUILD)/bin/netmanagerctl) \
 		$(GO) test -count=1 -v -timeout 20m ./test/...
+
+bench: build
+	scripts/bench.sh
 
 clean:
 	rm -rf $(BUILD)

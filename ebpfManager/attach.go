@@ -32,6 +32,9 @@ func (m *Manager) attach(in *instance, iface module.Interface) (err error) {
 			}
 		}
 	}()
+	// Hooks are attached one after the other on the calling thread: TCX resolves
+	// the ifindex in the calling thread's network namespace, and attaches are
+	// serialised by the kernel anyway (each waits for an RCU grace period).
 	for _, h := range module.Hooks {
 		if _, ok := in.dp.ProgramID(h); !ok {
 			continue
