@@ -264,4 +264,3 @@ func BenchmarkAttachServiceVeth(b *testing.B) {
 		})
 	}
 }
-

@@ -19,7 +19,7 @@ func TestBadInputLeavesNothingBehind(t *testing.T) {
 	good := newContainer(t)
 	other := newContainer(t)
 	deployContainer(t, n, good, "app.ns.taken.ns", 0, "18080:80")
-	before := n.ns.Snapshot(t)
+	before := n.settled(t)
 
 	gone := exec.Command("true")
 	if err := gone.Run(); err != nil {

@@ -193,7 +193,7 @@ func TestModuleLoadRefusals(t *testing.T) {
 			tcxChain(t, n, veth, ebpf.AttachTCXIngress), tcxChain(t, n, veth, ebpf.AttachTCXEgress), pins)
 	}
 	want := state()
-	netBefore := n.ns.Snapshot(t)
+	netBefore := n.settled(t)
 	cases := []struct {
 		name, body string
 		code       int

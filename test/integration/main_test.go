@@ -85,26 +85,47 @@ type node struct {
 func newNode(t *testing.T, args ...string) *node {
 	t.Helper()
 	n := &node{ns: nstest.NewNetns(t, "nm-node")}
-	n.pristine = n.ns.Snapshot(t)
+	n.pristine = n.settled(t)
 	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, append([]string{"--modules-dir", modulesDir}, args...)...)
-	n.ready = n.ns.Snapshot(t)
+	n.ready = n.settled(t)
 	return n
 }
 
-// assertState fails the test when the node's network differs from want.
+// settled returns the node's snapshot once two in a row agree: the kernel
+// finishes some bookkeeping (IPv6 on new links) a moment after a change.
+func (n *node) settled(t *testing.T) string {
+	t.Helper()
+	prev := n.ns.Snapshot(t)
+	for i := 0; i < 30; i++ {
+		time.Sleep(50 * time.Millisecond)
+		cur := n.ns.Snapshot(t)
+		if cur == prev {
+			return cur
+		}
+		prev = cur
+	}
+	t.Fatalf("the node's network never settled")
+	return ""
+}
+
+// assertState fails the test when the node's network differs from want,
+// allowing the kernel a moment to finish asynchronous bookkeeping.
 func (n *node) assertState(t *testing.T, want, what string) {
 	t.Helper()
-	if got := n.ns.Snapshot(t); got != want {
-		t.Fatalf("%s: node network differs:\n%s", what, nstest.Diff(want, got))
-	}
+	n.assertWithin(t, want, what, 20)
 }
 
 // assertStateEventually is assertState for changes the kernel makes
-// asynchronously (a destroyed namespace takes its veths down a little later).
+// asynchronously and slowly (a destroyed namespace takes its veths down later).
 func (n *node) assertStateEventually(t *testing.T, want, what string) {
 	t.Helper()
+	n.assertWithin(t, want, what, 50)
+}
+
+func (n *node) assertWithin(t *testing.T, want, what string, tries int) {
+	t.Helper()
 	var got string
-	for i := 0; i < 50; i++ {
+	for i := 0; i < tries; i++ {
 		if got = n.ns.Snapshot(t); got == want {
 			return
 		}
