@@ -209,6 +209,8 @@ func TestModuleLoadRefusals(t *testing.T) {
 		{"unknown interface", `{"name": "packetcounter", "interfaces": ["nosuch0"]}`, 400, "nosuch0"},
 		{"priority out of range", `{"name": "packetcounter", "priority": 5000}`, 400, "priority"},
 		{"plugin built with other flags", `{"name": "badflags"}`, 422, "different version of package"},
+		{"New with the wrong signature", `{"name": "badsig"}`, 422, "New is a func() error"},
+		{"verifier rejection", `{"name": "badverifier"}`, 422, "verifier rejected"},
 	}
 	for _, tc := range cases {
 		status, body, err := n.d.Client.Raw(ctx(t), http.MethodPost, "/ebpf", []byte(tc.body))
@@ -345,4 +347,37 @@ func tcxChain(t *testing.T, n *node, ifname string, at ebpf.AttachType) []ebpf.P
 		t.Fatalf("query %s: %v", ifname, err)
 	}
 	return ids
+}
+
+// An instance can target a host interface instead of service veths; its
+// counts are named by the interface's own hooks.
+func TestModuleOnHostInterface(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	c := newContainer(t)
+	deployContainer(t, n, c, "app.ns.pinger.ns", 0, "")
+	info := loadModule(t, n, `{"name": "packetcounter", "interfaces": ["goProxyBridge"]}`)
+	if len(info.Attachments) != 2 || info.Attachments[0].Interface != "goProxyBridge" || info.Attachments[0].Service != "" || info.Attachments[0].Direction != "ingress" {
+		t.Fatalf("attachments: %+v", info.Attachments)
+	}
+	assertPing(t, c.ns, "10.18.0.1") // to the bridge itself: through its hooks
+	got := counts(t, n, info.ID, "goProxyBridge")
+	if got["ingress"].Packets < 2 || got["egress"].Packets < 2 {
+		t.Fatalf("bridge counts %+v", got)
+	}
+	// A service deployed later does not get a host-interface instance.
+	c2 := newContainer(t)
+	deployContainer(t, n, c2, "app.ns.other.ns", 0, "")
+	var inf ebpfmanager.Info
+	getJSON(t, n, "/ebpf/"+info.ID, &inf)
+	if len(inf.Attachments) != 2 {
+		t.Fatalf("host-interface instance attached to a service: %+v", inf.Attachments)
+	}
+	if err := n.d.Client.Do(ctx(t), http.MethodDelete, "/ebpf/"+info.ID, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	undeploy(t, n, deploy.KindContainer, "app.ns.pinger.ns", 0)
+	undeploy(t, n, deploy.KindContainer, "app.ns.other.ns", 0)
+	n.assertState(t, n.ready, "after the host-interface module")
+	n.stop(t)
 }
