@@ -117,20 +117,30 @@ func (m *Manager) detach(in *instance, name string) error {
 	return errors.Join(errs...)
 }
 
-// HandleEvent follows the NetManager's services: a new service gets every
-// applicable running instance attached in chain order before its deploy
-// returns; a removed one loses its attachments.
+// HandleEvent follows the NetManager's services: a new service gets the
+// instances its SLA asks for (created on first use) and every applicable
+// running instance attached in chain order before its deploy returns; a
+// removed one loses its attachments, and SLA instances go with their last
+// service.
 func (m *Manager) HandleEvent(_ context.Context, ev events.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch ev.Type {
 	case events.ServiceCreated:
-		return m.serviceCreated(ev.Service)
+		sla, err := m.slaAcquire(ev.Service)
+		if err != nil {
+			return err
+		}
+		if err := m.serviceCreated(ev.Service); err != nil {
+			return errors.Join(err, m.slaRelease(sla))
+		}
+		return nil
 	case events.ServiceRemoved:
 		var errs []error
 		for _, in := range m.sorted() {
 			errs = append(errs, m.detach(in, ev.Service.HostVeth))
 		}
+		errs = append(errs, m.slaRelease(m.slaOf(ev.Service)))
 		return errors.Join(errs...)
 	}
 	return nil

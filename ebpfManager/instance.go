@@ -49,6 +49,8 @@ type instance struct {
 	mod     module.Module
 	router  *mux.Router
 	atts    map[string]*attachment // by interface name
+	slaKey  string                 // set for instances a deploy\'s SLA asked for
+	refs    int                    // deployed service instances using an SLA instance
 }
 
 func (in *instance) fail(reason string) {
@@ -58,15 +60,19 @@ func (in *instance) fail(reason string) {
 
 // Info is an instance as the API shows it.
 type Info struct {
-	ID          string           `json:"id"`
-	Name        string           `json:"name"`
-	Priority    int              `json:"priority"`
-	Config      json.RawMessage  `json:"config"`
-	Services    []string         `json:"services,omitempty"`
-	Interfaces  []string         `json:"interfaces,omitempty"`
-	State       string           `json:"state"`
-	Error       string           `json:"error,omitempty"`
-	Mode        Mode             `json:"mode"`
+	ID         string          `json:"id"`
+	Name       string          `json:"name"`
+	Priority   int             `json:"priority"`
+	Config     json.RawMessage `json:"config"`
+	Services   []string        `json:"services,omitempty"`
+	Interfaces []string        `json:"interfaces,omitempty"`
+	State      string          `json:"state"`
+	Error      string          `json:"error,omitempty"`
+	Mode       Mode            `json:"mode"`
+	// SLA is set for instances created for a deploy's ebpfModules; References
+	// counts the service instances using one (it goes with the last).
+	SLA         bool             `json:"sla,omitempty"`
+	References  int              `json:"references,omitempty"`
 	Created     time.Time        `json:"created"`
 	Attachments []AttachmentInfo `json:"attachments"`
 }
@@ -87,7 +93,7 @@ type AttachmentInfo struct {
 func (in *instance) info(mode Mode) Info {
 	inf := Info{ID: in.id, Name: in.name, Priority: in.rank.priority, Config: in.config, Services: in.scope.list(),
 		Interfaces: in.scope.interfaces, State: in.state, Error: in.failure, Mode: mode, Created: in.created,
-		Attachments: []AttachmentInfo{}}
+		SLA: in.slaKey != "", References: in.refs, Attachments: []AttachmentInfo{}}
 	names := make([]string, 0, len(in.atts))
 	for n := range in.atts {
 		names = append(names, n)

@@ -35,6 +35,7 @@ type Manager struct {
 	opts   Options
 	mu     sync.Mutex
 	insts  map[string]*instance
+	sla    map[string]*instance // SLA instances by slaKey
 	nextID int
 	seq    uint64
 }
@@ -59,7 +60,7 @@ func New(opts Options) (*Manager, error) {
 			return nil, fmt.Errorf("remove stale pins %s: %w", p, err)
 		}
 	}
-	return &Manager{opts: opts, insts: map[string]*instance{}}, nil
+	return &Manager{opts: opts, insts: map[string]*instance{}, sla: map[string]*instance{}}, nil
 }
 
 // LoadRequest is the body of POST /ebpf.
@@ -74,26 +75,35 @@ type LoadRequest struct {
 // Load starts a module instance and attaches it wherever it applies. A failed
 // load leaves nothing behind: no link, pin or route.
 func (m *Manager) Load(req LoadRequest) (Info, error) {
-	if err := ValidateModuleName(req.Name); err != nil {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	in, err := m.load(req)
+	if err != nil {
 		return Info{}, err
+	}
+	return in.info(m.opts.Kernel.Mode()), nil
+}
+
+// load is Load for a caller that holds mu.
+func (m *Manager) load(req LoadRequest) (*instance, error) {
+	if err := ValidateModuleName(req.Name); err != nil {
+		return nil, err
 	}
 	sc, err := newScope(req.Services, req.Interfaces)
 	if err != nil {
-		return Info{}, err
+		return nil, err
 	}
 	cfg, err := normaliseConfig(req.Config)
 	if err != nil {
-		return Info{}, err
+		return nil, err
 	}
 	newFn, sizesFn, obj, err := m.openModule(req.Name)
 	if err != nil {
-		return Info{}, err
+		return nil, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	prio, err := m.priority(req.Priority)
 	if err != nil {
-		return Info{}, err
+		return nil, err
 	}
 	m.nextID++
 	m.seq++
@@ -101,11 +111,11 @@ func (m *Manager) Load(req LoadRequest) (Info, error) {
 		config: cfg, scope: sc, state: StateRunning, created: time.Now().UTC(), atts: map[string]*attachment{}}
 	in.pinDir = filepath.Join(m.opts.PinDir, in.id)
 	if err := m.start(in, newFn, sizesFn, obj); err != nil {
-		return Info{}, fmt.Errorf("load module %s: %w", req.Name, err)
+		return nil, fmt.Errorf("load module %s: %w", req.Name, err)
 	}
 	m.insts[in.id] = in
 	m.opts.Log.WithFields(logrus.Fields{"id": in.id, "module": in.name, "priority": prio, "attachments": len(in.atts)}).Info("module loaded")
-	return in.info(m.opts.Kernel.Mode()), nil
+	return in, nil
 }
 
 func normaliseConfig(raw json.RawMessage) (json.RawMessage, error) {
@@ -255,7 +265,7 @@ func (m *Manager) Delete(id string) error {
 	if in == nil {
 		return fmt.Errorf("%w: no module instance %q", errdefs.ErrNotFound, id)
 	}
-	delete(m.insts, id)
+	m.forget(in)
 	err := m.stop(in)
 	m.opts.Log.WithFields(logrus.Fields{"id": id, "module": in.name}).Info("module deleted")
 	return err
@@ -268,10 +278,18 @@ func (m *Manager) DeleteAll() error {
 	var errs []error
 	insts := m.sorted()
 	for i := len(insts) - 1; i >= 0; i-- {
-		delete(m.insts, insts[i].id)
+		m.forget(insts[i])
 		errs = append(errs, m.stop(insts[i]))
 	}
 	return errors.Join(errs...)
+}
+
+// forget removes an instance from the registry; the caller holds mu.
+func (m *Manager) forget(in *instance) {
+	delete(m.insts, in.id)
+	if in.slaKey != "" && m.sla[in.slaKey] == in {
+		delete(m.sla, in.slaKey)
+	}
 }
 
 // stop detaches everything, closes the control plane and the data plane.

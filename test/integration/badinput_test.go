@@ -41,7 +41,9 @@ func TestBadInputLeavesNothingBehind(t *testing.T) {
 		{"second deploy of an instance", "/container/deploy", fmt.Sprintf(`{"pid": %d, "serviceName": "app.ns.taken.ns", "instanceNumber": 0}`, other.pid), 409, "already deployed"},
 		{"host port taken", "/container/deploy", fmt.Sprintf(`{"pid": %d, "serviceName": "app.ns.x.ns", "instanceNumber": 0, "portMappings": "18080:81"}`, other.pid), 409, "host port 18080/tcp"},
 		{"bad port mapping", "/container/deploy", fmt.Sprintf(`{"pid": %d, "serviceName": "app.ns.x.ns", "instanceNumber": 0, "portMappings": "80:0"}`, other.pid), 400, "portMappings"},
-		{"modules without an eBPF manager", "/container/deploy", fmt.Sprintf(`{"pid": %d, "serviceName": "app.ns.x.ns", "instanceNumber": 0, "ebpfModules": [{"name": "firewall"}]}`, other.pid), 422, "eBPF Manager"},
+		{"SLA module not installed", "/container/deploy", fmt.Sprintf(`{"pid": %d, "serviceName": "app.ns.x.ns", "instanceNumber": 0, "ebpfModules": [{"name": "nosuch"}]}`, other.pid), 404, "not installed"},
+		{"SLA module that fails to load", "/container/deploy", fmt.Sprintf(`{"pid": %d, "serviceName": "app.ns.x.ns", "instanceNumber": 0, "ebpfModules": [{"name": "badverifier"}]}`, other.pid), 422, "verifier"},
+		{"SLA module config not an object", "/container/deploy", fmt.Sprintf(`{"pid": %d, "serviceName": "app.ns.x.ns", "instanceNumber": 0, "ebpfModules": [{"name": "packetcounter", "config": 3}]}`, other.pid), 400, "JSON object"},
 		{"undeploy of an unknown instance", "/container/undeploy", `{"pid": -1, "serviceName": "app.ns.nobody.ns", "instanceNumber": 0}`, 404, "not deployed"},
 		{"undeploy with the wrong kind", "/unikernel/undeploy", `{"serviceName": "app.ns.taken.ns", "instanceNumber": 0}`, 409, "deployed as a container"},
 	}

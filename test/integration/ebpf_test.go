@@ -17,6 +17,7 @@ import (
 
 	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
+	"github.com/oakestra/netmanager/node-net-manager/events"
 )
 
 type totals struct{ Packets, Bytes uint64 }
@@ -379,5 +380,49 @@ func TestModuleOnHostInterface(t *testing.T) {
 	undeploy(t, n, deploy.KindContainer, "app.ns.pinger.ns", 0)
 	undeploy(t, n, deploy.KindContainer, "app.ns.other.ns", 0)
 	n.assertState(t, n.ready, "after the host-interface module")
+	n.stop(t)
+}
+
+// A deploy's ebpfModules (the SLA) attach to that service only, are shared by
+// its instances, and go with the last of them.
+func TestSLAModules(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	client, target, twin := newContainer(t), newContainer(t), newContainer(t)
+	deployContainer(t, n, client, "app.ns.client.ns", 0, "")
+	sla := []events.Module{{Name: "dropmark", Config: json.RawMessage(`{"tos": 32}`)}}
+	body := apiBody(target.pid, "app.ns.guarded.ns", 0)
+	body.EbpfModules = sla
+	rt, err := n.d.Client.Deploy(ctx(t), deploy.KindContainer, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = apiBody(twin.pid, "app.ns.guarded.ns", 1)
+	body.EbpfModules = sla
+	if _, err := n.d.Client.Deploy(ctx(t), deploy.KindContainer, body); err != nil {
+		t.Fatal(err)
+	}
+	var list []ebpfmanager.Info
+	getJSON(t, n, "/ebpf", &list)
+	if len(list) != 1 || !list[0].SLA || list[0].References != 2 || len(list[0].Attachments) != 4 {
+		t.Fatalf("SLA instance: %+v", list)
+	}
+	pingMarked(t, client, rt.NsAddress, 2, "", false)
+	pingMarked(t, client, rt.NsAddress, 2, "0x20", true)
+	undeploy(t, n, deploy.KindContainer, "app.ns.guarded.ns", 0)
+	getJSON(t, n, "/ebpf", &list)
+	if len(list) != 1 || list[0].References != 1 {
+		t.Fatalf("after one of two instances went: %+v", list)
+	}
+	undeploy(t, n, deploy.KindContainer, "app.ns.guarded.ns", 1)
+	getJSON(t, n, "/ebpf", &list)
+	if len(list) != 0 {
+		t.Fatalf("SLA instance outlived its service: %+v", list)
+	}
+	if entries, _ := os.ReadDir(n.d.PinDir); len(entries) != 0 {
+		t.Fatalf("pins left: %v", entries)
+	}
+	undeploy(t, n, deploy.KindContainer, "app.ns.client.ns", 0)
+	n.assertState(t, n.ready, "after the SLA services")
 	n.stop(t)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/oakestra/netmanager/node-net-manager/api"
 	"github.com/oakestra/netmanager/node-net-manager/config"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
+	"github.com/oakestra/netmanager/node-net-manager/errdefs"
 	"github.com/oakestra/netmanager/node-net-manager/events"
 	"github.com/oakestra/netmanager/node-net-manager/netenv"
 	"github.com/oakestra/netmanager/node-net-manager/table"
@@ -85,7 +86,14 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		return errors.Join(err, env.Teardown())
 	}
 	bus := &events.Bus{}
-	mgr, err := deploy.New(deploy.Options{Net: n, Env: env, Table: tab, Bus: bus, Log: log})
+	var em *ebpfmanager.Manager // set below; deploys that ask for modules need it
+	acceptModules := func(mods []events.Module) error {
+		if em == nil {
+			return fmt.Errorf("%w: ebpfModules requested but the eBPF Manager is disabled on this node", errdefs.ErrUnprocessable)
+		}
+		return em.AcceptModules(mods)
+	}
+	mgr, err := deploy.New(deploy.Options{Net: n, Env: env, Table: tab, Bus: bus, Log: log, AcceptModules: acceptModules})
 	if err != nil {
 		return errors.Join(err, env.Teardown())
 	}
