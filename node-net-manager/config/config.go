@@ -158,15 +158,25 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("netmanager", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("config", "", "path of a JSON configuration file")
-	var f Config
-	fs.StringVar(&f.Listen, "listen", c.Listen, "TCP address of the HTTP API (\"\" to disable)")
-	fs.StringVar(&f.Socket, "socket", c.Socket, "unix socket path of the HTTP API (\"\" to disable)")
-	fs.StringVar(&f.ModulesDir, "modules-dir", c.ModulesDir, "directory of eBPF modules")
-	fs.StringVar(&f.StateDir, "state-dir", c.StateDir, "directory for state")
-	fs.StringVar(&f.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
-	fs.StringVar(&f.Bridge, "bridge", c.Bridge, "node bridge name")
-	fs.StringVar(&f.PinDir, "pin-dir", c.PinDir, "bpffs directory for eBPF module pins")
-	fs.StringVar(&f.TCMode, "tc-mode", c.TCMode, "how eBPF modules are chained: auto, tcx or legacy")
+	// Flags are parsed into their own values and copied over the file's only
+	// when given, so an unset flag never overrides the file.
+	flags := []struct {
+		name, usage string
+		dst         *string
+	}{
+		{"listen", "TCP address of the HTTP API (\"\" to disable)", &c.Listen},
+		{"socket", "unix socket path of the HTTP API (\"\" to disable)", &c.Socket},
+		{"modules-dir", "directory of eBPF modules", &c.ModulesDir},
+		{"state-dir", "directory for state", &c.StateDir},
+		{"log-level", "log level: debug, info, warn, error", &c.LogLevel},
+		{"bridge", "node bridge name", &c.Bridge},
+		{"pin-dir", "bpffs directory for eBPF module pins", &c.PinDir},
+		{"tc-mode", "how eBPF modules are chained: auto, tcx or legacy", &c.TCMode},
+	}
+	vals := map[string]*string{}
+	for _, f := range flags {
+		vals[f.name] = fs.String(f.name, *f.dst, f.usage)
+	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -179,23 +189,10 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 		}
 	}
 	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "listen":
-			c.Listen = f.Listen
-		case "socket":
-			c.Socket = f.Socket
-		case "modules-dir":
-			c.ModulesDir = f.ModulesDir
-		case "state-dir":
-			c.StateDir = f.StateDir
-		case "log-level":
-			c.LogLevel = f.LogLevel
-		case "bridge":
-			c.Bridge = f.Bridge
-		case "pin-dir":
-			c.PinDir = f.PinDir
-		case "tc-mode":
-			c.TCMode = f.TCMode
+		for _, f := range flags {
+			if f.name == fl.Name {
+				*f.dst = *vals[f.name]
+			}
 		}
 	})
 	c.LogLevel = strings.ToLower(c.LogLevel)
