@@ -1,0 +1,323 @@
+//go:build ignore
+
+/* firewall: ordered allow/deny rules on prefixes, protocol, port ranges and
+ * direction, with a stateful pass for replies. Allow is "next" (later
+ * modules still run), deny is a drop. See firewall.h for the classifier. */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "parse.h"
+#include "verdicts.h"
+#include "firewall.h"
+
+/* Sizes marked "knob" are set at load time from the config (MapSizes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fw_state);
+} state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 2050); /* knob */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fw_lpm4);
+	__type(value, struct fw_bits);
+} src4 SEC(".maps"), dst4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 2050); /* knob */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fw_lpm6);
+	__type(value, struct fw_bits);
+} src6 SEC(".maps"), dst6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 256);
+	__type(key, __u32);
+	__type(value, struct fw_bits);
+} protos SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 2);
+	__type(key, __u32);
+	__type(value, struct fw_bits);
+} dirs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * FW_PORTS);
+	__type(key, __u32);
+	__type(value, __u16);
+} sport_class SEC(".maps"), dport_class SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * FW_MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, struct fw_bits);
+} sport_bits SEC(".maps"), dport_bits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * FW_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct fw_rule);
+} rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2 * FW_MAX_RULES);
+	__type(key, __u32);
+	__type(value, __u64);
+} hits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024); /* knob */
+	__type(key, struct fw_stat_key);
+	__type(value, struct fw_stat);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* knob */
+	__type(key, struct fw_flow);
+	__type(value, __u64);
+} flows SEC(".maps");
+
+/* lowest_bit returns the index of the lowest set bit of a non-zero x. */
+static __always_inline __u32 lowest_bit(__u64 x)
+{
+	__u32 n = 0;
+	x &= -x;
+	if (x & 0xffffffff00000000ULL) n += 32;
+	if (x & 0xffff0000ffff0000ULL) n += 16;
+	if (x & 0xff00ff00ff00ff00ULL) n += 8;
+	if (x & 0xf0f0f0f0f0f0f0f0ULL) n += 4;
+	if (x & 0xccccccccccccccccULL) n += 2;
+	if (x & 0xaaaaaaaaaaaaaaaaULL) n += 1;
+	return n;
+}
+
+struct pkt {
+	struct fw_flow flow;
+	int has_ports;  /* L4 ports (or ICMP echo id) present */
+	int echo;       /* ICMP(v6) echo: 1 request, 2 reply */
+};
+
+static __always_inline void count(struct __sk_buff *skb, __u32 dir, int allowed)
+{
+	struct fw_stat_key k = {.ifindex = skb->ifindex, .dir = dir};
+	struct fw_stat *s = bpf_map_lookup_elem(&stats, &k);
+	if (!s) {
+		struct fw_stat zero = {};
+		bpf_map_update_elem(&stats, &k, &zero, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&stats, &k);
+		if (!s)
+			return;
+	}
+	if (allowed)
+		s->allowed++;
+	else
+		s->denied++;
+}
+
+/* parse fills p; it returns 0 for IP, 1 for non-IP traffic (never judged),
+ * -1 for a malformed packet. */
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
+{
+	struct cursor c;
+	struct ethhdr *eth;
+	int l4;
+
+	cursor_init(&c, skb);
+	int l3 = parse_eth(&c, &eth);
+	if (l3 == ETH_P_IP) {
+		struct iphdr *ip;
+		l4 = parse_ipv4(&c, &ip);
+		if (l4 < 0)
+			return -1;
+		p->flow.family = 4;
+		__builtin_memcpy(p->flow.saddr, &ip->saddr, 4);
+		__builtin_memcpy(p->flow.daddr, &ip->daddr, 4);
+	} else if (l3 == ETH_P_IPV6) {
+		struct ipv6hdr *ip6;
+		l4 = parse_ipv6(&c, &ip6);
+		if (l4 < 0)
+			return -1;
+		p->flow.family = 6;
+		__builtin_memcpy(p->flow.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(p->flow.daddr, &ip6->daddr, 16);
+	} else {
+		return l3 < 0 ? -1 : 1;
+	}
+	if (l4 == NM_PROTO_FRAGMENT) {
+		/* A later fragment: no L4 header, so only port-less rules can match.
+		 * Its protocol is unknown here; judge it as the fragment header. */
+		p->flow.proto = IPPROTO_FRAGMENT;
+		return 0;
+	}
+	p->flow.proto = l4;
+	if (l4 == IPPROTO_TCP) {
+		struct tcphdr *t;
+		if (parse_tcp(&c, &t) < 0)
+			return -1;
+		p->flow.sport = bpf_ntohs(t->source);
+		p->flow.dport = bpf_ntohs(t->dest);
+		p->has_ports = 1;
+	} else if (l4 == IPPROTO_UDP) {
+		struct udphdr *u;
+		if (parse_udp(&c, &u) < 0)
+			return -1;
+		p->flow.sport = bpf_ntohs(u->source);
+		p->flow.dport = bpf_ntohs(u->dest);
+		p->has_ports = 1;
+	} else if (l4 == IPPROTO_ICMP) {
+		struct nm_icmphdr *i;
+		if (parse_icmp(&c, &i) < 0)
+			return -1;
+		if (i->type == ICMP_ECHO || i->type == ICMP_ECHOREPLY) {
+			p->echo = i->type == ICMP_ECHO ? 1 : 2;
+			p->flow.sport = p->flow.dport = bpf_ntohs((__u16)i->rest);
+		}
+	} else if (l4 == IPPROTO_ICMPV6) {
+		struct icmp6hdr *i;
+		if (parse_icmp6(&c, &i) < 0)
+			return -1;
+		if (i->icmp6_type == 128 || i->icmp6_type == 129) {
+			p->echo = i->icmp6_type == 128 ? 1 : 2;
+			p->flow.sport = p->flow.dport = bpf_ntohs(i->icmp6_dataun.u_echo.identifier);
+		}
+	}
+	return 0;
+}
+
+/* classify returns the index of the first matching rule, or -1. */
+static __always_inline int classify(struct pkt *p, __u32 gen, __u32 words, __u32 dir)
+{
+	struct fw_bits *src, *dst, *proto, *sp, *dp, *d;
+	__u32 k;
+
+	if (p->flow.family == 4) {
+		struct fw_lpm4 key = {.prefixlen = 8 + 32, .gen = gen};
+		__builtin_memcpy(key.addr, p->flow.saddr, 4);
+		src = bpf_map_lookup_elem(&src4, &key);
+		__builtin_memcpy(key.addr, p->flow.daddr, 4);
+		dst = bpf_map_lookup_elem(&dst4, &key);
+	} else {
+		struct fw_lpm6 key = {.prefixlen = 8 + 128, .gen = gen};
+		__builtin_memcpy(key.addr, p->flow.saddr, 16);
+		src = bpf_map_lookup_elem(&src6, &key);
+		__builtin_memcpy(key.addr, p->flow.daddr, 16);
+		dst = bpf_map_lookup_elem(&dst6, &key);
+	}
+	k = gen * 256 + p->flow.proto;
+	proto = bpf_map_lookup_elem(&protos, &k);
+	k = gen * 2 + dir;
+	d = bpf_map_lookup_elem(&dirs, &k);
+
+	__u32 sclass = 0, dclass = 0; /* class 0: no ports */
+	if (p->has_ports) {
+		k = gen * FW_PORTS + p->flow.sport;
+		__u16 *c = bpf_map_lookup_elem(&sport_class, &k);
+		if (c)
+			sclass = *c;
+		k = gen * FW_PORTS + p->flow.dport;
+		c = bpf_map_lookup_elem(&dport_class, &k);
+		if (c)
+			dclass = *c;
+	}
+	k = gen * FW_MAX_CLASSES + sclass;
+	sp = bpf_map_lookup_elem(&sport_bits, &k);
+	k = gen * FW_MAX_CLASSES + dclass;
+	dp = bpf_map_lookup_elem(&dport_bits, &k);
+	if (!src || !dst || !proto || !d || !sp || !dp)
+		return -1;
+
+	for (__u32 i = 0; i < FW_WORDS; i++) {
+		if (i >= words)
+			break;
+		__u64 m = src->w[i] & dst->w[i] & proto->w[i] & d->w[i] & sp->w[i] & dp->w[i];
+		if (m)
+			return i * 64 + lowest_bit(m);
+	}
+	return -1;
+}
+
+static __always_inline void reverse(struct fw_flow *r, struct fw_flow *f)
+{
+	*r = *f;
+	__builtin_memcpy(r->saddr, f->daddr, 16);
+	__builtin_memcpy(r->daddr, f->saddr, 16);
+	r->sport = f->dport;
+	r->dport = f->sport;
+}
+
+static __always_inline int judge(struct __sk_buff *skb, __u32 dir)
+{
+	__u32 zero = 0;
+	struct fw_state *st = bpf_map_lookup_elem(&state, &zero);
+	if (!st)
+		return NM_NEXT;
+	struct pkt p = {};
+	int r = parse(skb, &p);
+	if (r == 1)
+		return NM_NEXT; /* not IP: not ours to judge */
+	if (r < 0) {
+		count(skb, dir, 0);
+		return NM_DROP;
+	}
+	p.flow.ifindex = skb->ifindex;
+	int flowable = p.has_ports || p.echo;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (st->stateful && flowable) {
+		__u64 *seen = bpf_map_lookup_elem(&flows, &p.flow);
+		if (seen && now - *seen < st->flow_timeout) {
+			*seen = now;
+			count(skb, dir, 1);
+			return NM_NEXT;
+		}
+	}
+
+	__u32 gen = st->gen & 1;
+	__u32 words = st->words[gen];
+	int idx = classify(&p, gen, words, dir);
+	int deny = st->default_deny;
+	if (idx >= 0) {
+		__u32 k = gen * FW_MAX_RULES + idx;
+		struct fw_rule *rule = bpf_map_lookup_elem(&rules, &k);
+		if (rule)
+			deny = rule->action == FW_DENY;
+		__u64 *h = bpf_map_lookup_elem(&hits, &k);
+		if (h)
+			(*h)++;
+	}
+	count(skb, dir, !deny);
+	if (deny)
+		return NM_DROP;
+	if (st->stateful && flowable && p.echo != 2) {
+		struct fw_flow rev;
+		reverse(&rev, &p.flow);
+		bpf_map_update_elem(&flows, &rev, &now, BPF_ANY);
+	}
+	return NM_NEXT;
+}
+
+/* The host veth's TC ingress hook carries traffic leaving the service. */
+NM_PROG int nm_ingress(struct __sk_buff *skb)
+{
+	return judge(skb, FW_DIR_EGRESS);
+}
+
+NM_PROG int nm_egress(struct __sk_buff *skb)
+{
+	return judge(skb, FW_DIR_INGRESS);
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
