@@ -104,6 +104,35 @@ static __always_inline __u32 lowest_bit(__u64 x)
 	return n;
 }
 
+/* The AND over the words in use runs in bpf_loop, FW_CHUNK words per
+ * iteration, so the verifier checks the body once, and a large rule set costs
+ * a few more iterations rather than one per word. Words past the rule count
+ * are zero in every table, so a whole chunk can always be read. */
+#define FW_CHUNK (8)
+
+struct match_ctx {
+	struct fw_bits *src, *dst, *proto, *dir, *sport, *dport;
+	int found;
+};
+
+static long match_chunk(__u32 i, void *ctx)
+{
+	struct match_ctx *m = ctx;
+	/* bpf_loop keeps i below FW_WORDS / FW_CHUNK; the mask (a power of two)
+	 * lets the verifier see every index in bounds. */
+	__u32 base = (i & (FW_WORDS / FW_CHUNK - 1)) * FW_CHUNK;
+#pragma unroll
+	for (__u32 j = 0; j < FW_CHUNK; j++) {
+		__u32 w = base + j;
+		__u64 x = m->src->w[w] & m->dst->w[w] & m->proto->w[w] & m->dir->w[w] & m->sport->w[w] & m->dport->w[w];
+		if (x) {
+			m->found = w * 64 + lowest_bit(x);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 struct pkt {
 	struct fw_flow flow;
 	int has_ports;  /* L4 ports (or ICMP echo id) present */
@@ -197,11 +226,18 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 	return 0;
 }
 
-/* classify returns the index of the first matching rule, or -1. */
-static __always_inline int classify(struct pkt *p, __u32 gen, __u32 words, __u32 dir)
+/* classify returns the index of the first matching rule, or -1. It is a
+ * global function, so the verifier checks it once on its own instead of once
+ * per path through the parser. */
+__attribute__((noinline)) int classify(struct pkt *p, __u32 gen, __u32 words, __u32 dir)
 {
 	struct fw_bits *src, *dst, *proto, *sp, *dp, *d;
 	__u32 k;
+
+	if (!p)
+		return -1;
+	gen &= 1;
+	dir &= 1;
 
 	if (p->flow.family == 4) {
 		struct fw_lpm4 key = {.prefixlen = 8 + 32, .gen = gen};
@@ -239,14 +275,12 @@ static __always_inline int classify(struct pkt *p, __u32 gen, __u32 words, __u32
 	if (!src || !dst || !proto || !d || !sp || !dp)
 		return -1;
 
-	for (__u32 i = 0; i < FW_WORDS; i++) {
-		if (i >= words)
-			break;
-		__u64 m = src->w[i] & dst->w[i] & proto->w[i] & d->w[i] & sp->w[i] & dp->w[i];
-		if (m)
-			return i * 64 + lowest_bit(m);
-	}
-	return -1;
+	struct match_ctx m = {.src = src, .dst = dst, .proto = proto, .dir = d, .sport = sp, .dport = dp, .found = -1};
+	__u32 chunks = (words + FW_CHUNK - 1) / FW_CHUNK;
+	if (chunks > FW_WORDS / FW_CHUNK)
+		chunks = FW_WORDS / FW_CHUNK;
+	bpf_loop(chunks, match_chunk, &m, 0);
+	return m.found;
 }
 
 static __always_inline void reverse(struct fw_flow *r, struct fw_flow *f)
