@@ -29,10 +29,10 @@ type (
 		Gen       uint8
 		Addr      [16]uint8
 	}
-	fwRule     struct{ Action uint32 }
-	fwStatKey  struct{ Ifindex, Dir uint32 }
-	fwStat     struct{ Allowed, Denied uint64 }
-	fwFlow     struct {
+	fwRule    struct{ Action uint32 }
+	fwStatKey struct{ Ifindex, Dir uint32 }
+	fwStat    struct{ Allowed, Denied uint64 }
+	fwFlow    struct {
 		Ifindex      uint32
 		Family       uint8
 		Proto        uint8
