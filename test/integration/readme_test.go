@@ -56,3 +56,47 @@ func TestReadmeExample(t *testing.T) {
 	n.assertState(t, n.ready, "after the README example")
 	n.stop(t)
 }
+
+// firstShellBlock returns the first ```sh block of a markdown file.
+func firstShellBlock(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	start := strings.Index(s, "```sh\n")
+	if start < 0 {
+		t.Fatalf("%s has no sh block", path)
+	}
+	s = s[start+len("```sh\n"):]
+	return s[:strings.Index(s, "```")]
+}
+
+// The modules' README examples run as written against a NetManager on
+// 127.0.0.1:6000 (inside a node namespace).
+func TestModuleReadmeExamples(t *testing.T) {
+	for _, c := range []struct {
+		readme string
+		want   []string
+	}{
+		{"../../modules/packetcounter/README.md", []string{`"name":"packetcounter"`, `{}`, `"state":"deleted"`}},
+		{"../../modules/firewall/README.md", []string{`"name":"firewall"`, `"id":"noping"`, `"hits":0`, `"state":"deleted"`, `{}`}},
+	} {
+		t.Run(strings.Split(c.readme, "/")[3], func(t *testing.T) {
+			t.Parallel()
+			n := newNode(t)
+			script := firstShellBlock(t, c.readme)
+			out, err := exec.Command("nsenter", "--net="+n.ns.Path(), "bash", "-euo", "pipefail", "-c", script).CombinedOutput()
+			if err != nil {
+				t.Fatalf("example failed: %v\n%s", err, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(string(out), w) {
+					t.Fatalf("example output lacks %q:\n%s", w, out)
+				}
+			}
+			n.stop(t)
+		})
+	}
+}
