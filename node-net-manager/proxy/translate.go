@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/oakestra/netmanager/node-net-manager/table"
+)
+
+// Resolver answers service table queries (table.Standalone, or a cluster table).
+type Resolver interface {
+	Lookup(ctx context.Context, q table.Query) ([]table.Entry, error)
+}
+
+type flowKey struct {
+	proto uint8
+	src   netip.Addr
+	sport uint16
+	dst   netip.Addr
+	dport uint16
+}
+
+// session is one direction of a translated flow.
+type session struct {
+	newSrc, newDst netip.Addr
+	lastSeen       time.Time
+	peer           flowKey       // the other direction's key
+	instances      [2]netip.Addr // namespace IPs of the two ends, for removal
+}
+
+// Drop reasons.
+const (
+	DropUnsupported  = "unsupported packet"
+	DropNotService   = "not a service address"
+	DropNoInstances  = "no instances"
+	DropUnknownSrc   = "sender is not a known service"
+	DropFlowConflict = "flow collides with another"
+)
+
+// Stats counts what the translator did.
+type Stats struct {
+	Translated  uint64            `json:"translated"`
+	NewSessions uint64            `json:"newSessions"`
+	Sessions    int               `json:"sessions"`
+	Dropped     map[string]uint64 `json:"dropped"`
+}
+
+// Translator rewrites packets between service IPs and namespace IPs.
+type Translator struct {
+	mu       sync.Mutex
+	res      Resolver
+	services netip.Prefix
+	timeout  time.Duration
+	now      func() time.Time
+	sessions map[flowKey]*session
+	rr       map[netip.Addr]uint64
+	stats    Stats
+}
+
+// NewTranslator returns a translator for addresses in services; sessions idle
+// for longer than timeout are forgotten by Expire.
+func NewTranslator(res Resolver, services netip.Prefix, timeout time.Duration) *Translator {
+	return &Translator{res: res, services: services, timeout: timeout, now: time.Now,
+		sessions: map[flowKey]*session{}, rr: map[netip.Addr]uint64{}, stats: Stats{Dropped: map[string]uint64{}}}
+}
+
+// Translate rewrites an IPv4 packet in place. It returns "" when the packet is
+// to be sent on, or the reason it is dropped.
+func (t *Translator) Translate(b []byte) string {
+	p, err := parse(b)
+	if err != nil {
+		return t.drop(DropUnsupported)
+	}
+	key := flowKey{p.proto, p.src, p.sport, p.dst, p.dport}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	if s := t.sessions[key]; s != nil {
+		s.lastSeen = now
+		if peer := t.sessions[s.peer]; peer != nil {
+			peer.lastSeen = now
+		}
+		p.rewrite(s.newSrc, s.newDst)
+		t.stats.Translated++
+		return ""
+	}
+	if !t.services.Contains(p.dst) {
+		return t.dropLocked(DropNotService)
+	}
+	target, ok := t.choose(p.dst)
+	if !ok {
+		return t.dropLocked(DropNoInstances)
+	}
+	senders, _ := t.res.Lookup(context.Background(), table.Query{IP: p.src})
+	var senderInst netip.Addr
+	for _, e := range senders {
+		if e.NsIP == p.src {
+			senderInst, _ = e.ServiceIP(table.PolicyInstance)
+		}
+	}
+	if !senderInst.IsValid() {
+		return t.dropLocked(DropUnknownSrc)
+	}
+	rev := flowKey{p.proto, target, p.dport, senderInst, p.sport}
+	if old := t.sessions[rev]; old != nil && now.Sub(old.lastSeen) < t.timeout {
+		return t.dropLocked(DropFlowConflict)
+	}
+	ends := [2]netip.Addr{p.src, target}
+	t.sessions[key] = &session{newSrc: senderInst, newDst: target, lastSeen: now, peer: rev, instances: ends}
+	t.sessions[rev] = &session{newSrc: p.dst, newDst: p.src, lastSeen: now, peer: key, instances: ends}
+	t.stats.NewSessions++
+	t.stats.Translated++
+	p.rewrite(senderInst, target)
+	return ""
+}
+
+// choose picks the instance a new flow to a service IP goes to: the one an
+// instance IP names, or the next in round-robin order. The caller holds mu.
+func (t *Translator) choose(ip netip.Addr) (netip.Addr, bool) {
+	entries, err := t.res.Lookup(context.Background(), table.Query{IP: ip})
+	if err != nil || len(entries) == 0 {
+		return netip.Addr{}, false
+	}
+	for _, e := range entries {
+		if inst, ok := e.ServiceIP(table.PolicyInstance); ok && inst == ip {
+			return e.NsIP, true
+		}
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Instance < entries[j].Instance })
+	n := t.rr[ip]
+	t.rr[ip] = n + 1
+	return entries[n%uint64(len(entries))].NsIP, true
+}
+
+func (t *Translator) drop(reason string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dropLocked(reason)
+}
+
+func (t *Translator) dropLocked(reason string) string {
+	t.stats.Dropped[reason]++
+	return reason
+}
+
+// Forget removes the sessions of an instance that went away, so new packets
+// of its flows are translated anew (to another instance).
+func (t *Translator) Forget(nsIP netip.Addr) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, s := range t.sessions {
+		if s.instances[0] == nsIP || s.instances[1] == nsIP {
+			delete(t.sessions, k)
+		}
+	}
+}
+
+// Expire forgets sessions idle for longer than the timeout.
+func (t *Translator) Expire() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cut := t.now().Add(-t.timeout)
+	for k, s := range t.sessions {
+		if s.lastSeen.Before(cut) {
+			delete(t.sessions, k)
+		}
+	}
+}
+
+// Stats returns a copy of the counters.
+func (t *Translator) Stats() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.stats
+	s.Sessions = len(t.sessions) / 2
+	s.Dropped = map[string]uint64{}
+	for k, v := range t.stats.Dropped {
+		s.Dropped[k] = v
+	}
+	return s
+}
