@@ -32,6 +32,8 @@ type Config struct {
 	TunnelPort   int    `json:"tunnelPort"`   // UDP port of the inter-node tunnel
 	PinDir       string `json:"pinDir"`       // bpffs directory for module pins
 	TCMode       string `json:"tcMode"`       // how module programs are chained: auto, tcx, legacy
+	Proxy        bool   `json:"proxy"`        // run the user-space service proxy
+	ProxyTun     string `json:"proxyTun"`     // its TUN device
 }
 
 // Default returns the built-in configuration.
@@ -49,6 +51,8 @@ func Default() Config {
 		TunnelPort:   50103,
 		PinDir:       "/sys/fs/bpf/netmanager",
 		TCMode:       "auto",
+		Proxy:        true,
+		ProxyTun:     "goProxyTun",
 	}
 }
 
@@ -80,6 +84,9 @@ func (c Config) Validate() (Network, error) {
 	}
 	if !ifnameRE.MatchString(c.Bridge) {
 		return n, fmt.Errorf("bridge %q: not a valid interface name (1-15 of [A-Za-z0-9_.-])", c.Bridge)
+	}
+	if !ifnameRE.MatchString(c.ProxyTun) || c.ProxyTun == c.Bridge {
+		return n, fmt.Errorf("proxyTun %q: not a valid interface name, or the bridge's", c.ProxyTun)
 	}
 	if !ifnameRE.MatchString(c.PeerName) {
 		return n, fmt.Errorf("peerName %q: not a valid interface name", c.PeerName)
@@ -177,6 +184,7 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 	for _, f := range flags {
 		vals[f.name] = fs.String(f.name, *f.dst, f.usage)
 	}
+	proxy := fs.Bool("proxy", c.Proxy, "run the user-space service proxy")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -189,6 +197,9 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 		}
 	}
 	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "proxy" {
+			c.Proxy = *proxy
+		}
 		for _, f := range flags {
 			if f.name == fl.Name {
 				*f.dst = *vals[f.name]

@@ -174,8 +174,12 @@ func (e *Env) setupIptables() error {
 		if err := t.ensureChain("filter", chainForward); err != nil {
 			return err
 		}
+		masq := []string{"nat", chainMasq, "-s", subnet, "!", "-o", e.net.Bridge, "-j", "MASQUERADE"}
+		if i == 0 { // service IPs are the proxy's to translate, not the node's to masquerade
+			masq = []string{"nat", chainMasq, "-s", subnet, "!", "-d", e.net.ServiceRange.String(), "!", "-o", e.net.Bridge, "-j", "MASQUERADE"}
+		}
 		rules := [][]string{
-			{"nat", chainMasq, "-s", subnet, "!", "-o", e.net.Bridge, "-j", "MASQUERADE"},
+			masq,
 			{"filter", chainForward, "-i", e.net.Bridge, "-j", "ACCEPT"},
 			{"filter", chainForward, "-o", e.net.Bridge, "-j", "ACCEPT"},
 		}

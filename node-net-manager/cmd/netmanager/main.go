@@ -26,6 +26,7 @@ import (
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
 	"github.com/oakestra/netmanager/node-net-manager/events"
 	"github.com/oakestra/netmanager/node-net-manager/netenv"
+	"github.com/oakestra/netmanager/node-net-manager/proxy"
 	"github.com/oakestra/netmanager/node-net-manager/table"
 	"github.com/oakestra/netmanager/node-net-manager/version"
 )
@@ -105,9 +106,14 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	} else {
 		em.Register(router)
 	}
+	stopProxy, err := startProxy(cfg, n, env, tab, bus, router, log)
+	if err != nil {
+		return errors.Join(err, env.Teardown())
+	}
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		stopProxy()
 		if em != nil {
 			err = errors.Join(err, em.Close())
 		}
@@ -170,6 +176,47 @@ func startEBPFManager(cfg config.Config, mgr *deploy.Manager, tab *table.Standal
 	bus.Subscribe("ebpf-manager", em.HandleEvent)
 	log.WithFields(logrus.Fields{"mode": k.Mode(), "modules": cfg.ModulesDir, "pins": cfg.PinDir}).Info("eBPF Manager ready")
 	return em, nil
+}
+
+// startProxy runs the user-space service proxy on its TUN device, forgets the
+// sessions of removed services, and serves its counters at GET /proxy. The
+// returned function stops it.
+func startProxy(cfg config.Config, n config.Network, env *netenv.Env, tab *table.Standalone, bus *events.Bus, r *mux.Router, log *logrus.Logger) (func(), error) {
+	if !cfg.Proxy {
+		r.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
+			api.WriteJSON(w, http.StatusOK, map[string]any{"enabled": false})
+		}).Methods(http.MethodGet)
+		return func() {}, nil
+	}
+	tun, err := env.OpenTun(cfg.ProxyTun, n.ServiceRange)
+	if err != nil {
+		return nil, fmt.Errorf("user-space proxy: %w", err)
+	}
+	tr := proxy.NewTranslator(tab, n.ServiceRange, 2*time.Minute)
+	cancelSub := bus.Subscribe("user-space proxy", func(_ context.Context, ev events.Event) error {
+		if ev.Type == events.ServiceRemoved {
+			tr.Forget(ev.Service.IPv4)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := proxy.Run(ctx, tun, tr, 10*time.Second, log); err != nil {
+			log.WithError(err).Error("user-space proxy stopped")
+		}
+	}()
+	r.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]any{"enabled": true, "tun": cfg.ProxyTun, "stats": tr.Stats()})
+	}).Methods(http.MethodGet)
+	log.WithFields(logrus.Fields{"tun": cfg.ProxyTun, "range": n.ServiceRange}).Info("user-space proxy ready")
+	return func() {
+		cancel()
+		cancelSub()
+		tun.Close()
+		<-done
+	}, nil
 }
 
 // disabledEBPF answers the /ebpf routes with the reason the manager is off.

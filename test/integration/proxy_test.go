@@ -1,0 +1,152 @@
+package integration
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oakestra/netmanager/node-net-manager/deploy"
+	"github.com/oakestra/netmanager/node-net-manager/table"
+	"github.com/oakestra/netmanager/test/nstest"
+)
+
+// serveName answers every TCP connection and UDP datagram on port with name.
+func serveName(t *testing.T, ns *nstest.Netns, port, name string) {
+	t.Helper()
+	var ln net.Listener
+	var pc net.PacketConn
+	if err := ns.Do(func() (err error) {
+		if ln, err = net.Listen("tcp4", ":"+port); err != nil {
+			return err
+		}
+		pc, err = net.ListenPacket("udp4", ":"+port)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close(); pc.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte(name + "\n"))
+			c.Close()
+		}
+	}()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo([]byte(name), from)
+		}
+	}()
+}
+
+// ask connects from c to addr over network and returns the first line.
+func ask(c *container, network, addr string) (string, error) {
+	var conn net.Conn
+	if err := c.ns.Do(func() (err error) { conn, err = net.DialTimeout(network, addr, 2*time.Second); return }); err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if network == "udp4" {
+		if _, err := conn.Write([]byte("?")); err != nil {
+			return "", err
+		}
+		buf := make([]byte, 64)
+		n, err := conn.Read(buf)
+		return string(buf[:n]), err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+func serviceIP(t *testing.T, n *node, name string, inst int, p table.Policy) string {
+	t.Helper()
+	recs, err := n.d.Client.Services(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.ServiceName == name && r.Instance == inst {
+			for _, s := range r.ServiceIPs {
+				if s.Policy == p {
+					return s.Address.String()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s IP for %s/%d", p, name, inst)
+	return ""
+}
+
+// Service IPs work through the user-space proxy: round robin over three
+// instances for new TCP connections, UDP, an instance IP, ping; an undeployed
+// instance gets no new flows; an unknown service IP gets nothing.
+func TestUserspaceProxy(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	client := newContainer(t)
+	deployContainer(t, n, client, "app.ns.client.ns", 0, "")
+	for i, name := range []string{"web0", "web1", "web2"} {
+		c := newContainer(t)
+		deployContainer(t, n, c, "app.ns.web.ns", i, "")
+		serveName(t, c.ns, "8080", name)
+	}
+	rr := serviceIP(t, n, "app.ns.web.ns", 0, table.PolicyRoundRobin)
+	var got []string
+	for i := 0; i < 4; i++ {
+		name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080"))
+		if err != nil {
+			t.Fatalf("TCP to the service IP %s: %v", rr, err)
+		}
+		got = append(got, name)
+	}
+	if strings.Join(got, ",") != "web0,web1,web2,web0" {
+		t.Fatalf("round robin over new connections: %v", got)
+	}
+	if name, err := ask(client, "udp4", net.JoinHostPort(rr, "8080")); err != nil || !strings.HasPrefix(name, "web") {
+		t.Fatalf("UDP to the service IP: %q %v", name, err)
+	}
+	inst2 := serviceIP(t, n, "app.ns.web.ns", 2, table.PolicyInstance)
+	if name, err := ask(client, "tcp4", net.JoinHostPort(inst2, "8080")); err != nil || name != "web2" {
+		t.Fatalf("instance IP: %q %v", name, err)
+	}
+	assertPing(t, client.ns, rr)
+
+	undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", 1)
+	for i := 0; i < 4; i++ {
+		name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080"))
+		if err != nil || name == "web1" {
+			t.Fatalf("after undeploying web1: %q %v", name, err)
+		}
+	}
+	if _, err := ask(client, "tcp4", "10.30.250.250:8080"); err == nil {
+		t.Fatal("a service IP with no instances answered")
+	}
+	var st struct {
+		Enabled bool
+		Stats   struct {
+			Translated, NewSessions uint64
+			Dropped                 map[string]uint64
+		}
+	}
+	if err := n.d.Client.Do(ctx(t), http.MethodGet, "/proxy", nil, &st); err != nil || !st.Enabled || st.Stats.NewSessions < 8 || st.Stats.Dropped["no instances"] == 0 {
+		t.Fatalf("GET /proxy: %+v %v", st, err)
+	}
+	for _, i := range []int{0, 2} {
+		undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", i)
+	}
+	undeploy(t, n, deploy.KindContainer, "app.ns.client.ns", 0)
+	n.assertState(t, n.ready, "after the proxy test")
+	n.stop(t)
+}
