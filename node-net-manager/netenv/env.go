@@ -120,6 +120,10 @@ func (e *Env) setupBridge() error {
 	case errors.As(err, new(netlink.LinkNotFoundError)):
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name, attrs.MTU = e.net.Bridge, e.net.MTU
+		// A bridge without a MAC of its own takes the lowest of its ports' and
+		// changes it when that port leaves: every service's cached gateway MAC
+		// would go stale on an undeploy. A fixed address keeps the gateway put.
+		attrs.HardwareAddr = gatewayMAC(e.net.Gateway)
 		br := &netlink.Bridge{LinkAttrs: attrs}
 		if err := netlink.LinkAdd(br); err != nil {
 			return fmt.Errorf("create bridge %s: %w", e.net.Bridge, err)
@@ -147,6 +151,13 @@ func (e *Env) setupBridge() error {
 		return fmt.Errorf("bring up %s: %w", e.net.Bridge, err)
 	}
 	return nil
+}
+
+// gatewayMAC is a locally administered unicast MAC derived from the gateway
+// address, stable across restarts.
+func gatewayMAC(gw netip.Addr) net.HardwareAddr {
+	a := gw.As4()
+	return net.HardwareAddr{0x02, 0x6e, a[0], a[1], a[2], a[3]}
 }
 
 // addr builds a netlink address; IPv6 ones skip duplicate address detection so

@@ -37,13 +37,13 @@ const (
 	DropNotService   = "not a service address"
 	DropNoInstances  = "no instances"
 	DropUnknownSrc   = "sender is not a known service"
-	DropFlowConflict = "flow collides with another"
 )
 
 // Stats counts what the translator did.
 type Stats struct {
 	Translated  uint64            `json:"translated"`
 	NewSessions uint64            `json:"newSessions"`
+	Replaced    uint64            `json:"replaced"` // older flows displaced by a reused source port
 	Sessions    int               `json:"sessions"`
 	Dropped     map[string]uint64 `json:"dropped"`
 }
@@ -105,8 +105,13 @@ func (t *Translator) Translate(b []byte) string {
 		return t.dropLocked(DropUnknownSrc)
 	}
 	rev := flowKey{p.proto, target, p.dport, senderInst, p.sport}
-	if old := t.sessions[rev]; old != nil && now.Sub(old.lastSeen) < t.timeout {
-		return t.dropLocked(DropFlowConflict)
+	if old := t.sessions[rev]; old != nil {
+		// The sender reused a source port towards the same instance through
+		// another service IP: the target would see one 4-tuple for two flows.
+		// The kernel reuses ports of flows that ended, so the newer flow wins.
+		delete(t.sessions, old.peer)
+		delete(t.sessions, rev)
+		t.stats.Replaced++
 	}
 	ends := [2]netip.Addr{p.src, target}
 	t.sessions[key] = &session{newSrc: senderInst, newDst: target, lastSeen: now, peer: rev, instances: ends}

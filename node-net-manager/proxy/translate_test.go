@@ -224,3 +224,24 @@ func TestForgetAndExpire(t *testing.T) {
 		t.Fatalf("sessions after expiry: %d", st.Sessions)
 	}
 }
+
+// A source port reused towards the same instance through another service IP
+// displaces the older flow instead of being dropped.
+func TestReusedSourcePortReplacesOlderFlow(t *testing.T) {
+	w := newWorld(t)
+	inst0 := sip(w.web[0], table.PolicyInstance)
+	rr := sip(w.web[0], table.PolicyRoundRobin)
+	w.tr.Translate(tcp(t, "10.18.0.2", inst0, 40000, 80)) // to web0 by instance IP
+	b := tcp(t, "10.18.0.2", rr, 40000, 80)                // round robin picks web0 first too
+	if r := w.tr.Translate(b); r != "" {
+		t.Fatalf("dropped: %s", r)
+	}
+	reply := tcp(t, "10.18.0.3", sip(w.client, table.PolicyInstance), 80, 40000)
+	w.tr.Translate(reply)
+	if ip, _ := decoded(t, reply); ip.SrcIP.String() != rr {
+		t.Fatalf("the reply comes from %s, want the newer flow's service IP %s", ip.SrcIP, rr)
+	}
+	if st := w.tr.Stats(); st.Replaced != 1 || st.Sessions != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}

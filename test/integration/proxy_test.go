@@ -34,8 +34,15 @@ func serveName(t *testing.T, ns *nstest.Netns, port, name string) {
 			if err != nil {
 				return
 			}
-			_, _ = c.Write([]byte(name + "\n"))
-			c.Close()
+			// Let the client close first, so the TIME_WAIT state stays on the
+			// client, whose kernel then picks a fresh source port for the next
+			// connection (as any NAT path needs).
+			go func(c net.Conn) {
+				defer c.Close()
+				_, _ = c.Write([]byte(name + "\n"))
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, _ = c.Read(make([]byte, 1))
+			}(c)
 		}
 	}()
 	go func() {
@@ -127,7 +134,8 @@ func TestUserspaceProxy(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080"))
 		if err != nil || name == "web1" {
-			t.Fatalf("after undeploying web1: %q %v", name, err)
+			_, st, _ := n.d.Client.Raw(ctx(t), http.MethodGet, "/proxy", nil)
+			t.Fatalf("after undeploying web1, connection %d: %q %v (proxy: %s)", i, name, err, st)
 		}
 	}
 	if _, err := ask(client, "tcp4", "10.30.250.250:8080"); err == nil {

@@ -72,11 +72,12 @@ func (n *Netns) Snapshot(t testing.TB) string {
 }
 
 // routes drops what only reflects carrier state ("linkdown") or the kernel's
-// link-local bookkeeping (fe80::), which come and go with ports on a bridge.
+// IPv6 bookkeeping (link-local fe80::, multicast ff00::/8), which come and go
+// with the carrier of a bridge as ports join and leave.
 func routes(out string) string {
 	var keep []string
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		if strings.Contains(l, "fe80::") {
+		if strings.Contains(l, "fe80::") || strings.Contains(l, "ff00::/8") {
 			continue
 		}
 		keep = append(keep, strings.Join(strings.Fields(strings.ReplaceAll(l, " linkdown", "")), " "))
