@@ -33,10 +33,10 @@ type session struct {
 
 // Drop reasons.
 const (
-	DropUnsupported  = "unsupported packet"
-	DropNotService   = "not a service address"
-	DropNoInstances  = "no instances"
-	DropUnknownSrc   = "sender is not a known service"
+	DropUnsupported = "unsupported packet"
+	DropNotService  = "not a service address"
+	DropNoInstances = "no instances"
+	DropUnknownSrc  = "sender is not a known service"
 )
 
 // Stats counts what the translator did.

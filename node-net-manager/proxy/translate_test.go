@@ -232,7 +232,7 @@ func TestReusedSourcePortReplacesOlderFlow(t *testing.T) {
 	inst0 := sip(w.web[0], table.PolicyInstance)
 	rr := sip(w.web[0], table.PolicyRoundRobin)
 	w.tr.Translate(tcp(t, "10.18.0.2", inst0, 40000, 80)) // to web0 by instance IP
-	b := tcp(t, "10.18.0.2", rr, 40000, 80)                // round robin picks web0 first too
+	b := tcp(t, "10.18.0.2", rr, 40000, 80)               // round robin picks web0 first too
 	if r := w.tr.Translate(b); r != "" {
 		t.Fatalf("dropped: %s", r)
 	}
