@@ -1,0 +1,224 @@
+//go:build ignore
+
+/* proxy: Oakestra semantic addressing in the kernel. A packet leaving a
+ * service towards a service IP is translated to a local instance's namespace
+ * IP (round robin or the instance an instance IP names), its source to the
+ * sender's instance IP; the choice is kept per flow in both directions, and
+ * the packet goes straight into the target's namespace (bpf_redirect_peer).
+ * What it cannot translate here (no local instance, unknown sender, not
+ * TCP/UDP/ICMP echo) it passes on: the user-space proxy behind the node's
+ * route to the service range handles it, so no first packet is lost. */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "parse.h"
+#include "verdicts.h"
+#include "proxy.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct px_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096); /* knob */
+	__type(key, __be32);
+	__type(value, struct px_service);
+} services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* knob */
+	__type(key, struct px_backend_key);
+	__type(value, struct px_backend);
+} backends SEC(".maps");
+
+/* senders: namespace IP -> instance IP of every local instance */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096); /* knob */
+	__type(key, __be32);
+	__type(value, __be32);
+} senders SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096); /* knob */
+	__type(key, __be32);
+	__type(value, __u64);
+} rr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* knob */
+	__type(key, struct px_flow);
+	__type(value, struct px_session);
+} sessions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PX_NSTATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+static __always_inline void count(__u32 what)
+{
+	__u64 *n = bpf_map_lookup_elem(&stats, &what);
+	if (n)
+		(*n)++;
+}
+
+struct target {
+	struct px_session fwd;
+	struct px_session rev;
+	struct px_flow rev_key;
+};
+
+/* resolve picks a backend for a new flow and builds both sessions; 0 on success. */
+static __always_inline int resolve(struct px_flow *f, __u32 sender_ifindex, __u8 *sender_mac, struct target *t)
+{
+	struct px_service *svc = bpf_map_lookup_elem(&services, &f->dst);
+	if (!svc || !svc->count)
+		return -1;
+	__be32 *inst = bpf_map_lookup_elem(&senders, &f->src);
+	if (!inst)
+		return -1;
+	struct px_backend_key bk = {.service_ip = f->dst, .index = 0};
+	if (svc->kind == 0) {
+		__u64 *ctr = bpf_map_lookup_elem(&rr, &f->dst);
+		if (!ctr)
+			return -1;
+		bk.index = __sync_fetch_and_add(ctr, 1) % svc->count;
+	}
+	struct px_backend *b = bpf_map_lookup_elem(&backends, &bk);
+	if (!b)
+		return -1;
+	__u64 now = bpf_ktime_get_ns();
+	t->fwd.new_src = *inst;
+	t->fwd.new_dst = b->ns_ip;
+	t->fwd.ifindex = b->ifindex;
+	__builtin_memcpy(t->fwd.mac, b->mac, 6);
+	t->fwd.last_seen = now;
+	t->rev.new_src = f->dst;
+	t->rev.new_dst = f->src;
+	t->rev.ifindex = sender_ifindex;
+	__builtin_memcpy(t->rev.mac, sender_mac, 6);
+	t->rev.last_seen = now;
+	t->rev_key.src = b->ns_ip;
+	t->rev_key.dst = *inst;
+	t->rev_key.sport = f->dport;
+	t->rev_key.dport = f->sport;
+	t->rev_key.proto = f->proto;
+	return 0;
+}
+
+/* rewrite applies a session to the packet: addresses with both checksums
+ * (the L4 one over the pseudo-header, correct for CHECKSUM_PARTIAL too), then
+ * the MACs. Offsets are from the start of the frame. */
+static __always_inline int rewrite(struct __sk_buff *skb, struct px_flow *f, struct px_session *s, __u32 l3off, __u32 csum_off, __u8 *gw_mac)
+{
+	__u32 ip_check = l3off + __builtin_offsetof(struct iphdr, check);
+	if (csum_off) {
+		if (bpf_l4_csum_replace(skb, csum_off, f->src, s->new_src, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4) ||
+		    bpf_l4_csum_replace(skb, csum_off, f->dst, s->new_dst, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4))
+			return -1;
+	}
+	if (bpf_l3_csum_replace(skb, ip_check, f->src, s->new_src, 4) ||
+	    bpf_l3_csum_replace(skb, ip_check, f->dst, s->new_dst, 4))
+		return -1;
+	if (bpf_skb_store_bytes(skb, l3off + __builtin_offsetof(struct iphdr, saddr), &s->new_src, 4, 0) ||
+	    bpf_skb_store_bytes(skb, l3off + __builtin_offsetof(struct iphdr, daddr), &s->new_dst, 4, 0))
+		return -1;
+	if (bpf_skb_store_bytes(skb, 0, s->mac, 6, 0) || bpf_skb_store_bytes(skb, 6, gw_mac, 6, 0))
+		return -1;
+	return 0;
+}
+
+/* On a service's host veth, TC ingress: traffic leaving the service. */
+NM_PROG int nm_ingress(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct px_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return NM_NEXT;
+	struct cursor c;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	cursor_init(&c, skb);
+	void *data = c.pos;
+	if (parse_eth(&c, &eth) != ETH_P_IP)
+		return NM_NEXT;
+	__u32 l3off = c.pos - data;
+	int l4 = parse_ipv4(&c, &ip);
+	if (l4 < 0)
+		return NM_NEXT;
+	if ((ip->daddr & cfg->range_mask) != cfg->range_addr)
+		return NM_NEXT; /* not a service IP: nothing to translate */
+
+	struct px_flow f = {.src = ip->saddr, .dst = ip->daddr, .proto = l4};
+	__u32 csum_off = 0;
+	__u32 l4off = c.pos - data;
+	if (l4 == IPPROTO_TCP) {
+		struct tcphdr *t;
+		if (parse_tcp(&c, &t) < 0)
+			goto malformed;
+		f.sport = t->source;
+		f.dport = t->dest;
+		csum_off = l4off + __builtin_offsetof(struct tcphdr, check);
+	} else if (l4 == IPPROTO_UDP) {
+		struct udphdr *u;
+		if (parse_udp(&c, &u) < 0)
+			goto malformed;
+		f.sport = u->source;
+		f.dport = u->dest;
+		if (u->check)
+			csum_off = l4off + __builtin_offsetof(struct udphdr, check);
+	} else if (l4 == IPPROTO_ICMP) {
+		struct nm_icmphdr *i;
+		if (parse_icmp(&c, &i) < 0)
+			goto malformed;
+		if (i->type != ICMP_ECHO && i->type != ICMP_ECHOREPLY) {
+			count(PX_PASS);
+			return NM_NEXT;
+		}
+		f.sport = f.dport = (__u16)i->rest;
+	} else {
+		count(PX_PASS);
+		return NM_NEXT;
+	}
+
+	struct px_session *s = bpf_map_lookup_elem(&sessions, &f);
+	struct target t = {};
+	if (s) {
+		s->last_seen = bpf_ktime_get_ns();
+		count(PX_HIT);
+	} else {
+		if (resolve(&f, skb->ifindex, eth->h_source, &t) < 0) {
+			count(PX_PASS);
+			return NM_NEXT; /* the user-space proxy takes it from here */
+		}
+		if (bpf_map_update_elem(&sessions, &t.rev_key, &t.rev, BPF_ANY) ||
+		    bpf_map_update_elem(&sessions, &f, &t.fwd, BPF_ANY)) {
+			count(PX_ERROR);
+			return NM_DROP;
+		}
+		s = &t.fwd;
+		count(PX_NEW);
+	}
+	__u32 ifindex = s->ifindex;
+	if (rewrite(skb, &f, s, l3off, csum_off, cfg->gw_mac) < 0) {
+		count(PX_ERROR);
+		return NM_DROP;
+	}
+	return bpf_redirect_peer(ifindex, 0);
+
+malformed:
+	count(PX_MALFORMED);
+	return NM_NEXT;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

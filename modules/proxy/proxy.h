@@ -1,0 +1,58 @@
+/* Maps of the eBPF proxy data plane; Go mirrors them in maps.go
+ * (TestStructsMatchC checks the layouts). IPv4 only: service IPs are IPv4. */
+#pragma once
+
+#include <linux/types.h>
+
+struct px_config {
+	__be32 range_addr;   /* service range, network order */
+	__be32 range_mask;
+	__u8 gw_mac[6];      /* the node bridge's MAC: source of redirected frames */
+	__u16 pad;
+};
+
+/* services: a service IP and what it resolves to */
+struct px_service {
+	__u32 kind;  /* 0 round robin, 1 instance */
+	__u32 count; /* backends */
+};
+
+struct px_backend_key {
+	__be32 service_ip;
+	__u32 index;
+};
+
+/* a local instance: where its host veth is and its namespace address */
+struct px_backend {
+	__be32 ns_ip;
+	__u32 ifindex; /* host veth */
+	__u8 mac[6];   /* the service's interface inside its namespace */
+	__u16 pad;
+};
+
+struct px_flow {
+	__be32 src;
+	__be32 dst;
+	__be16 sport; /* ICMP echo: the identifier in both */
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* what to do with a packet of a flow */
+struct px_session {
+	__be32 new_src;
+	__be32 new_dst;
+	__u32 ifindex;  /* host veth to redirect to (peer of the destination) */
+	__u8 mac[6];    /* destination MAC inside that namespace */
+	__u16 pad;
+	__u64 last_seen;
+};
+
+/* stats array indexes */
+#define PX_HIT (0)        /* translated by an existing session */
+#define PX_NEW (1)        /* new session created */
+#define PX_PASS (2)       /* to a service IP but not ours to translate: left to the user-space proxy */
+#define PX_MALFORMED (3)  /* to a service IP but unparseable: passed untouched */
+#define PX_ERROR (4)      /* a helper failed: dropped */
+#define PX_NSTATS (5)

@@ -1,0 +1,98 @@
+package integration
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/oakestra/netmanager/node-net-manager/deploy"
+	"github.com/oakestra/netmanager/node-net-manager/table"
+)
+
+type proxyStats struct {
+	Stats struct{ Translated, NewSessions uint64 }
+}
+
+// The eBPF proxy translates service IPs in the kernel: round robin over
+// instances, instance IPs, UDP and ping, without the user-space proxy seeing
+// those flows; a service IP it cannot serve falls through to the user-space
+// proxy; unloading it falls back to the user-space proxy without a restart.
+func TestEBPFProxy(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	client := newContainer(t)
+	deployContainer(t, n, client, "app.ns.client.ns", 0, "")
+	for i, name := range []string{"web0", "web1", "web2"} {
+		c := newContainer(t)
+		deployContainer(t, n, c, "app.ns.web.ns", i, "")
+		serveName(t, c.ns, "8080", name)
+	}
+	px := loadModule(t, n, `{"name": "proxy", "priority": 50}`)
+	var before, after proxyStats
+	getJSON(t, n, "/proxy", &before)
+
+	rr := serviceIP(t, n, "app.ns.web.ns", 0, table.PolicyRoundRobin)
+	var got []string
+	for i := 0; i < 4; i++ {
+		name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080"))
+		if err != nil {
+			t.Fatalf("TCP to %s through the eBPF proxy: %v", rr, err)
+		}
+		got = append(got, name)
+	}
+	if strings.Join(got, ",") != "web0,web1,web2,web0" {
+		t.Fatalf("round robin: %v", got)
+	}
+	if name, err := ask(client, "udp4", net.JoinHostPort(rr, "8080")); err != nil || !strings.HasPrefix(name, "web") {
+		t.Fatalf("UDP: %q %v", name, err)
+	}
+	inst2 := serviceIP(t, n, "app.ns.web.ns", 2, table.PolicyInstance)
+	if name, err := ask(client, "tcp4", net.JoinHostPort(inst2, "8080")); err != nil || name != "web2" {
+		t.Fatalf("instance IP: %q %v", name, err)
+	}
+	assertPing(t, client.ns, rr)
+	getJSON(t, n, "/proxy", &after)
+	if after.Stats.NewSessions != before.Stats.NewSessions {
+		t.Fatalf("the user-space proxy handled %d flows the eBPF proxy should have", after.Stats.NewSessions-before.Stats.NewSessions)
+	}
+	var st map[string]uint64
+	getJSON(t, n, "/ebpf/"+px.ID+"/stats", &st)
+	if st["newSessions"] < 7 || st["hits"] == 0 || st["errors"] != 0 {
+		t.Fatalf("eBPF proxy stats: %v", st)
+	}
+	var trans map[string][]string
+	getJSON(t, n, "/ebpf/"+px.ID+"/translations", &trans)
+	if len(trans[rr]) != 3 {
+		t.Fatalf("translations: %v", trans)
+	}
+
+	// An undeployed instance gets no new flows.
+	undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", 1)
+	for i := 0; i < 3; i++ {
+		if name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080")); err != nil || name == "web1" {
+			t.Fatalf("after undeploying web1: %q %v", name, err)
+		}
+	}
+	// A service IP with no instance: passed on, dropped with its reason by the user-space proxy.
+	if _, err := ask(client, "tcp4", "10.30.250.250:8080"); err == nil {
+		t.Fatal("a service IP with no instances answered")
+	}
+	// Unload: the user-space proxy serves again.
+	if err := n.d.Client.Do(ctx(t), http.MethodDelete, "/ebpf/"+px.ID, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080")); err != nil || !strings.HasPrefix(name, "web") {
+		t.Fatalf("after unloading the eBPF proxy: %q %v", name, err)
+	}
+	getJSON(t, n, "/proxy", &after)
+	if after.Stats.NewSessions == before.Stats.NewSessions {
+		t.Fatal("the user-space proxy did not take over")
+	}
+	for _, i := range []int{0, 2} {
+		undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", i)
+	}
+	undeploy(t, n, deploy.KindContainer, "app.ns.client.ns", 0)
+	n.assertState(t, n.ready, "after the eBPF proxy test")
+	n.stop(t)
+}
