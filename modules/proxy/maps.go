@@ -39,6 +39,7 @@ type (
 		Ifindex        uint32
 		MAC            [6]byte
 		Pad            uint16
+		Pad2           uint32
 		LastSeen       uint64
 	}
 )

@@ -116,25 +116,34 @@ static __always_inline int resolve(struct px_flow *f, __u32 sender_ifindex, __u8
 	return 0;
 }
 
-/* rewrite applies a session to the packet: addresses with both checksums
- * (the L4 one over the pseudo-header, correct for CHECKSUM_PARTIAL too), then
- * the MACs. Offsets are from the start of the frame. */
+/* rewrite applies a session to the packet: one checksum difference for both
+ * addresses, applied to the L4 checksum over the pseudo-header (correct for
+ * CHECKSUM_PARTIAL too) and to the IPv4 header; then the addresses and MACs
+ * written in place. Offsets are from the start of the frame. */
 static __always_inline int rewrite(struct __sk_buff *skb, struct px_flow *f, struct px_session *s, __u32 l3off, __u32 csum_off, __u8 *gw_mac)
 {
-	__u32 ip_check = l3off + __builtin_offsetof(struct iphdr, check);
-	if (csum_off) {
-		if (bpf_l4_csum_replace(skb, csum_off, f->src, s->new_src, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4) ||
-		    bpf_l4_csum_replace(skb, csum_off, f->dst, s->new_dst, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4))
-			return -1;
-	}
-	if (bpf_l3_csum_replace(skb, ip_check, f->src, s->new_src, 4) ||
-	    bpf_l3_csum_replace(skb, ip_check, f->dst, s->new_dst, 4))
+	__be32 old[2] = {f->src, f->dst};
+	__be32 neu[2] = {s->new_src, s->new_dst};
+	__s64 diff = bpf_csum_diff(old, sizeof(old), neu, sizeof(neu), 0);
+	if (diff < 0)
 		return -1;
-	if (bpf_skb_store_bytes(skb, l3off + __builtin_offsetof(struct iphdr, saddr), &s->new_src, 4, 0) ||
-	    bpf_skb_store_bytes(skb, l3off + __builtin_offsetof(struct iphdr, daddr), &s->new_dst, 4, 0))
+	if (csum_off && bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0))
 		return -1;
-	if (bpf_skb_store_bytes(skb, 0, s->mac, 6, 0) || bpf_skb_store_bytes(skb, 6, gw_mac, 6, 0))
+	if (bpf_l3_csum_replace(skb, l3off + __builtin_offsetof(struct iphdr, check), 0, diff, 0))
 		return -1;
+	/* The helpers may have moved the packet: find the headers again. */
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if (l3off > 64)
+		return -1;
+	struct iphdr *ip = data + l3off;
+	if ((void *)(eth + 1) > data_end || (void *)(ip + 1) > data_end)
+		return -1;
+	ip->saddr = s->new_src;
+	ip->daddr = s->new_dst;
+	__builtin_memcpy(eth->h_dest, s->mac, 6);
+	__builtin_memcpy(eth->h_source, gw_mac, 6);
 	return 0;
 }
 

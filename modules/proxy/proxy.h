@@ -46,6 +46,7 @@ struct px_session {
 	__u32 ifindex;  /* host veth to redirect to (peer of the destination) */
 	__u8 mac[6];    /* destination MAC inside that namespace */
 	__u16 pad;
+	__u32 pad2;
 	__u64 last_seen;
 };
 
