@@ -40,7 +40,8 @@ integration-test: build
 		$(GO) test -count=1 -v -timeout 20m ./test/...
 
 bench: build
-	scripts/bench.sh
+	@scripts/deps.sh gnuplot-nox
+	NETMANAGER_BIN=$(abspath $(BUILD)/bin/netmanager) scripts/bench.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -5,8 +5,11 @@ cd "$(dirname "$0")/.."
 out=$(mktemp)
 cmd=(go test -run '^$' -count "${COUNT:-5}" -benchtime "${BENCHTIME:-1000000x}" -bench 'DataPlane|Rules' ./modules/...)
 cmd2=(go test -run '^$' -count 1 -benchtime "${ATTACHTIME:-100x}" -bench 'ServiceCreated|AttachServiceVeth' ./ebpfManager/...)
+sp=$(mktemp -d)
+cmd3=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench ServicePaths ./test/bench/)
 "${cmd[@]}" | tee "$out"
 "${cmd2[@]}" | tee -a "$out"
+BENCH_OUT="$sp/servicepath.json" "${cmd3[@]}" | grep -v 'level=' | tee -a "$out"
 # nsmin NAME: the smallest ns/packet of the runs of one benchmark (the least disturbed).
 nsmin() {
   grep -E "^$1(-[0-9]+)? " "$out" | awk '{for(i=1;i<=NF;i++) if($(i)=="ns/packet") print $(i-1)}' | sort -g | head -1
@@ -24,6 +27,10 @@ nsmin() {
   echo "| program | ns/packet |"
   echo "|---|---|"
   for p in noop packetcounter; do echo "| $p | $(nsmin "BenchmarkDataPlane/$p") |"; done
+  echo "| proxy, session hit | $(nsmin "BenchmarkDataPlane/hit") |"
+  echo "| proxy, miss (passed to the user-space proxy) | $(nsmin "BenchmarkDataPlane/miss") |"
+  echo
+  echo "\`noop\` (a program that only returns \"next\") is the cost of BPF_PROG_TEST_RUN itself on this machine."
   echo
   echo "## Firewall: ns/packet by rule count"
   echo
@@ -38,6 +45,15 @@ nsmin() {
   l1000=$(nsmin "BenchmarkRules/rules=1000/last")
   echo
   echo "Ratio 1000:10 (last rule): $(awk -v a="$l1000" -v b="$l10" 'BEGIN{printf "%.2f", a/b}') (goal: at most 1.5)."
+  echo
+  echo "## The service path: direct, user-space proxy, eBPF proxy"
+  echo
+  echo "Two services on one node (namespaces on the node bridge), measured one after the other in one run:"
+  echo "direct to the server's namespace IP; to its round-robin service IP through the user-space proxy"
+  echo "(TUN); and the same service IP with the eBPF proxy module loaded. CPU is the whole machine's busy"
+  echo "time (kernel and user space) while iperf3 carries 100 Mbit/s, in percent of one core."
+  echo
+  cat "$sp/servicepath.md"
   echo
   echo "## Attaching modules to a new service veth (both hooks, detach not timed)"
   echo
@@ -54,6 +70,7 @@ nsmin() {
   echo '```'
   echo "${cmd[*]}"
   echo "${cmd2[*]}"
+  echo "BENCH_OUT=... ${cmd3[*]}"
   echo '```'
   echo
   echo "Raw output:"
@@ -62,5 +79,5 @@ nsmin() {
   grep -E '^(Benchmark|goos|goarch|cpu)' "$out"
   echo '```'
 } > docs/benchmarks.md
-rm -f "$out"
+rm -rf "$out" "$sp"
 echo "wrote docs/benchmarks.md"
