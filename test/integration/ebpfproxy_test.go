@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/table"
@@ -66,6 +67,19 @@ func TestEBPFProxy(t *testing.T) {
 	if len(trans[rr]) != 3 {
 		t.Fatalf("translations: %v", trans)
 	}
+
+	// A service deployed after the proxy: its first SYN gets through (a lost
+	// one would be retransmitted after 1 s, past this 900 ms limit).
+	fresh := newContainer(t)
+	deployContainer(t, n, fresh, "app.ns.fresh.ns", 0, "")
+	serveName(t, fresh.ns, "8080", "fresh")
+	freshIP := serviceIP(t, n, "app.ns.fresh.ns", 0, table.PolicyRoundRobin)
+	var conn net.Conn
+	if err := client.ns.Do(func() (err error) { conn, err = net.DialTimeout("tcp4", net.JoinHostPort(freshIP, "8080"), 900*time.Millisecond); return }); err != nil {
+		t.Fatalf("first connection to a new service: %v", err)
+	}
+	conn.Close()
+	undeploy(t, n, deploy.KindContainer, "app.ns.fresh.ns", 0)
 
 	// An undeployed instance gets no new flows.
 	undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", 1)

@@ -82,6 +82,7 @@ func TestModuleReadmeExamples(t *testing.T) {
 	}{
 		{"../../modules/packetcounter/README.md", []string{`"name":"packetcounter"`, `{}`, `"state":"deleted"`}},
 		{"../../modules/firewall/README.md", []string{`"name":"firewall"`, `"id":"noping"`, `"hits":0`, `"state":"deleted"`, `{}`}},
+		{"../../modules/proxy/README.md", []string{`"name":"proxy"`, `"newSessions":0`, `"state":"deleted"`}},
 	} {
 		t.Run(strings.Split(c.readme, "/")[3], func(t *testing.T) {
 			t.Parallel()
