@@ -75,7 +75,10 @@ func TestEBPFProxy(t *testing.T) {
 	serveName(t, fresh.ns, "8080", "fresh")
 	freshIP := serviceIP(t, n, "app.ns.fresh.ns", 0, table.PolicyRoundRobin)
 	var conn net.Conn
-	if err := client.ns.Do(func() (err error) { conn, err = net.DialTimeout("tcp4", net.JoinHostPort(freshIP, "8080"), 900*time.Millisecond); return }); err != nil {
+	if err := client.ns.Do(func() (err error) {
+		conn, err = net.DialTimeout("tcp4", net.JoinHostPort(freshIP, "8080"), 900*time.Millisecond)
+		return
+	}); err != nil {
 		t.Fatalf("first connection to a new service: %v", err)
 	}
 	conn.Close()
