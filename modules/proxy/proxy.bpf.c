@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "parse.h"
+#include "csum.h"
 #include "verdicts.h"
 #include "proxy.h"
 
@@ -116,22 +117,19 @@ static __always_inline int resolve(struct px_flow *f, __u32 sender_ifindex, __u8
 	return 0;
 }
 
-/* rewrite applies a session to the packet: one checksum difference for both
- * addresses, applied to the L4 checksum over the pseudo-header (correct for
- * CHECKSUM_PARTIAL too) and to the IPv4 header; then the addresses and MACs
- * written in place. Offsets are from the start of the frame. */
+static __always_inline __u32 csum_add32(__u32 a, __u32 b)
+{
+	__u32 r = a + b;
+	return r + (r < a);
+}
+
+/* rewrite applies a session to the packet. The IPv4 header checksum (never
+ * offloaded) is updated in place (RFC 1624); the L4 checksum covers the
+ * pseudo-header and may be CHECKSUM_PARTIAL, so it goes through
+ * bpf_l4_csum_replace with the difference of both addresses, computed here —
+ * one helper call per packet. Offsets are from the start of the frame. */
 static __always_inline int rewrite(struct __sk_buff *skb, struct px_flow *f, struct px_session *s, __u32 l3off, __u32 csum_off, __u8 *gw_mac)
 {
-	__be32 old[2] = {f->src, f->dst};
-	__be32 neu[2] = {s->new_src, s->new_dst};
-	__s64 diff = bpf_csum_diff(old, sizeof(old), neu, sizeof(neu), 0);
-	if (diff < 0)
-		return -1;
-	if (csum_off && bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0))
-		return -1;
-	if (bpf_l3_csum_replace(skb, l3off + __builtin_offsetof(struct iphdr, check), 0, diff, 0))
-		return -1;
-	/* The helpers may have moved the packet: find the headers again. */
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -140,10 +138,17 @@ static __always_inline int rewrite(struct __sk_buff *skb, struct px_flow *f, str
 	struct iphdr *ip = data + l3off;
 	if ((void *)(eth + 1) > data_end || (void *)(ip + 1) > data_end)
 		return -1;
+	ip->check = csum_replace4(ip->check, f->src, s->new_src);
+	ip->check = csum_replace4(ip->check, f->dst, s->new_dst);
 	ip->saddr = s->new_src;
 	ip->daddr = s->new_dst;
 	__builtin_memcpy(eth->h_dest, s->mac, 6);
 	__builtin_memcpy(eth->h_source, gw_mac, 6);
+	if (csum_off) {
+		__u32 diff = csum_add32(csum_add32(~f->src, ~f->dst), csum_add32(s->new_src, s->new_dst));
+		if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0))
+			return -1;
+	}
 	return 0;
 }
 
@@ -203,8 +208,7 @@ NM_PROG int nm_ingress(struct __sk_buff *skb)
 	struct px_session *s = bpf_map_lookup_elem(&sessions, &f);
 	struct target t = {};
 	if (s) {
-		s->last_seen = bpf_ktime_get_ns();
-		count(PX_HIT);
+		count(PX_HIT); /* the LRU map tracks use itself: no clock read here */
 	} else {
 		if (resolve(&f, skb->ifindex, eth->h_source, &t) < 0) {
 			count(PX_PASS);
