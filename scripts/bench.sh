@@ -48,10 +48,12 @@ nsmin() {
   echo
   echo "## The service path: direct, user-space proxy, eBPF proxy"
   echo
-  echo "Two services on one node (namespaces on the node bridge), measured one after the other in one run:"
-  echo "direct to the server's namespace IP; to its round-robin service IP through the user-space proxy"
-  echo "(TUN); and the same service IP with the eBPF proxy module loaded. CPU is the whole machine's busy"
-  echo "time (kernel and user space) while iperf3 carries 100 Mbit/s, in percent of one core."
+  echo "Two services on one node (namespaces on the node bridge), in one run: to the server's round-robin"
+  echo "service IP through the user-space proxy (TUN); then, with the eBPF proxy module loaded, direct to"
+  echo "the server's namespace IP and to the service IP through the eBPF proxy, their samples alternating"
+  echo "so the machine's noise falls on both alike (the module passes non-service traffic on at once)."
+  echo "CPU is the whole machine's busy time (kernel and user space) while iperf3 carries 100 Mbit/s,"
+  echo "in percent of one core."
   echo
   cat "$sp/servicepath.md"
   echo
