@@ -33,26 +33,7 @@ func TestEBPFProxy(t *testing.T) {
 	var before, after proxyStats
 	getJSON(t, n, "/proxy", &before)
 
-	rr := serviceIP(t, n, "app.ns.web.ns", 0, table.PolicyRoundRobin)
-	var got []string
-	for i := 0; i < 4; i++ {
-		name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080"))
-		if err != nil {
-			t.Fatalf("TCP to %s through the eBPF proxy: %v", rr, err)
-		}
-		got = append(got, name)
-	}
-	if strings.Join(got, ",") != "web0,web1,web2,web0" {
-		t.Fatalf("round robin: %v", got)
-	}
-	if name, err := ask(client, "udp4", net.JoinHostPort(rr, "8080")); err != nil || !strings.HasPrefix(name, "web") {
-		t.Fatalf("UDP: %q %v", name, err)
-	}
-	inst2 := serviceIP(t, n, "app.ns.web.ns", 2, table.PolicyInstance)
-	if name, err := ask(client, "tcp4", net.JoinHostPort(inst2, "8080")); err != nil || name != "web2" {
-		t.Fatalf("instance IP: %q %v", name, err)
-	}
-	assertPing(t, client.ns, rr)
+	rr := assertServiceIPs(t, n, client)
 	getJSON(t, n, "/proxy", &after)
 	if after.Stats.NewSessions != before.Stats.NewSessions {
 		t.Fatalf("the user-space proxy handled %d flows the eBPF proxy should have", after.Stats.NewSessions-before.Stats.NewSessions)

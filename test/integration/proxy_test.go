@@ -109,27 +109,7 @@ func TestUserspaceProxy(t *testing.T) {
 		deployContainer(t, n, c, "app.ns.web.ns", i, "")
 		serveName(t, c.ns, "8080", name)
 	}
-	rr := serviceIP(t, n, "app.ns.web.ns", 0, table.PolicyRoundRobin)
-	var got []string
-	for i := 0; i < 4; i++ {
-		name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080"))
-		if err != nil {
-			t.Fatalf("TCP to the service IP %s: %v", rr, err)
-		}
-		got = append(got, name)
-	}
-	if strings.Join(got, ",") != "web0,web1,web2,web0" {
-		t.Fatalf("round robin over new connections: %v", got)
-	}
-	if name, err := ask(client, "udp4", net.JoinHostPort(rr, "8080")); err != nil || !strings.HasPrefix(name, "web") {
-		t.Fatalf("UDP to the service IP: %q %v", name, err)
-	}
-	inst2 := serviceIP(t, n, "app.ns.web.ns", 2, table.PolicyInstance)
-	if name, err := ask(client, "tcp4", net.JoinHostPort(inst2, "8080")); err != nil || name != "web2" {
-		t.Fatalf("instance IP: %q %v", name, err)
-	}
-	assertPing(t, client.ns, rr)
-
+	rr := assertServiceIPs(t, n, client)
 	undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", 1)
 	for i := 0; i < 4; i++ {
 		name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080"))
@@ -157,4 +137,33 @@ func TestUserspaceProxy(t *testing.T) {
 	undeploy(t, n, deploy.KindContainer, "app.ns.client.ns", 0)
 	n.assertState(t, n.ready, "after the proxy test")
 	n.stop(t)
+}
+
+// assertServiceIPs checks the service IPs of app.ns.web.ns (three instances
+// answering web0, web1, web2 on port 8080) from client, whichever proxy serves
+// them: round robin over new TCP connections, UDP, an instance IP, and ping.
+// It returns the round-robin IP.
+func assertServiceIPs(t *testing.T, n *node, client *container) string {
+	t.Helper()
+	rr := serviceIP(t, n, "app.ns.web.ns", 0, table.PolicyRoundRobin)
+	var got []string
+	for i := 0; i < 4; i++ {
+		name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080"))
+		if err != nil {
+			t.Fatalf("TCP to the service IP %s: %v", rr, err)
+		}
+		got = append(got, name)
+	}
+	if strings.Join(got, ",") != "web0,web1,web2,web0" {
+		t.Fatalf("round robin over new connections: %v", got)
+	}
+	if name, err := ask(client, "udp4", net.JoinHostPort(rr, "8080")); err != nil || !strings.HasPrefix(name, "web") {
+		t.Fatalf("UDP to the service IP: %q %v", name, err)
+	}
+	inst2 := serviceIP(t, n, "app.ns.web.ns", 2, table.PolicyInstance)
+	if name, err := ask(client, "tcp4", net.JoinHostPort(inst2, "8080")); err != nil || name != "web2" {
+		t.Fatalf("instance IP: %q %v", name, err)
+	}
+	assertPing(t, client.ns, rr)
+	return rr
 }
