@@ -17,18 +17,17 @@ import (
 // per hook; closing a link removes exactly that program; a data plane's pins
 // exist from Load until Close.
 type fakeKernel struct {
-	mu         sync.Mutex
-	mode       Mode
-	nextProg   uint32
-	chains     map[chainKey][]fakeEntry
-	revs       map[chainKey]uint64
-	pins       map[string]bool
-	hosts      map[string]int
-	objects    map[string][]module.Hook // hooks an object defines; default both
-	failLoad   map[string]error
-	bumpOnce   bool // make the next Attach see a changed chain
-	bumped     int
-	attachErrs int
+	mu       sync.Mutex
+	mode     Mode
+	nextProg uint32
+	chains   map[chainKey][]fakeEntry
+	revs     map[chainKey]uint64
+	pins     map[string]bool
+	hosts    map[string]int
+	objects  map[string][]module.Hook // hooks an object defines; default both
+	failLoad map[string]error
+	bumpOnce bool // make the next Attach see a changed chain
+	bumped   int
 }
 
 type chainKey struct {

@@ -9,6 +9,28 @@ import (
 	"strings"
 )
 
+// Result is one path's measurements.
+type Result struct {
+	Path          string    `json:"path"`
+	Address       string    `json:"address"`
+	ThroughputGbs []float64 `json:"throughputGbitPerS"` // iperf3 TCP, one value per run
+	ConnectUs     []float64 `json:"connectMicroseconds"`
+	JitterMs      float64   `json:"jitterMs"` // iperf3 UDP at 1 Mbit/s
+	CPUPercent    float64   `json:"cpuPercentAt100Mbit"`
+}
+
+func median(v []float64) float64 { return pct(v, 50) }
+
+func pct(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
 // Render writes the service-path section of docs/benchmarks.md (returned as
 // markdown) and its plots into dir: a CDF of connect times and a bar chart of
 // throughput, drawn by gnuplot.

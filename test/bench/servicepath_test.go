@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,16 +18,6 @@ import (
 	"github.com/oakestra/netmanager/node-net-manager/table"
 	"github.com/oakestra/netmanager/test/nstest"
 )
-
-// Result is one path's measurements.
-type Result struct {
-	Path          string    `json:"path"`
-	Address       string    `json:"address"`
-	ThroughputGbs []float64 `json:"throughputGbitPerS"` // iperf3 TCP, one value per run
-	ConnectUs     []float64 `json:"connectMicroseconds"`
-	JitterMs      float64   `json:"jitterMs"` // iperf3 UDP at 1 Mbit/s
-	CPUPercent    float64   `json:"cpuPercentAt100Mbit"`
-}
 
 func bin(b *testing.B, env, pkg string) string {
 	p, err := nstest.Binary(env, pkg, b.TempDir())
@@ -237,16 +226,4 @@ func connectTimes(b *testing.B, c *nstest.Netns, addr string, n int) []float64 {
 		b.Fatal(err)
 	}
 	return out
-}
-
-func median(v []float64) float64 { return pct(v, 50) }
-
-func pct(v []float64, p float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	i := int(float64(len(s)-1) * p / 100)
-	return s[i]
 }
