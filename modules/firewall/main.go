@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
@@ -78,12 +77,7 @@ type Firewall struct {
 	seq    int
 	nextID int
 	gens   *generations
-	ifaces map[uint32]iface
-}
-
-type iface struct {
-	name    string
-	service bool
+	ifaces module.Interfaces
 }
 
 // New validates the config, installs its rules and registers the routes.
@@ -92,7 +86,7 @@ func New(base module.Base) (module.Module, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Firewall{cfg: c, ifaces: map[uint32]iface{}}
+	f := &Firewall{cfg: c}
 	rs, err := ruleSet(c.Rules, c.MaxRules, "rules", f.newID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", module.ErrInvalidConfig, err)
@@ -155,18 +149,16 @@ func (f *Firewall) list() ([]Rule, error) {
 
 // Attach starts reporting an interface's stats.
 func (f *Firewall) Attach(a module.Attachment) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ifaces[uint32(a.Interface.Ifindex)] = iface{name: a.Interface.Name, service: a.Interface.Service != nil}
+	f.ifaces.Add(a)
 	return nil
 }
 
 // Detach forgets an interface: its stats and its flows.
 func (f *Firewall) Detach(a module.Attachment) error {
+	f.ifaces.Remove(a)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx := uint32(a.Interface.Ifindex)
-	delete(f.ifaces, idx)
 	var errs []error
 	for dir := uint32(0); dir < 2; dir++ {
 		if err := f.gens.m["stats"].Delete(fwStatKey{Ifindex: idx, Dir: dir}); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -297,25 +289,19 @@ type Verdicts struct {
 	Denied  uint64 `json:"denied"`
 }
 
+// dirHooks maps the data plane's direction index (FW_DIR_*) to the host
+// veth hook that carries it.
+var dirHooks = [2]module.Hook{module.HookEgress, module.HookIngress}
+
 func (f *Firewall) serveStats(w http.ResponseWriter, _ *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	idxs := make([]uint32, 0, len(f.ifaces))
-	for idx := range f.ifaces {
-		idxs = append(idxs, idx)
-	}
-	sort.Slice(idxs, func(i, j int) bool { return idxs[i] < idxs[j] })
 	out := map[string]map[string]Verdicts{}
-	for _, idx := range idxs {
-		ifc := f.ifaces[idx]
+	for _, ifc := range f.ifaces.List() {
 		dirs := map[string]Verdicts{}
-		for dir, name := range []string{"ingress", "egress"} {
-			if !ifc.service { // a host interface: name by its own hooks
-				name = []string{"egress", "ingress"}[dir]
-			}
+		for dir, hook := range dirHooks {
 			var perCPU []fwStat
 			var v Verdicts
-			if err := f.gens.m["stats"].Lookup(fwStatKey{Ifindex: idx, Dir: uint32(dir)}, &perCPU); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			err := f.gens.m["stats"].Lookup(fwStatKey{Ifindex: uint32(ifc.Ifindex), Dir: uint32(dir)}, &perCPU)
+			if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				module.WriteError(w, http.StatusInternalServerError, err)
 				return
 			}
@@ -323,9 +309,9 @@ func (f *Firewall) serveStats(w http.ResponseWriter, _ *http.Request) {
 				v.Allowed += s.Allowed
 				v.Denied += s.Denied
 			}
-			dirs[name] = v
+			dirs[ifc.DirectionName(hook)] = v
 		}
-		out[ifc.name] = dirs
+		out[ifc.Name] = dirs
 	}
 	module.WriteJSON(w, http.StatusOK, out)
 }

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
-	"sync"
 
 	"github.com/cilium/ebpf"
 
@@ -59,16 +57,10 @@ func MapSizes(raw json.RawMessage) (map[string]uint32, error) {
 	return map[string]uint32{"counts": 2 * c.MaxInterfaces}, nil
 }
 
-type iface struct {
-	name    string
-	service bool
-}
-
 // Counter is one packetcounter instance.
 type Counter struct {
 	counts *ebpf.Map
-	mu     sync.Mutex
-	ifaces map[uint32]iface
+	ifaces module.Interfaces
 }
 
 // New creates an instance and registers its routes.
@@ -80,28 +72,24 @@ func New(base module.Base) (module.Module, error) {
 	if m == nil {
 		return nil, errors.New("data plane has no map \"counts\"")
 	}
-	c := &Counter{counts: m, ifaces: map[uint32]iface{}}
+	c := &Counter{counts: m}
 	base.Router.HandleFunc("/counts", c.serveCounts).Methods(http.MethodGet)
 	return c, nil
 }
 
 // Attach starts reporting an interface.
 func (c *Counter) Attach(a module.Attachment) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ifaces[uint32(a.Interface.Ifindex)] = iface{name: a.Interface.Name, service: a.Interface.Service != nil}
+	c.ifaces.Add(a)
 	return nil
 }
 
 // Detach forgets an interface and its counters.
 func (c *Counter) Detach(a module.Attachment) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	idx := uint32(a.Interface.Ifindex)
-	delete(c.ifaces, idx)
+	c.ifaces.Remove(a)
 	var errs []error
 	for _, h := range module.Hooks {
-		if err := c.counts.Delete(pcKey{Ifindex: idx, Hook: uint32(h)}); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		err := c.counts.Delete(pcKey{Ifindex: uint32(a.Interface.Ifindex), Hook: uint32(h)})
+		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, err)
 		}
 	}
@@ -121,35 +109,23 @@ type Totals struct {
 // the service's point of view on service veths ("ingress" = to the service)
 // and by the interface's own hooks on host interfaces.
 func (c *Counter) Counts() (map[string]map[string]Totals, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	idxs := make([]uint32, 0, len(c.ifaces))
-	for idx := range c.ifaces {
-		idxs = append(idxs, idx)
-	}
-	sort.Slice(idxs, func(i, j int) bool { return idxs[i] < idxs[j] })
 	out := map[string]map[string]Totals{}
-	for _, idx := range idxs {
-		ifc := c.ifaces[idx]
+	for _, ifc := range c.ifaces.List() {
 		dirs := map[string]Totals{}
 		for _, h := range module.Hooks {
 			var perCPU []pcValue
 			var t Totals
-			err := c.counts.Lookup(pcKey{Ifindex: idx, Hook: uint32(h)}, &perCPU)
+			err := c.counts.Lookup(pcKey{Ifindex: uint32(ifc.Ifindex), Hook: uint32(h)}, &perCPU)
 			if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				return nil, fmt.Errorf("read counters of %s: %w", ifc.name, err)
+				return nil, fmt.Errorf("read counters of %s: %w", ifc.Name, err)
 			}
 			for _, v := range perCPU {
 				t.Packets += v.Packets
 				t.Bytes += v.Bytes
 			}
-			name := h.String()
-			if ifc.service {
-				name = h.ServiceDirection()
-			}
-			dirs[name] = t
+			dirs[ifc.DirectionName(h)] = t
 		}
-		out[ifc.name] = dirs
+		out[ifc.Name] = dirs
 	}
 	return out, nil
 }
