@@ -33,6 +33,7 @@ type Config struct {
 	PinDir       string `json:"pinDir"`       // bpffs directory for module pins
 	TCMode       string `json:"tcMode"`       // how module programs are chained: auto, tcx, legacy
 	Proxy        bool   `json:"proxy"`        // run the user-space service proxy
+	Persist      bool   `json:"persist"`      // leave services running at shutdown and re-adopt them at start
 	ProxyTun     string `json:"proxyTun"`     // its TUN device
 }
 
@@ -185,6 +186,7 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 		vals[f.name] = fs.String(f.name, *f.dst, f.usage)
 	}
 	proxy := fs.Bool("proxy", c.Proxy, "run the user-space service proxy")
+	persist := fs.Bool("persist", c.Persist, "leave services running at shutdown and re-adopt them at the next start")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -197,8 +199,11 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 		}
 	}
 	fs.Visit(func(fl *flag.Flag) {
-		if fl.Name == "proxy" {
+		switch fl.Name {
+		case "proxy":
 			c.Proxy = *proxy
+		case "persist":
+			c.Persist = *persist
 		}
 		for _, f := range flags {
 			if f.name == fl.Name {

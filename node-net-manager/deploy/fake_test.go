@@ -118,3 +118,15 @@ func (f *fakeNet) leftovers() []string {
 	sort.Strings(out)
 	return out
 }
+
+func (f *fakeNet) Readopt(a netenv.Attachment) (netenv.Attached, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old, ok := f.links[a.HostVeth]
+	if !ok || old.ServiceName != a.ServiceName || old.Instance != a.Instance {
+		return netenv.Attached{}, fmt.Errorf("veth %s is gone", a.HostVeth)
+	}
+	f.ops = append(f.ops, "readopt "+a.HostVeth)
+	f.ifindex++
+	return netenv.Attached{HostIfindex: f.ifindex + 100, Peer: a.Peer}, nil
+}

@@ -32,11 +32,14 @@ type Network interface {
 	Attach(a netenv.Attachment) (netenv.Attached, error)
 	// Detach removes what Attach made; already-gone parts are not an error.
 	Detach(a netenv.Attachment) error
+	// Readopt takes back what an earlier run's Attach made, if it is intact.
+	Readopt(a netenv.Attachment) (netenv.Attached, error)
 }
 
 // Table is the service table the manager keeps up to date.
 type Table interface {
 	Add(in table.Instance) (table.Entry, error)
+	Restore(in table.Instance, ips []table.ServiceIP) (table.Entry, error)
 	Remove(serviceName string, instance int) error
 }
 
@@ -75,6 +78,9 @@ type Options struct {
 	// AcceptModules says whether SLA ebpfModules can be honoured; nil refuses
 	// every deploy that asks for modules (no eBPF Manager is running).
 	AcceptModules func([]events.Module) error
+	// StatePath, when set, is the file the records are saved to after every
+	// change, for Readopt after a restart.
+	StatePath string
 }
 
 // Manager deploys and undeploys service networking.
@@ -135,6 +141,7 @@ func (m *Manager) Deploy(ctx context.Context, req Request) (Record, error) {
 	rec.seq = m.seq
 	m.recs[key{req.ServiceName, req.Instance}] = rec
 	m.mu.Unlock()
+	m.save()
 	m.opts.Log.WithFields(logrus.Fields{"service": rec.ServiceName, "instance": rec.Instance, "veth": rec.HostVeth, "ip": rec.NsAddress}).Info("service deployed")
 	return rec.public(), nil
 }
@@ -192,11 +199,8 @@ func (m *Manager) build(ctx context.Context, req Request, ports []netenv.PortMap
 	}
 	undo.push("remove table entry", func() error { return m.opts.Table.Remove(req.ServiceName, req.Instance) })
 	rec.ServiceIPs = entry.ServiceIPs
-	rec.attachment = netenv.Attachment{
-		ServiceName: req.ServiceName, Instance: req.Instance, Netns: rec.Netns,
-		HostVeth: names.HostVeth, TempPeer: names.TempPeer, Peer: m.opts.Net.PeerName,
-		IPv4: rec.NsAddress, IPv6: rec.NsAddressV6, Ports: ports,
-	}
+	rec.Peer = m.opts.Net.PeerName
+	rec.attachment = rec.attachmentSpec()
 	att, err := m.opts.Env.Attach(rec.attachment)
 	if err != nil {
 		return nil, err
@@ -252,6 +256,7 @@ func (m *Manager) teardown(ctx context.Context, rec *Record) error {
 	m.pool.Release(rec.NsAddress)
 	delete(m.recs, key{rec.ServiceName, rec.Instance})
 	m.mu.Unlock()
+	m.save()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("undeploy %s instance %d: %w", rec.ServiceName, rec.Instance, err)
 	}
@@ -310,6 +315,16 @@ func (m *Manager) Close(ctx context.Context) error {
 		errs = append(errs, m.teardown(ctx, r))
 	}
 	return errors.Join(errs...)
+}
+
+// attachmentSpec is what netenv attaches for the record.
+func (r *Record) attachmentSpec() netenv.Attachment {
+	names := NamesFor(r.ServiceName, r.Instance)
+	return netenv.Attachment{
+		ServiceName: r.ServiceName, Instance: r.Instance, Netns: r.Netns,
+		HostVeth: names.HostVeth, TempPeer: names.TempPeer, Peer: r.Peer,
+		IPv4: r.NsAddress, IPv6: r.NsAddressV6, Ports: r.PortMappings,
+	}
 }
 
 func (r *Record) public() Record {

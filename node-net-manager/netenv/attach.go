@@ -148,3 +148,28 @@ func (e *Env) Detach(a Attachment) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Readopt takes back a service attached by an earlier run: its host veth must
+// still exist, carry this service's mark and sit on the bridge; its port
+// mappings are added again (Setup flushed the chains).
+func (e *Env) Readopt(a Attachment) (Attached, error) {
+	l, err := netlink.LinkByName(a.HostVeth)
+	if err != nil {
+		return Attached{}, fmt.Errorf("veth %s is gone: %w", a.HostVeth, err)
+	}
+	if want := fmt.Sprintf("%s%s/%d", aliasService, a.ServiceName, a.Instance); l.Attrs().Alias != want {
+		return Attached{}, fmt.Errorf("veth %s is marked %q, not %q", a.HostVeth, l.Attrs().Alias, want)
+	}
+	br, err := netlink.LinkByName(e.net.Bridge)
+	if err != nil || l.Attrs().MasterIndex != br.Attrs().Index {
+		return Attached{}, fmt.Errorf("veth %s is not on %s", a.HostVeth, e.net.Bridge)
+	}
+	for _, pm := range a.Ports {
+		for i, t := range e.families {
+			if err := t.run(append([]string{"-t", "nat", "-A", chainDNAT}, dnatRule(a, pm, i == 1)...)...); err != nil {
+				return Attached{}, errors.Join(fmt.Errorf("port mapping %s: %w", pm, err), e.Detach(a))
+			}
+		}
+	}
+	return Attached{HostIfindex: l.Attrs().Index, Peer: a.Peer}, nil
+}

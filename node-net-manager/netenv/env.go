@@ -26,16 +26,27 @@ const (
 type Env struct {
 	net           config.Network
 	stateDir      string
+	persist       bool
 	log           logrus.FieldLogger
 	families      []ipt
 	createdBridge bool
 	sysctls       []sysctl
 }
 
-// New returns an Env for the given settings, keeping its own state (the node's
-// original sysctl values) in stateDir; nothing is touched until Setup.
-func New(n config.Network, stateDir string, log logrus.FieldLogger) *Env {
-	e := &Env{net: n, stateDir: stateDir, log: log, families: []ipt{{bin: "iptables"}}}
+// Options configures an Env.
+type Options struct {
+	Net      config.Network
+	StateDir string // where the node's original sysctl values are kept
+	// Persist keeps service veths from an earlier run at Setup, for the
+	// deploy manager to re-adopt, instead of removing them.
+	Persist bool
+	Log     logrus.FieldLogger
+}
+
+// New returns an Env; nothing is touched until Setup.
+func New(o Options) *Env {
+	n := o.Net
+	e := &Env{net: n, stateDir: o.StateDir, persist: o.Persist, log: o.Log, families: []ipt{{bin: "iptables"}}}
 	if n.NodeSubnetV6.IsValid() {
 		e.families = append(e.families, ipt{bin: "ip6tables"})
 	}
@@ -52,8 +63,10 @@ func (e *Env) Setup() (err error) {
 			err = errors.Join(err, e.Teardown())
 		}
 	}()
-	if err := e.sweepStaleVeths(); err != nil {
-		return err
+	if !e.persist {
+		if err := e.sweepStaleVeths(); err != nil {
+			return err
+		}
 	}
 	if err := e.setupBridge(); err != nil {
 		return err

@@ -98,6 +98,52 @@ func (s *Standalone) Add(in Instance) (Entry, error) {
 	return e.clone(), nil
 }
 
+// Restore records an instance with the service IPs it had before a restart,
+// claiming them again; the round-robin IP must agree with the service's.
+func (s *Standalone) Restore(in Instance, ips []ServiceIP) (Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var rr, inst netip.Addr
+	for _, ip := range ips {
+		switch ip.Policy {
+		case PolicyRoundRobin:
+			rr = ip.Address
+		case PolicyInstance:
+			inst = ip.Address
+		}
+	}
+	if !rr.IsValid() || !inst.IsValid() {
+		return Entry{}, fmt.Errorf("%w: restore %s/%d: round-robin and instance IP are required", errdefs.ErrInvalid, in.ServiceName, in.Instance)
+	}
+	svc := s.services[in.ServiceName]
+	if svc != nil && (svc.instances[in.Instance] != nil || svc.rr != rr) {
+		return Entry{}, fmt.Errorf("%w: restore %s/%d: clashes with the table", errdefs.ErrConflict, in.ServiceName, in.Instance)
+	}
+	if err := s.pool.Claim(inst); err != nil {
+		return Entry{}, fmt.Errorf("restore %s/%d: %w", in.ServiceName, in.Instance, err)
+	}
+	if svc == nil {
+		if err := s.pool.Claim(rr); err != nil {
+			s.pool.Release(inst)
+			return Entry{}, fmt.Errorf("restore %s/%d: %w", in.ServiceName, in.Instance, err)
+		}
+		svc = &service{rr: rr, instances: map[int]*Entry{}}
+		s.services[in.ServiceName] = svc
+		name := in.ServiceName
+		s.byIP[rr] = func() []Entry { return s.serviceEntries(name) }
+	}
+	e := &Entry{ServiceName: in.ServiceName, Instance: in.Instance, NsIP: in.NsIP, NsIPv6: in.NsIPv6, NodeIP: s.node.IP, NodePort: s.node.Port,
+		ServiceIPs: []ServiceIP{{Policy: PolicyRoundRobin, Address: rr}, {Policy: PolicyInstance, Address: inst}}}
+	svc.instances[in.Instance] = e
+	one := func() []Entry { return []Entry{e.clone()} }
+	s.byIP[inst] = one
+	s.byIP[in.NsIP] = one
+	if in.NsIPv6.IsValid() {
+		s.byIP[in.NsIPv6] = one
+	}
+	return e.clone(), nil
+}
+
 // Remove forgets an instance and frees its instance IP; the service's round-robin
 // IP is freed with its last instance.
 func (s *Standalone) Remove(serviceName string, instance int) error {

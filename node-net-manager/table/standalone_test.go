@@ -149,3 +149,34 @@ func TestEntriesAreCopies(t *testing.T) {
 		t.Fatal("Entries exposes internal state")
 	}
 }
+
+func TestRestore(t *testing.T) {
+	s := newTable(t, "10.30.0.0/16")
+	a := add(t, s, "app.ns.web.ns", 0, "10.18.0.2")
+	b := add(t, s, "app.ns.web.ns", 1, "10.18.0.3")
+	fresh := newTable(t, "10.30.0.0/16")
+	for _, e := range []Entry{b, a} {
+		if _, err := fresh.Restore(Instance{ServiceName: e.ServiceName, Instance: e.Instance, NsIP: e.NsIP}, e.ServiceIPs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rr, _ := a.ServiceIP(PolicyRoundRobin)
+	if got := lookupIP(t, fresh, rr); len(got) != 2 {
+		t.Fatalf("restored round robin: %+v", got)
+	}
+	// New allocations do not reuse restored addresses.
+	c := add(t, fresh, "app.ns.db.ns", 0, "10.18.0.4")
+	for _, ip := range c.ServiceIPs {
+		for _, old := range append(a.ServiceIPs, b.ServiceIPs...) {
+			if ip.Address == old.Address {
+				t.Fatalf("%s handed out again", ip.Address)
+			}
+		}
+	}
+	if _, err := fresh.Restore(Instance{ServiceName: "app.ns.web.ns", Instance: 0, NsIP: a.NsIP}, a.ServiceIPs); err == nil {
+		t.Fatal("restoring an instance twice was accepted")
+	}
+	if _, err := fresh.Restore(Instance{ServiceName: "x.y.z.w"}, nil); err == nil {
+		t.Fatal("restore without service IPs was accepted")
+	}
+}

@@ -77,7 +77,7 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	env := netenv.New(n, cfg.StateDir, log)
+	env := netenv.New(netenv.Options{Net: n, StateDir: cfg.StateDir, Persist: cfg.Persist, Log: log})
 	if err := env.Setup(); err != nil {
 		return fmt.Errorf("set up node network: %w", err)
 	}
@@ -94,7 +94,8 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		}
 		return em.AcceptModules(mods)
 	}
-	mgr, err := deploy.New(deploy.Options{Net: n, Env: env, Table: tab, Bus: bus, Log: log, AcceptModules: acceptModules})
+	mgr, err := deploy.New(deploy.Options{Net: n, Env: env, Table: tab, Bus: bus, Log: log, AcceptModules: acceptModules,
+		StatePath: filepath.Join(cfg.StateDir, "services.json")})
 	if err != nil {
 		return errors.Join(err, env.Teardown())
 	}
@@ -117,11 +118,22 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		if em != nil {
 			err = errors.Join(err, em.Close())
 		}
+		if cfg.Persist {
+			log.Info("persist: services, bridge and rules stay for the next start")
+			return
+		}
 		err = errors.Join(err, mgr.Close(ctx), env.Teardown())
 		if err == nil {
 			log.Info("node network removed")
 		}
 	}()
+	if cfg.Persist {
+		n, err := mgr.Readopt(context.Background())
+		if err != nil {
+			return err
+		}
+		log.WithField("services", n).Info("re-adopted the services of the previous run")
+	}
 	lns, err := listen(cfg)
 	if err != nil {
 		return err
