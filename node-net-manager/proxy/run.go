@@ -37,6 +37,11 @@ func Run(ctx context.Context, dev io.ReadWriter, t *Translator, interval time.Du
 		}
 		if reason := t.Translate(buf[:n]); reason != "" {
 			log.WithField("reason", reason).Debug("proxy dropped a packet")
+			if reason == DropNoInstances {
+				if ans := Unreachable(buf[:n]); ans != nil {
+					_, _ = dev.Write(ans)
+				}
+			}
 			continue
 		}
 		if _, err := dev.Write(buf[:n]); err != nil {

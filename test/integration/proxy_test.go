@@ -118,9 +118,8 @@ func TestUserspaceProxy(t *testing.T) {
 			t.Fatalf("after undeploying web1, connection %d: %q %v (proxy: %s)", i, name, err, st)
 		}
 	}
-	if _, err := ask(client, "tcp4", "10.30.250.250:8080"); err == nil {
-		t.Fatal("a service IP with no instances answered")
-	}
+	// A service IP with no instances: refused at once (ICMP host unreachable), never a hang.
+	assertUnreachable(t, client, "10.30.250.250:8080")
 	var st struct {
 		Enabled bool
 		Stats   struct {
@@ -166,4 +165,15 @@ func assertServiceIPs(t *testing.T, n *node, client *container) string {
 	}
 	assertPing(t, client.ns, rr)
 	return rr
+}
+
+// assertUnreachable requires a connection to addr to fail quickly with "no
+// route to host" (the proxy's ICMP answer), not by timing out.
+func assertUnreachable(t *testing.T, c *container, addr string) {
+	t.Helper()
+	start := time.Now()
+	_, err := ask(c, "tcp4", addr)
+	if err == nil || !strings.Contains(err.Error(), "no route to host") || time.Since(start) > time.Second {
+		t.Fatalf("connect to %s: %v after %v; want a quick \"no route to host\"", addr, err, time.Since(start))
+	}
 }
