@@ -33,24 +33,58 @@ func (m *Manager) save() {
 	}
 }
 
+// loadSaved reads the records an earlier run saved; none is not an error.
+func (m *Manager) loadSaved() ([]Record, error) {
+	if m.opts.StatePath == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(m.opts.StatePath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read saved services: %w", err)
+	}
+	var saved []Record
+	if err := json.Unmarshal(data, &saved); err != nil {
+		return nil, fmt.Errorf("saved services %s: %w", m.opts.StatePath, err)
+	}
+	return saved, nil
+}
+
+// CleanupSaved removes what the services an earlier run saved left behind,
+// when this run does not re-adopt them (it crashed, or ran with persist and
+// this one does not): port mappings, veths, and the namespaces it made for
+// unikernels, whose names only that run knew. It returns how many it cleaned.
+func (m *Manager) CleanupSaved() (int, error) {
+	saved, err := m.loadSaved()
+	if err != nil || len(saved) == 0 {
+		return 0, err
+	}
+	m.ops.Lock()
+	defer m.ops.Unlock()
+	for i := range saved {
+		rec := &saved[i]
+		if ValidateServiceName(rec.ServiceName) != nil {
+			continue
+		}
+		_ = m.opts.Env.Detach(rec.attachmentSpec())
+		if rec.Kind == KindUnikernel {
+			_ = m.opts.Env.DeleteNetns(NamesFor(rec.ServiceName, rec.Instance).Netns)
+		}
+	}
+	m.save()
+	return len(saved), nil
+}
+
 // Readopt takes back the services an earlier run saved and left running
 // (persist): each intact one is recorded again with its addresses and service
 // IPs and announced with ServiceCreated; one that is not intact (its container
 // exited meanwhile) has its remains removed. It returns how many were adopted.
 func (m *Manager) Readopt(ctx context.Context) (int, error) {
-	if m.opts.StatePath == "" {
-		return 0, nil
-	}
-	data, err := os.ReadFile(m.opts.StatePath)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
+	saved, err := m.loadSaved()
 	if err != nil {
-		return 0, fmt.Errorf("read saved services: %w", err)
-	}
-	var saved []Record
-	if err := json.Unmarshal(data, &saved); err != nil {
-		return 0, fmt.Errorf("saved services %s: %w", m.opts.StatePath, err)
+		return 0, err
 	}
 	sort.SliceStable(saved, func(i, j int) bool { return saved[i].HostIfindex < saved[j].HostIfindex })
 	m.ops.Lock()

@@ -64,3 +64,33 @@ func TestReadopt(t *testing.T) {
 		t.Fatalf("a node without the veths re-adopted %d", got)
 	}
 }
+
+// Without persist, a start removes what the saved services of an earlier run
+// left: veths and the namespaces made for unikernels.
+func TestCleanupSaved(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "services.json")
+	h := newHarness(t)
+	h.m.opts.StatePath = state
+	ctx := context.Background()
+	if _, err := h.m.Deploy(ctx, Request{Kind: KindUnikernel, ServiceName: "app.ns.uk.ns", Instance: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.m.Deploy(ctx, container("app.ns.web.ns", 0, 100)); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon crashes; the next one starts without persist.
+	n, _ := config.Default().Validate()
+	tab, _ := table.NewStandalone(n.ServiceRange, table.Node{})
+	log := logrus.New()
+	log.SetLevel(logrus.PanicLevel)
+	m2, _ := New(Options{Net: n, Env: h.net, Table: tab, Bus: &events.Bus{}, Log: log, StatePath: state})
+	if got, err := m2.CleanupSaved(); err != nil || got != 2 {
+		t.Fatalf("cleaned %d, %v", got, err)
+	}
+	if l := h.net.leftovers(); len(l) != 0 {
+		t.Fatalf("left: %v", l)
+	}
+	if got, _ := m2.CleanupSaved(); got != 0 {
+		t.Fatalf("a second cleanup found %d", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/oakestra/netmanager/node-net-manager/api"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/test/nstest"
 )
@@ -21,6 +22,13 @@ func TestRestartAfterCrashCleansUp(t *testing.T) {
 	n := newNode(t, state)
 	c := newContainer(t)
 	deployContainer(t, n, c, "app.ns.crash.ns", 0, "18081:80")
+	uk := "app.ns." + nstest.UniqueName("uk") + ".ns"
+	inst := 0
+	if _, err := n.d.Client.Deploy(ctx(t), deploy.KindUnikernel, api.DeployBody{ServiceName: uk, InstanceNumber: &inst}); err != nil {
+		t.Fatal(err)
+	}
+	ukNetns := uk + ".instance.0"
+	t.Cleanup(func() { nstest.DeleteNetns(t, ukNetns) })
 	loadModule(t, n, `{"name": "packetcounter"}`)
 	n.d.Kill(t)
 	if out := n.ns.MustExec(t, "ip", "link", "show"); !strings.Contains(out, "oak") {
@@ -30,6 +38,9 @@ func TestRestartAfterCrashCleansUp(t *testing.T) {
 	n.assertState(t, n.ready, "after restart")
 	if entries, _ := os.ReadDir(n.d.PinDir); len(entries) != 0 {
 		t.Fatalf("the crashed run's pins were kept: %v", entries)
+	}
+	if _, err := os.Stat("/run/netns/" + ukNetns); err == nil {
+		t.Fatalf("the crashed run's unikernel namespace %s was kept", ukNetns)
 	}
 	if !strings.Contains(n.d.Log(), "left over from an earlier run") || !strings.Contains(n.d.Log(), "pins left over") {
 		t.Fatalf("restart did not report the sweep:\n%s", n.d.Log())

@@ -133,6 +133,10 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 			return err
 		}
 		log.WithField("services", n).Info("re-adopted the services of the previous run")
+	} else if n, err := mgr.CleanupSaved(); err != nil {
+		log.WithError(err).Warn("could not clean up after the previous run")
+	} else if n > 0 {
+		log.WithField("services", n).Warn("removed what the previous run's services left behind")
 	}
 	lns, err := listen(cfg)
 	if err != nil {
