@@ -166,6 +166,9 @@ func TestCLI(t *testing.T) {
 	if out, err := ctl("undeploy", "--service", "app.ns.cli.ns", "--instance", "3"); err != nil {
 		t.Fatalf("undeploy: %q %v", out, err)
 	}
+	if out, err := ctl("proxy"); err != nil || !strings.Contains(out, `"enabled": true`) {
+		t.Fatalf("proxy: %q %v", out, err)
+	}
 	if out, err := ctl("frobnicate"); err == nil || !strings.Contains(out, "unknown command") {
 		t.Fatalf("unknown command: %q %v", out, err)
 	}

@@ -23,6 +23,7 @@ commands:
   health                        check that the NetManager answers
   version                       print the NetManager's version
   services [--json]             list deployed service instances
+  proxy                         the user-space proxy's counters
   deploy --service S --instance N (--pid P | --unikernel) [--ports MAP]
                                 deploy a service instance's networking
   undeploy --service S --instance N [--unikernel]
@@ -83,6 +84,8 @@ func dispatch(ctx context.Context, c *client.Client, cmd string, args []string, 
 		fmt.Fprintln(stdout, v)
 	case "services":
 		return services(ctx, c, args, stdout, stderr)
+	case "proxy":
+		return printJSON(ctx, c, "GET", "/proxy", stdout)
 	case "deploy":
 		return deployCmd(ctx, c, args, stdout, stderr)
 	case "undeploy":
