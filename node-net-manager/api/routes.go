@@ -92,15 +92,24 @@ type UndeployBody struct {
 	InstanceNumber *int   `json:"instanceNumber"`
 }
 
+// decodeWithInstance decodes a body that must name an instanceNumber; it
+// answers the error itself and reports whether the handler goes on.
+func decodeWithInstance(w http.ResponseWriter, r *http.Request, body any, inst **int) bool {
+	err := DecodeJSON(w, r, body)
+	if err == nil && *inst == nil {
+		err = fmt.Errorf("%w: instanceNumber is required", errdefs.ErrInvalid)
+	}
+	if err != nil {
+		WriteError(w, err)
+		return false
+	}
+	return true
+}
+
 func (s *server) deploy(kind deploy.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var b DeployBody
-		if err := DecodeJSON(w, r, &b); err != nil {
-			WriteError(w, err)
-			return
-		}
-		if b.InstanceNumber == nil {
-			WriteError(w, fmt.Errorf("%w: instanceNumber is required", errdefs.ErrInvalid))
+		if !decodeWithInstance(w, r, &b, &b.InstanceNumber) {
 			return
 		}
 		req := deploy.Request{Kind: kind, ServiceName: b.ServiceName, Instance: *b.InstanceNumber, PortMappings: b.PortMappings, EbpfModules: b.EbpfModules}
@@ -126,12 +135,7 @@ func (s *server) deploy(kind deploy.Kind) http.HandlerFunc {
 func (s *server) undeploy(kind deploy.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var b UndeployBody
-		if err := DecodeJSON(w, r, &b); err != nil {
-			WriteError(w, err)
-			return
-		}
-		if b.InstanceNumber == nil {
-			WriteError(w, fmt.Errorf("%w: instanceNumber is required", errdefs.ErrInvalid))
+		if !decodeWithInstance(w, r, &b, &b.InstanceNumber) {
 			return
 		}
 		if err := s.opts.Deployer.Undeploy(r.Context(), kind, b.ServiceName, *b.InstanceNumber); err != nil {

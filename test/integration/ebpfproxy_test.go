@@ -22,13 +22,7 @@ type proxyStats struct {
 func TestEBPFProxy(t *testing.T) {
 	t.Parallel()
 	n := newNode(t)
-	client := newContainer(t)
-	deployContainer(t, n, client, "app.ns.client.ns", 0, "")
-	for i, name := range []string{"web0", "web1", "web2"} {
-		c := newContainer(t)
-		deployContainer(t, n, c, "app.ns.web.ns", i, "")
-		serveName(t, c.ns, "8080", name)
-	}
+	client := webServices(t, n)
 	px := loadModule(t, n, `{"name": "proxy", "priority": 50}`)
 	var before, after proxyStats
 	getJSON(t, n, "/proxy", &before)

@@ -102,13 +102,7 @@ func serviceIP(t *testing.T, n *node, name string, inst int, p table.Policy) str
 func TestUserspaceProxy(t *testing.T) {
 	t.Parallel()
 	n := newNode(t)
-	client := newContainer(t)
-	deployContainer(t, n, client, "app.ns.client.ns", 0, "")
-	for i, name := range []string{"web0", "web1", "web2"} {
-		c := newContainer(t)
-		deployContainer(t, n, c, "app.ns.web.ns", i, "")
-		serveName(t, c.ns, "8080", name)
-	}
+	client := webServices(t, n)
 	rr := assertServiceIPs(t, n, client)
 	undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", 1)
 	for i := 0; i < 4; i++ {
@@ -176,4 +170,18 @@ func assertUnreachable(t *testing.T, c *container, addr string) {
 	if err == nil || !strings.Contains(err.Error(), "no route to host") || time.Since(start) > time.Second {
 		t.Fatalf("connect to %s: %v after %v; want a quick \"no route to host\"", addr, err, time.Since(start))
 	}
+}
+
+// webServices deploys app.ns.web.ns with three instances answering web0, web1
+// and web2 on port 8080, and a client; it returns the client.
+func webServices(t *testing.T, n *node) *container {
+	t.Helper()
+	client := newContainer(t)
+	deployContainer(t, n, client, "app.ns.client.ns", 0, "")
+	for i, name := range []string{"web0", "web1", "web2"} {
+		c := newContainer(t)
+		deployContainer(t, n, c, "app.ns.web.ns", i, "")
+		serveName(t, c.ns, "8080", name)
+	}
+	return client
 }
