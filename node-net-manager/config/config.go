@@ -26,49 +26,54 @@ type Config struct {
 	NodeSubnet   string `json:"nodeSubnet"`   // IPv4 subnet of this node's services; .1 is the bridge
 	NodeSubnetV6 string `json:"nodeSubnetV6"` // IPv6 subnet; "" disables IPv6
 	ServiceRange string `json:"serviceRange"` // where service and instance IPs come from
-	MTU          int    `json:"mtu"`          // MTU of the bridge and every veth
-	PeerName     string `json:"peerName"`     // name of the interface inside a service's namespace
-	NodeIP       string `json:"nodeIP"`       // address other nodes reach this node on; "" = bridge gateway
-	TunnelPort   int    `json:"tunnelPort"`   // UDP port of the inter-node tunnel
-	PinDir       string `json:"pinDir"`       // bpffs directory for module pins
-	TCMode       string `json:"tcMode"`       // how module programs are chained: auto, tcx, legacy
-	Proxy        bool   `json:"proxy"`        // run the user-space service proxy
-	Persist      bool   `json:"persist"`      // leave services running at shutdown and re-adopt them at start
-	ProxyTun     string `json:"proxyTun"`     // its TUN device
+	// ServiceRangeV6 is where IPv6 service and instance IPs come from; "" gives
+	// services IPv4 service IPs only, as does turning IPv6 off (nodeSubnetV6 "").
+	ServiceRangeV6 string `json:"serviceRangeV6"`
+	MTU            int    `json:"mtu"`        // MTU of the bridge and every veth
+	PeerName       string `json:"peerName"`   // name of the interface inside a service's namespace
+	NodeIP         string `json:"nodeIP"`     // address other nodes reach this node on; "" = bridge gateway
+	TunnelPort     int    `json:"tunnelPort"` // UDP port of the inter-node tunnel
+	PinDir         string `json:"pinDir"`     // bpffs directory for module pins
+	TCMode         string `json:"tcMode"`     // how module programs are chained: auto, tcx, legacy
+	Proxy          bool   `json:"proxy"`      // run the user-space service proxy
+	Persist        bool   `json:"persist"`    // leave services running at shutdown and re-adopt them at start
+	ProxyTun       string `json:"proxyTun"`   // its TUN device
 }
 
 // Default returns the built-in configuration.
 func Default() Config {
 	return Config{
-		Listen:       "127.0.0.1:6000",
-		StateDir:     "/var/lib/netmanager",
-		LogLevel:     "info",
-		Bridge:       "goProxyBridge",
-		NodeSubnet:   "10.18.0.0/24",
-		NodeSubnetV6: "fd00:18::/64",
-		ServiceRange: "10.30.0.0/16",
-		MTU:          1450,
-		PeerName:     "eth0",
-		TunnelPort:   50103,
-		PinDir:       "/sys/fs/bpf/netmanager",
-		TCMode:       "auto",
-		Proxy:        true,
-		ProxyTun:     "goProxyTun",
+		Listen:         "127.0.0.1:6000",
+		StateDir:       "/var/lib/netmanager",
+		LogLevel:       "info",
+		Bridge:         "goProxyBridge",
+		NodeSubnet:     "10.18.0.0/24",
+		NodeSubnetV6:   "fd00:18::/64",
+		ServiceRange:   "10.30.0.0/16",
+		ServiceRangeV6: "fdff:2000::/64",
+		MTU:            1450,
+		PeerName:       "eth0",
+		TunnelPort:     50103,
+		PinDir:         "/sys/fs/bpf/netmanager",
+		TCMode:         "auto",
+		Proxy:          true,
+		ProxyTun:       "goProxyTun",
 	}
 }
 
 // Network is the validated, parsed network part of a Config.
 type Network struct {
-	Bridge       string
-	NodeSubnet   netip.Prefix
-	Gateway      netip.Addr
-	NodeSubnetV6 netip.Prefix // invalid when IPv6 is off
-	GatewayV6    netip.Addr
-	ServiceRange netip.Prefix
-	MTU          int
-	PeerName     string
-	NodeIP       netip.Addr
-	TunnelPort   int
+	Bridge         string
+	NodeSubnet     netip.Prefix
+	Gateway        netip.Addr
+	NodeSubnetV6   netip.Prefix // invalid when IPv6 is off
+	GatewayV6      netip.Addr
+	ServiceRange   netip.Prefix
+	ServiceRangeV6 netip.Prefix // invalid when off
+	MTU            int
+	PeerName       string
+	NodeIP         netip.Addr
+	TunnelPort     int
 }
 
 var ifnameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
@@ -111,6 +116,14 @@ func (c Config) Validate() (Network, error) {
 	}
 	if n.ServiceRange.Overlaps(n.NodeSubnet) {
 		return n, fmt.Errorf("serviceRange %s overlaps nodeSubnet %s", n.ServiceRange, n.NodeSubnet)
+	}
+	if c.ServiceRangeV6 != "" && n.NodeSubnetV6.IsValid() { // IPv6 off: no IPv6 service IPs either
+		if n.ServiceRangeV6, err = parseSubnet("serviceRangeV6", c.ServiceRangeV6, false, 126); err != nil {
+			return n, err
+		}
+		if n.ServiceRangeV6.Overlaps(n.NodeSubnetV6) {
+			return n, fmt.Errorf("serviceRangeV6 %s overlaps nodeSubnetV6 %s", n.ServiceRangeV6, n.NodeSubnetV6)
+		}
 	}
 	if c.MTU < 1280 || c.MTU > 65535 {
 		return n, fmt.Errorf("mtu %d: must be within 1280-65535", c.MTU)

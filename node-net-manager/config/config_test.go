@@ -34,6 +34,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.NodeSubnetV6 = "10.0.0.0/8" }, "nodeSubnetV6"},
 		{func(c *Config) { c.NodeSubnetV6 = "fd00::/120"; c.NodeSubnet = "10.18.0.0/16" }, "smaller"},
 		{func(c *Config) { c.ServiceRange = "10.18.0.0/16" }, "overlaps"},
+		{func(c *Config) { c.ServiceRangeV6 = "10.30.0.0/16" }, "serviceRangeV6"},
+		{func(c *Config) { c.ServiceRangeV6 = "fd00:18::/80" }, "overlaps nodeSubnetV6"},
+		{func(c *Config) { c.ServiceRangeV6 = "fdff:2000::1/64" }, "host bits"},
 		{func(c *Config) { c.MTU = 100 }, "mtu"},
 		{func(c *Config) { c.TunnelPort = 70000 }, "tunnelPort"},
 		{func(c *Config) { c.NodeIP = "nope" }, "nodeIP"},
@@ -54,7 +57,7 @@ func TestIPv6CanBeOff(t *testing.T) {
 	c := Default()
 	c.NodeSubnetV6 = ""
 	n, err := c.Validate()
-	if err != nil || n.NodeSubnetV6.IsValid() {
+	if err != nil || n.NodeSubnetV6.IsValid() || n.ServiceRangeV6.IsValid() {
 		t.Fatalf("got %+v, %v", n, err)
 	}
 }

@@ -31,7 +31,7 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab, err := table.NewStandalone(n.ServiceRange, table.Node{IP: n.NodeIP, Port: n.TunnelPort})
+	tab, err := table.NewStandalone(table.Options{Range: n.ServiceRange, RangeV6: n.ServiceRangeV6, Node: table.Node{IP: n.NodeIP, Port: n.TunnelPort}})
 	if err != nil {
 		t.Fatal(err)
 	}

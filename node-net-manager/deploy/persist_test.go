@@ -29,7 +29,7 @@ func TestReadopt(t *testing.T) {
 	delete(h.net.links, c.HostVeth)
 
 	n, _ := config.Default().Validate()
-	tab, _ := table.NewStandalone(n.ServiceRange, table.Node{})
+	tab, _ := table.NewStandalone(table.Options{Range: n.ServiceRange})
 	bus := &events.Bus{}
 	var announced []string
 	bus.Subscribe("rec", func(_ context.Context, ev events.Event) error {
@@ -80,7 +80,7 @@ func TestCleanupSaved(t *testing.T) {
 	}
 	// The daemon crashes; the next one starts without persist.
 	n, _ := config.Default().Validate()
-	tab, _ := table.NewStandalone(n.ServiceRange, table.Node{})
+	tab, _ := table.NewStandalone(table.Options{Range: n.ServiceRange})
 	log := logrus.New()
 	log.SetLevel(logrus.PanicLevel)
 	m2, _ := New(Options{Net: n, Env: h.net, Table: tab, Bus: &events.Bus{}, Log: log, StatePath: state})

@@ -22,7 +22,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	tab, err := table.NewStandalone(netip.MustParsePrefix("10.30.0.0/16"), table.Node{})
+	tab, err := table.NewStandalone(table.Options{Range: netip.MustParsePrefix("10.30.0.0/16")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,126 +26,202 @@ type Node struct {
 }
 
 type service struct {
-	rr        netip.Addr
+	rr        []netip.Addr // round-robin IP per pool: IPv4, then IPv6 if on
 	instances map[int]*Entry
+}
+
+// Options configure a Standalone table.
+type Options struct {
+	Range   netip.Prefix // IPv4 service and instance IPs
+	RangeV6 netip.Prefix // IPv6 service and instance IPs; invalid: none
+	Node    Node
 }
 
 // Standalone is the embedded service table used when no cluster is attached: it
 // allocates a round-robin service IP per service name and an instance IP per
-// instance from one range, and answers lookups from what was deployed on this node.
+// instance from one range per address family, and answers lookups from what
+// was deployed on this node.
 type Standalone struct {
 	mu       sync.RWMutex
 	node     Node
-	pool     *ipam.Pool
+	pools    []*ipam.Pool // IPv4, then IPv6 if on
 	services map[string]*service
 	byIP     map[netip.Addr]func() []Entry
 }
 
-// NewStandalone returns an empty table allocating from serviceRange.
-func NewStandalone(serviceRange netip.Prefix, node Node) (*Standalone, error) {
-	pool, err := ipam.NewPool(serviceRange)
-	if err != nil {
-		return nil, fmt.Errorf("service range: %w", err)
+// NewStandalone returns an empty table.
+func NewStandalone(o Options) (*Standalone, error) {
+	s := &Standalone{node: o.Node, services: map[string]*service{}, byIP: map[netip.Addr]func() []Entry{}}
+	for _, r := range []struct {
+		name   string
+		prefix netip.Prefix
+		v4     bool
+	}{{"service range", o.Range, true}, {"IPv6 service range", o.RangeV6, false}} {
+		if !r.v4 && !r.prefix.IsValid() {
+			break
+		}
+		if r.prefix.Addr().Is4() != r.v4 {
+			return nil, fmt.Errorf("%s %s: wrong address family", r.name, r.prefix)
+		}
+		pool, err := ipam.NewPool(r.prefix)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.name, err)
+		}
+		s.pools = append(s.pools, pool)
 	}
-	return &Standalone{node: node, pool: pool, services: map[string]*service{}, byIP: map[netip.Addr]func() []Entry{}}, nil
+	return s, nil
+}
+
+// claims records addresses taken from the pools so a failure can give them back.
+type claims struct {
+	pools []*ipam.Pool
+	taken []claimed
+}
+
+type claimed struct {
+	pool int
+	addr netip.Addr
+}
+
+func (c *claims) allocate(i int) (netip.Addr, error) {
+	a, err := c.pools[i].Allocate()
+	if err == nil {
+		c.taken = append(c.taken, claimed{i, a})
+	}
+	return a, err
+}
+
+func (c *claims) claim(i int, a netip.Addr) error {
+	err := c.pools[i].Claim(a)
+	if err == nil {
+		c.taken = append(c.taken, claimed{i, a})
+	}
+	return err
+}
+
+func (c *claims) undo() {
+	for _, t := range c.taken {
+		c.pools[t.pool].Release(t.addr)
+	}
 }
 
 // Add records an instance and allocates its service IPs; the first instance of a
-// service also gets the service's round-robin IP, which later instances share.
-func (s *Standalone) Add(in Instance) (Entry, error) {
+// service also gets the service's round-robin IPs, which later instances share.
+func (s *Standalone) Add(in Instance) (_ Entry, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	svc := s.services[in.ServiceName]
 	if svc != nil && svc.instances[in.Instance] != nil {
 		return Entry{}, fmt.Errorf("%w: instance %d of %s is already in the table", errdefs.ErrConflict, in.Instance, in.ServiceName)
 	}
-	var fresh []netip.Addr
-	undo := func() {
-		for _, a := range fresh {
-			s.pool.Release(a)
-		}
-	}
-	if svc == nil {
-		rr, err := s.pool.Allocate()
+	c := &claims{pools: s.pools}
+	defer func() {
 		if err != nil {
-			return Entry{}, fmt.Errorf("allocate service IP for %s: %w", in.ServiceName, err)
+			c.undo()
 		}
-		fresh = append(fresh, rr)
-		svc = &service{rr: rr, instances: map[int]*Entry{}}
+	}()
+	if svc == nil {
+		svc = &service{rr: make([]netip.Addr, len(s.pools)), instances: map[int]*Entry{}}
+		for i := range s.pools {
+			if svc.rr[i], err = c.allocate(i); err != nil {
+				return Entry{}, fmt.Errorf("allocate service IP for %s: %w", in.ServiceName, err)
+			}
+		}
 	}
-	instIP, err := s.pool.Allocate()
-	if err != nil {
-		undo()
-		return Entry{}, fmt.Errorf("allocate instance IP for %s/%d: %w", in.ServiceName, in.Instance, err)
+	inst := make([]netip.Addr, len(s.pools))
+	for i := range s.pools {
+		if inst[i], err = c.allocate(i); err != nil {
+			return Entry{}, fmt.Errorf("allocate instance IP for %s/%d: %w", in.ServiceName, in.Instance, err)
+		}
 	}
-	e := &Entry{
-		ServiceName: in.ServiceName, Instance: in.Instance, NsIP: in.NsIP, NsIPv6: in.NsIPv6,
-		NodeIP: s.node.IP, NodePort: s.node.Port,
-		ServiceIPs: []ServiceIP{{Policy: PolicyRoundRobin, Address: svc.rr}, {Policy: PolicyInstance, Address: instIP}},
+	return s.insert(svc, in, inst), nil
+}
+
+// Restore records an instance with the service IPs it had before a restart,
+// claiming them again; the round-robin IPs must agree with the service's. An
+// address family the table allocates but the record lacks (IPv6 turned on
+// since) gets fresh addresses; one it no longer allocates is dropped.
+func (s *Standalone) Restore(in Instance, ips []ServiceIP) (_ Entry, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rr, inst := make([]netip.Addr, len(s.pools)), make([]netip.Addr, len(s.pools))
+	for _, ip := range ips {
+		i := 0
+		if ip.Address.Is6() {
+			i = 1
+		}
+		if i >= len(s.pools) {
+			continue
+		}
+		switch ip.Policy {
+		case PolicyRoundRobin:
+			rr[i] = ip.Address
+		case PolicyInstance:
+			inst[i] = ip.Address
+		}
+	}
+	if !rr[0].IsValid() || !inst[0].IsValid() {
+		return Entry{}, fmt.Errorf("%w: restore %s/%d: round-robin and instance IP are required", errdefs.ErrInvalid, in.ServiceName, in.Instance)
+	}
+	svc := s.services[in.ServiceName]
+	if svc != nil && (svc.instances[in.Instance] != nil || svc.rr[0] != rr[0]) {
+		return Entry{}, fmt.Errorf("%w: restore %s/%d: clashes with the table", errdefs.ErrConflict, in.ServiceName, in.Instance)
+	}
+	c := &claims{pools: s.pools}
+	defer func() {
+		if err != nil {
+			c.undo()
+		}
+	}()
+	if svc == nil {
+		svc = &service{rr: make([]netip.Addr, len(s.pools)), instances: map[int]*Entry{}}
+		for i := range s.pools {
+			if svc.rr[i], err = s.claimOrAllocate(c, i, rr[i]); err != nil {
+				return Entry{}, fmt.Errorf("restore %s/%d: %w", in.ServiceName, in.Instance, err)
+			}
+		}
+	}
+	for i := range s.pools {
+		if inst[i], err = s.claimOrAllocate(c, i, inst[i]); err != nil {
+			return Entry{}, fmt.Errorf("restore %s/%d: %w", in.ServiceName, in.Instance, err)
+		}
+	}
+	return s.insert(svc, in, inst), nil
+}
+
+func (s *Standalone) claimOrAllocate(c *claims, pool int, a netip.Addr) (netip.Addr, error) {
+	if !a.IsValid() {
+		return c.allocate(pool)
+	}
+	return a, c.claim(pool, a)
+}
+
+// insert records an instance of svc with its instance IPs (one per pool) and
+// indexes every address; the caller holds the lock.
+func (s *Standalone) insert(svc *service, in Instance, inst []netip.Addr) Entry {
+	e := &Entry{ServiceName: in.ServiceName, Instance: in.Instance, NsIP: in.NsIP, NsIPv6: in.NsIPv6, NodeIP: s.node.IP, NodePort: s.node.Port}
+	for i := range s.pools {
+		e.ServiceIPs = append(e.ServiceIPs, ServiceIP{Policy: PolicyRoundRobin, Address: svc.rr[i]}, ServiceIP{Policy: PolicyInstance, Address: inst[i]})
 	}
 	if len(svc.instances) == 0 {
 		s.services[in.ServiceName] = svc
 		name := in.ServiceName
-		s.byIP[svc.rr] = func() []Entry { return s.serviceEntries(name) }
+		for _, rr := range svc.rr {
+			s.byIP[rr] = func() []Entry { return s.serviceEntries(name) }
+		}
 	}
 	svc.instances[in.Instance] = e
 	one := func() []Entry { return []Entry{e.clone()} }
-	s.byIP[instIP] = one
-	s.byIP[in.NsIP] = one
-	if in.NsIPv6.IsValid() {
-		s.byIP[in.NsIPv6] = one
-	}
-	return e.clone(), nil
-}
-
-// Restore records an instance with the service IPs it had before a restart,
-// claiming them again; the round-robin IP must agree with the service's.
-func (s *Standalone) Restore(in Instance, ips []ServiceIP) (Entry, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var rr, inst netip.Addr
-	for _, ip := range ips {
-		switch ip.Policy {
-		case PolicyRoundRobin:
-			rr = ip.Address
-		case PolicyInstance:
-			inst = ip.Address
+	for _, a := range append(inst, in.NsIP, in.NsIPv6) {
+		if a.IsValid() {
+			s.byIP[a] = one
 		}
 	}
-	if !rr.IsValid() || !inst.IsValid() {
-		return Entry{}, fmt.Errorf("%w: restore %s/%d: round-robin and instance IP are required", errdefs.ErrInvalid, in.ServiceName, in.Instance)
-	}
-	svc := s.services[in.ServiceName]
-	if svc != nil && (svc.instances[in.Instance] != nil || svc.rr != rr) {
-		return Entry{}, fmt.Errorf("%w: restore %s/%d: clashes with the table", errdefs.ErrConflict, in.ServiceName, in.Instance)
-	}
-	if err := s.pool.Claim(inst); err != nil {
-		return Entry{}, fmt.Errorf("restore %s/%d: %w", in.ServiceName, in.Instance, err)
-	}
-	if svc == nil {
-		if err := s.pool.Claim(rr); err != nil {
-			s.pool.Release(inst)
-			return Entry{}, fmt.Errorf("restore %s/%d: %w", in.ServiceName, in.Instance, err)
-		}
-		svc = &service{rr: rr, instances: map[int]*Entry{}}
-		s.services[in.ServiceName] = svc
-		name := in.ServiceName
-		s.byIP[rr] = func() []Entry { return s.serviceEntries(name) }
-	}
-	e := &Entry{ServiceName: in.ServiceName, Instance: in.Instance, NsIP: in.NsIP, NsIPv6: in.NsIPv6, NodeIP: s.node.IP, NodePort: s.node.Port,
-		ServiceIPs: []ServiceIP{{Policy: PolicyRoundRobin, Address: rr}, {Policy: PolicyInstance, Address: inst}}}
-	svc.instances[in.Instance] = e
-	one := func() []Entry { return []Entry{e.clone()} }
-	s.byIP[inst] = one
-	s.byIP[in.NsIP] = one
-	if in.NsIPv6.IsValid() {
-		s.byIP[in.NsIPv6] = one
-	}
-	return e.clone(), nil
+	return e.clone()
 }
 
-// Remove forgets an instance and frees its instance IP; the service's round-robin
-// IP is freed with its last instance.
+// Remove forgets an instance and frees its instance IPs; the service's
+// round-robin IPs are freed with its last instance.
 func (s *Standalone) Remove(serviceName string, instance int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -155,9 +231,11 @@ func (s *Standalone) Remove(serviceName string, instance int) error {
 	}
 	e := svc.instances[instance]
 	delete(svc.instances, instance)
-	if ip, ok := e.ServiceIP(PolicyInstance); ok {
-		delete(s.byIP, ip)
-		s.pool.Release(ip)
+	for _, ip := range e.ServiceIPs {
+		if ip.Policy == PolicyInstance {
+			delete(s.byIP, ip.Address)
+			s.pool(ip.Address).Release(ip.Address)
+		}
 	}
 	delete(s.byIP, e.NsIP)
 	if e.NsIPv6.IsValid() {
@@ -165,10 +243,20 @@ func (s *Standalone) Remove(serviceName string, instance int) error {
 	}
 	if len(svc.instances) == 0 {
 		delete(s.services, serviceName)
-		delete(s.byIP, svc.rr)
-		s.pool.Release(svc.rr)
+		for _, rr := range svc.rr {
+			delete(s.byIP, rr)
+			s.pool(rr).Release(rr)
+		}
 	}
 	return nil
+}
+
+// pool returns the pool of an address's family.
+func (s *Standalone) pool(a netip.Addr) *ipam.Pool {
+	if a.Is6() && len(s.pools) > 1 {
+		return s.pools[1]
+	}
+	return s.pools[0]
 }
 
 // Lookup answers a query from the local table; an unknown name or address is

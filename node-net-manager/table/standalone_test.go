@@ -11,7 +11,7 @@ import (
 
 func newTable(t *testing.T, rng string) *Standalone {
 	t.Helper()
-	s, err := NewStandalone(netip.MustParsePrefix(rng), Node{IP: netip.MustParseAddr("192.0.2.1"), Port: 50103})
+	s, err := NewStandalone(Options{Range: netip.MustParsePrefix(rng), Node: Node{IP: netip.MustParseAddr("192.0.2.1"), Port: 50103}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +121,8 @@ func TestRemoveFreesAddresses(t *testing.T) {
 	if got := lookupIP(t, s, rr); len(got) != 0 {
 		t.Fatalf("rr still resolves after last instance: %+v", got)
 	}
-	if s.pool.InUse() != 0 || len(s.byIP) != 0 || len(s.Entries()) != 0 {
-		t.Fatalf("leftovers: pool %d, byIP %d", s.pool.InUse(), len(s.byIP))
+	if s.pools[0].InUse() != 0 || len(s.byIP) != 0 || len(s.Entries()) != 0 {
+		t.Fatalf("leftovers: pool %d, byIP %d", s.pools[0].InUse(), len(s.byIP))
 	}
 }
 
@@ -135,8 +135,8 @@ func TestDuplicateAndExhaustion(t *testing.T) {
 	if _, err := s.Add(Instance{ServiceName: "app.ns.db.ns", Instance: 0, NsIP: netip.MustParseAddr("10.18.0.3")}); err == nil {
 		t.Fatal("want exhaustion error")
 	}
-	if s.pool.InUse() != 2 {
-		t.Fatalf("failed add leaked addresses: in use %d", s.pool.InUse())
+	if s.pools[0].InUse() != 2 {
+		t.Fatalf("failed add leaked addresses: in use %d", s.pools[0].InUse())
 	}
 }
 

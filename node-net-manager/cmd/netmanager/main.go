@@ -82,7 +82,7 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		return fmt.Errorf("set up node network: %w", err)
 	}
 	log.WithFields(logrus.Fields{"bridge": n.Bridge, "subnet": n.NodeSubnet, "subnetv6": n.NodeSubnetV6}).Info("node network ready")
-	tab, err := table.NewStandalone(n.ServiceRange, table.Node{IP: n.NodeIP, Port: n.TunnelPort})
+	tab, err := table.NewStandalone(table.Options{Range: n.ServiceRange, RangeV6: n.ServiceRangeV6, Node: table.Node{IP: n.NodeIP, Port: n.TunnelPort}})
 	if err != nil {
 		return errors.Join(err, env.Teardown())
 	}
