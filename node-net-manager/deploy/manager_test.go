@@ -96,7 +96,7 @@ func TestDeployTwoServices(t *testing.T) {
 	if a.Netns != "/proc/100/ns/net" || len(a.PortMappings) != 1 || a.PortMappings[0].HostPort != 8080 {
 		t.Fatalf("record: %+v", a)
 	}
-	if len(a.ServiceIPs) != 2 {
+	if len(a.ServiceIPs) != 4 || !a.ServiceIPs[2].Address.Is6() {
 		t.Fatalf("service IPs: %+v", a.ServiceIPs)
 	}
 	list := h.m.List()

@@ -153,7 +153,14 @@ func (e *Env) setupBridge() error {
 	}
 	addrs := []*netlink.Addr{addr(e.net.Gateway, e.net.NodeSubnet.Bits())}
 	if e.net.NodeSubnetV6.IsValid() {
-		addrs = append(addrs, addr(e.net.GatewayV6, e.net.NodeSubnetV6.Bits()))
+		// The link-local address is ours too, without duplicate address
+		// detection: the kernel solicits neighbours for forwarded packets
+		// (from the proxy's TUN) from it, and sends no solicitation at all
+		// while it is tentative — a second and more after the first deploy.
+		if err := netlink.LinkSetIP6AddrGenMode(l, addrGenModeNone); err != nil {
+			return fmt.Errorf("bridge %s: turn off IPv6 address generation: %w", e.net.Bridge, err)
+		}
+		addrs = append(addrs, addr(e.net.GatewayV6, e.net.NodeSubnetV6.Bits()), addr(linkLocal(l.Attrs().HardwareAddr), 64))
 	}
 	for _, a := range addrs {
 		if err := netlink.AddrReplace(l, a); err != nil {
@@ -171,6 +178,18 @@ func (e *Env) setupBridge() error {
 func gatewayMAC(gw netip.Addr) net.HardwareAddr {
 	a := gw.As4()
 	return net.HardwareAddr{0x02, 0x6e, a[0], a[1], a[2], a[3]}
+}
+
+// linkLocal is the EUI-64 link-local address of a MAC (RFC 4291 appendix A),
+// the one the kernel would have generated.
+func linkLocal(mac net.HardwareAddr) netip.Addr {
+	var a [16]byte
+	a[0], a[1] = 0xfe, 0x80
+	if len(mac) == 6 {
+		a[8], a[9], a[10], a[11], a[12] = mac[0]^0x02, mac[1], mac[2], 0xff, 0xfe
+		a[13], a[14], a[15] = mac[3], mac[4], mac[5]
+	}
+	return netip.AddrFrom16(a)
 }
 
 // addr builds a netlink address; IPv6 ones skip duplicate address detection so
@@ -198,9 +217,13 @@ func (e *Env) setupIptables() error {
 		if err := t.ensureChain("filter", chainForward); err != nil {
 			return err
 		}
-		masq := []string{"nat", chainMasq, "-s", subnet, "!", "-o", e.net.Bridge, "-j", "MASQUERADE"}
-		if i == 0 { // service IPs are the proxy's to translate, not the node's to masquerade
-			masq = []string{"nat", chainMasq, "-s", subnet, "!", "-d", e.net.ServiceRange.String(), "!", "-o", e.net.Bridge, "-j", "MASQUERADE"}
+		// Service IPs are the proxies' to translate, not the node's to masquerade.
+		masq := []string{"nat", chainMasq, "-s", subnet, "!", "-d", e.net.ServiceRange.String(), "!", "-o", e.net.Bridge, "-j", "MASQUERADE"}
+		if i == 1 {
+			masq = []string{"nat", chainMasq, "-s", subnet, "!", "-o", e.net.Bridge, "-j", "MASQUERADE"}
+			if e.net.ServiceRangeV6.IsValid() {
+				masq = []string{"nat", chainMasq, "-s", subnet, "!", "-d", e.net.ServiceRangeV6.String(), "!", "-o", e.net.Bridge, "-j", "MASQUERADE"}
+			}
 		}
 		rules := [][]string{
 			masq,

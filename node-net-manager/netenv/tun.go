@@ -12,12 +12,15 @@ import (
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
 )
 
-const aliasProxy = "netmanager:proxy"
+const (
+	aliasProxy      = "netmanager:proxy"
+	addrGenModeNone = 1 // IN6_ADDR_GEN_MODE_NONE
+)
 
 // OpenTun creates the TUN device the user-space proxy reads, up with the
-// bridge's MTU and the route to the service range, and returns its file.
+// bridge's MTU and the routes to the service ranges, and returns its file.
 // The device (and its route) goes away when the file is closed.
-func (e *Env) OpenTun(name string, route netip.Prefix) (_ *os.File, err error) {
+func (e *Env) OpenTun(name string, routes ...netip.Prefix) (_ *os.File, err error) {
 	if _, err := netlink.LinkByName(name); err == nil {
 		return nil, fmt.Errorf("%w: interface %s already exists", errdefs.ErrConflict, name)
 	}
@@ -50,17 +53,23 @@ func (e *Env) OpenTun(name string, route netip.Prefix) (_ *os.File, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("find tun %s: %w", name, err)
 	}
-	steps := []struct {
+	type step struct {
 		what string
 		fn   func() error
-	}{
+	}
+	steps := []step{
 		{"mark", func() error { return netlink.LinkSetAlias(l, aliasProxy) }},
 		{"set mtu", func() error { return netlink.LinkSetMTU(l, e.net.MTU) }},
+		// No link-local address: the kernel would send router and MLD
+		// messages into the proxy, which has nothing to do with them.
+		{"turn off IPv6 address generation", func() error { return netlink.LinkSetIP6AddrGenMode(l, addrGenModeNone) }},
 		{"bring up", func() error { return netlink.LinkSetUp(l) }},
-		{"route " + route.String(), func() error {
+	}
+	for _, r := range routes {
+		steps = append(steps, step{"route " + r.String(), func() error {
 			return netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index,
-				Dst: &net.IPNet{IP: route.Addr().AsSlice(), Mask: net.CIDRMask(route.Bits(), route.Addr().BitLen())}})
-		}},
+				Dst: &net.IPNet{IP: r.Addr().AsSlice(), Mask: net.CIDRMask(r.Bits(), r.Addr().BitLen())}})
+		}})
 	}
 	for _, s := range steps {
 		if err := s.fn(); err != nil {

@@ -8,34 +8,53 @@ import (
 
 // IP protocol numbers the proxy translates.
 const (
-	protoICMP = 1
-	protoTCP  = 6
-	protoUDP  = 17
+	protoICMP   = 1
+	protoTCP    = 6
+	protoUDP    = 17
+	protoICMPv6 = 58
+)
+
+// ICMP echo types per family.
+const (
+	icmpEchoReply     = 0
+	icmpEcho          = 8
+	icmpv6EchoRequest = 128
+	icmpv6EchoReply   = 129
 )
 
 var errNotTranslatable = errors.New("not a translatable packet")
 
-// pkt is a parsed IPv4 packet: header offsets and the flow fields.
+// pkt is a parsed IPv4 or IPv6 packet: header offsets and the flow fields.
 type pkt struct {
 	b        []byte
-	ihl      int // header length in bytes
+	v6       bool
+	l3len    int // IP header length in bytes
 	proto    uint8
 	src, dst netip.Addr
 	sport    uint16 // ICMP echo: the identifier
 	dport    uint16
 	csumOff  int // offset of the L4 checksum, -1 for none the addresses affect
-	echoType uint8
+	srcOff   int // offsets of the addresses
+	dstOff   int
 }
 
-// parse reads an IPv4 packet carrying TCP, UDP or an ICMP echo.
+// parse reads an IPv4 or IPv6 packet carrying TCP, UDP or an ICMP echo.
+// IPv6 packets with extension headers are not translated.
 func parse(b []byte) (pkt, error) {
-	p := pkt{b: b, csumOff: -1}
+	if len(b) > 0 && b[0]>>4 == 6 {
+		return parse6(b)
+	}
+	return parse4(b)
+}
+
+func parse4(b []byte) (pkt, error) {
+	p := pkt{b: b, csumOff: -1, srcOff: 12, dstOff: 16}
 	if len(b) < 20 || b[0]>>4 != 4 {
 		return p, errNotTranslatable
 	}
-	p.ihl = int(b[0]&0x0f) * 4
+	p.l3len = int(b[0]&0x0f) * 4
 	total := int(binary.BigEndian.Uint16(b[2:4]))
-	if p.ihl < 20 || total < p.ihl || total > len(b) {
+	if p.l3len < 20 || total < p.l3len || total > len(b) {
 		return p, errNotTranslatable
 	}
 	if binary.BigEndian.Uint16(b[6:8])&0x1fff != 0 {
@@ -44,32 +63,45 @@ func parse(b []byte) (pkt, error) {
 	p.proto = b[9]
 	p.src = netip.AddrFrom4([4]byte(b[12:16]))
 	p.dst = netip.AddrFrom4([4]byte(b[16:20]))
-	l4 := b[p.ihl:total]
-	switch p.proto {
-	case protoTCP:
-		if len(l4) < 20 {
-			return p, errNotTranslatable
+	return p, p.parseL4(b[p.l3len:total])
+}
+
+func parse6(b []byte) (pkt, error) {
+	p := pkt{b: b, v6: true, l3len: 40, csumOff: -1, srcOff: 8, dstOff: 24}
+	if len(b) < 40 {
+		return p, errNotTranslatable
+	}
+	total := 40 + int(binary.BigEndian.Uint16(b[4:6]))
+	if total > len(b) {
+		return p, errNotTranslatable
+	}
+	p.proto = b[6]
+	p.src = netip.AddrFrom16([16]byte(b[8:24]))
+	p.dst = netip.AddrFrom16([16]byte(b[24:40]))
+	return p, p.parseL4(b[40:total])
+}
+
+// parseL4 reads the ports (or echo identifier) and where the L4 checksum is.
+func (p *pkt) parseL4(l4 []byte) error {
+	switch {
+	case p.proto == protoTCP && len(l4) >= 20:
+		p.csumOff = p.l3len + 16
+	case p.proto == protoUDP && len(l4) >= 8:
+		p.csumOff = p.l3len + 6
+	case p.proto == protoICMP && !p.v6 && len(l4) >= 8 && (l4[0] == icmpEcho || l4[0] == icmpEchoReply),
+		p.proto == protoICMPv6 && p.v6 && len(l4) >= 8 && (l4[0] == icmpv6EchoRequest || l4[0] == icmpv6EchoReply):
+		if p.v6 {
+			p.csumOff = p.l3len + 2 // ICMPv6 covers the pseudo-header
 		}
-		p.csumOff = p.ihl + 16
-	case protoUDP:
-		if len(l4) < 8 {
-			return p, errNotTranslatable
-		}
-		p.csumOff = p.ihl + 6
-	case protoICMP:
-		if len(l4) < 8 || (l4[0] != 8 && l4[0] != 0) {
-			return p, errNotTranslatable
-		}
-		p.echoType = l4[0]
 		id := binary.BigEndian.Uint16(l4[4:6])
 		p.sport, p.dport = id, id
-		return p, nil
+		return nil
 	default:
-		return p, errNotTranslatable
+		return errNotTranslatable
 	}
 	p.sport = binary.BigEndian.Uint16(l4[0:2])
 	p.dport = binary.BigEndian.Uint16(l4[2:4])
-	return p, nil
+	return nil
 }
 
 // rewrite sets the addresses, fixing the IPv4 header checksum and the L4
@@ -78,17 +110,19 @@ func (p *pkt) rewrite(src, dst netip.Addr) {
 	for _, c := range []struct {
 		off      int
 		from, to netip.Addr
-	}{{12, p.src, src}, {16, p.dst, dst}} {
+	}{{p.srcOff, p.src, src}, {p.dstOff, p.dst, dst}} {
 		if c.from == c.to {
 			continue
 		}
-		old, neu := c.from.As4(), c.to.As4()
-		copy(p.b[c.off:c.off+4], neu[:])
-		fix(p.b[10:12], old, neu)
+		old, neu := c.from.AsSlice(), c.to.AsSlice()
+		copy(p.b[c.off:c.off+len(neu)], neu)
+		if !p.v6 {
+			fix(p.b[10:12], old, neu)
+		}
 		if p.csumOff >= 0 {
 			sum := p.b[p.csumOff : p.csumOff+2]
-			if p.proto == protoUDP && sum[0] == 0 && sum[1] == 0 {
-				continue // UDP without a checksum stays without
+			if p.proto == protoUDP && !p.v6 && sum[0] == 0 && sum[1] == 0 {
+				continue // IPv4 UDP without a checksum stays without
 			}
 			fix(sum, old, neu)
 		}
@@ -96,10 +130,11 @@ func (p *pkt) rewrite(src, dst netip.Addr) {
 	p.src, p.dst = src, dst
 }
 
-// fix updates the checksum at sum for a 4-byte field changing from old to neu.
-func fix(sum []byte, old, neu [4]byte) {
+// fix updates the checksum at sum for a field of even length changing from
+// old to neu.
+func fix(sum []byte, old, neu []byte) {
 	c := uint32(^binary.BigEndian.Uint16(sum))
-	for i := 0; i < 4; i += 2 {
+	for i := 0; i+1 < len(old); i += 2 {
 		c += uint32(^binary.BigEndian.Uint16(old[i:i+2])) & 0xffff
 		c += uint32(binary.BigEndian.Uint16(neu[i : i+2]))
 	}

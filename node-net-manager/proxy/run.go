@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"time"
@@ -36,7 +37,7 @@ func Run(ctx context.Context, dev io.ReadWriter, t *Translator, interval time.Du
 			return err
 		}
 		if reason := t.Translate(buf[:n]); reason != "" {
-			log.WithField("reason", reason).Debug("proxy dropped a packet")
+			log.WithFields(logrus.Fields{"reason": reason, "head": fmt.Sprintf("%x", buf[:min(n, 48)])}).Debug("proxy dropped a packet")
 			if reason == DropNoInstances {
 				if ans := Unreachable(buf[:n]); ans != nil {
 					_, _ = dev.Write(ans)

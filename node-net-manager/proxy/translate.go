@@ -52,7 +52,7 @@ type Stats struct {
 type Translator struct {
 	mu       sync.Mutex
 	res      Resolver
-	services netip.Prefix
+	ranges   []netip.Prefix
 	timeout  time.Duration
 	now      func() time.Time
 	sessions map[flowKey]*session
@@ -60,18 +60,38 @@ type Translator struct {
 	stats    Stats
 }
 
-// NewTranslator returns a translator for addresses in services; sessions idle
-// for longer than timeout are forgotten by Expire.
-func NewTranslator(res Resolver, services netip.Prefix, timeout time.Duration) *Translator {
-	return &Translator{res: res, services: services, timeout: timeout, now: time.Now,
+// Options configure a Translator.
+type Options struct {
+	// Ranges are the service ranges (IPv4, and IPv6 if on): new flows are
+	// translated only towards addresses in them.
+	Ranges []netip.Prefix
+	// Timeout is how long an idle session lives (Expire forgets it).
+	Timeout time.Duration
+}
+
+// NewTranslator returns a translator resolving addresses through res.
+func NewTranslator(res Resolver, o Options) *Translator {
+	return &Translator{res: res, ranges: o.Ranges, timeout: o.Timeout, now: time.Now,
 		sessions: map[flowKey]*session{}, rr: map[netip.Addr]uint64{}, stats: Stats{Dropped: map[string]uint64{}}}
 }
 
-// Translate rewrites an IPv4 packet in place. It returns "" when the packet is
+func (t *Translator) isService(a netip.Addr) bool {
+	for _, r := range t.ranges {
+		if r.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Translate rewrites an IPv4 or IPv6 packet in place. It returns "" when the packet is
 // to be sent on, or the reason it is dropped.
 func (t *Translator) Translate(b []byte) string {
 	p, err := parse(b)
 	if err != nil {
+		if p.dst.IsValid() && !t.isService(p.dst) {
+			return t.drop(DropNotService) // e.g. the kernel's own multicast listener reports
+		}
 		return t.drop(DropUnsupported)
 	}
 	key := flowKey{p.proto, p.src, p.sport, p.dst, p.dport}
@@ -87,7 +107,7 @@ func (t *Translator) Translate(b []byte) string {
 		t.stats.Translated++
 		return ""
 	}
-	if !t.services.Contains(p.dst) {
+	if !t.isService(p.dst) {
 		return t.dropLocked(DropNotService)
 	}
 	target, ok := t.choose(p.dst)
@@ -97,8 +117,8 @@ func (t *Translator) Translate(b []byte) string {
 	senders, _ := t.res.Lookup(context.Background(), table.Query{IP: p.src})
 	var senderInst netip.Addr
 	for _, e := range senders {
-		if e.NsIP == p.src {
-			senderInst, _ = e.ServiceIP(table.PolicyInstance)
+		if e.NsAddr(p.v6) == p.src {
+			senderInst, _ = e.ServiceIPOf(table.PolicyInstance, p.v6)
 		}
 	}
 	if !senderInst.IsValid() {
@@ -129,15 +149,25 @@ func (t *Translator) choose(ip netip.Addr) (netip.Addr, bool) {
 	if err != nil || len(entries) == 0 {
 		return netip.Addr{}, false
 	}
+	v6 := ip.Is6()
 	for _, e := range entries {
-		if inst, ok := e.ServiceIP(table.PolicyInstance); ok && inst == ip {
-			return e.NsIP, true
+		if inst, ok := e.ServiceIPOf(table.PolicyInstance, v6); ok && inst == ip {
+			return e.NsAddr(v6), e.NsAddr(v6).IsValid()
 		}
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Instance < entries[j].Instance })
+	usable := make([]table.Entry, 0, len(entries))
+	for _, e := range entries {
+		if e.NsAddr(v6).IsValid() {
+			usable = append(usable, e)
+		}
+	}
+	if len(usable) == 0 {
+		return netip.Addr{}, false
+	}
+	sort.Slice(usable, func(i, j int) bool { return usable[i].Instance < usable[j].Instance })
 	n := t.rr[ip]
 	t.rr[ip] = n + 1
-	return entries[n%uint64(len(entries))].NsIP, true
+	return usable[n%uint64(len(usable))].NsAddr(v6), true
 }
 
 func (t *Translator) drop(reason string) string {
@@ -151,14 +181,20 @@ func (t *Translator) dropLocked(reason string) string {
 	return reason
 }
 
-// Forget removes the sessions of an instance that went away, so new packets
-// of its flows are translated anew (to another instance).
-func (t *Translator) Forget(nsIP netip.Addr) {
+// Forget removes the sessions of an instance that went away (by its
+// namespace addresses), so new packets of its flows are translated anew (to
+// another instance).
+func (t *Translator) Forget(nsIPs ...netip.Addr) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for k, s := range t.sessions {
-		if s.instances[0] == nsIP || s.instances[1] == nsIP {
-			delete(t.sessions, k)
+	for _, ip := range nsIPs {
+		if !ip.IsValid() {
+			continue
+		}
+		for k, s := range t.sessions {
+			if s.instances[0] == ip || s.instances[1] == ip {
+				delete(t.sessions, k)
+			}
 		}
 	}
 }

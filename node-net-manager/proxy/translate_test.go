@@ -32,7 +32,7 @@ func newWorld(t *testing.T) *world {
 		e, _ := tab.Add(table.Instance{ServiceName: "app.ns.web.ns", Instance: i, NsIP: netip.AddrFrom4([4]byte{10, 18, 0, byte(3 + i)})})
 		w.web = append(w.web, e)
 	}
-	w.tr = NewTranslator(tab, netip.MustParsePrefix("10.30.0.0/16"), time.Minute)
+	w.tr = NewTranslator(tab, Options{Ranges: []netip.Prefix{netip.MustParsePrefix("10.30.0.0/16")}, Timeout: time.Minute})
 	w.tr.now = func() time.Time { return w.clock }
 	return w
 }

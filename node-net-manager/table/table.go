@@ -34,14 +34,26 @@ type Entry struct {
 	ServiceIPs  []ServiceIP `json:"serviceIPs"`
 }
 
-// ServiceIP returns the entry's address for a policy, if it has one.
-func (e Entry) ServiceIP(p Policy) (netip.Addr, bool) {
+// ServiceIP returns the entry's IPv4 address for a policy, if it has one.
+func (e Entry) ServiceIP(p Policy) (netip.Addr, bool) { return e.ServiceIPOf(p, false) }
+
+// ServiceIPOf returns the entry's address for a policy in one address family.
+func (e Entry) ServiceIPOf(p Policy, v6 bool) (netip.Addr, bool) {
 	for _, s := range e.ServiceIPs {
-		if s.Policy == p {
+		if s.Policy == p && s.Address.Is6() == v6 {
 			return s.Address, true
 		}
 	}
 	return netip.Addr{}, false
+}
+
+// NsAddr returns the instance's namespace address in one address family
+// (invalid when the instance has none).
+func (e Entry) NsAddr(v6 bool) netip.Addr {
+	if v6 {
+		return e.NsIPv6
+	}
+	return e.NsIP
 }
 
 func (e Entry) clone() Entry {

@@ -13,16 +13,17 @@ import (
 	"github.com/oakestra/netmanager/test/nstest"
 )
 
-// serveName answers every TCP connection and UDP datagram on port with name.
+// serveName answers every TCP connection and UDP datagram on port, over IPv4
+// and IPv6, with name.
 func serveName(t *testing.T, ns *nstest.Netns, port, name string) {
 	t.Helper()
 	var ln net.Listener
 	var pc net.PacketConn
 	if err := ns.Do(func() (err error) {
-		if ln, err = net.Listen("tcp4", ":"+port); err != nil {
+		if ln, err = net.Listen("tcp", ":"+port); err != nil {
 			return err
 		}
-		pc, err = net.ListenPacket("udp4", ":"+port)
+		pc, err = net.ListenPacket("udp", ":"+port)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func ask(c *container, network, addr string) (string, error) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	if network == "udp4" {
+	if strings.HasPrefix(network, "udp") {
 		if _, err := conn.Write([]byte("?")); err != nil {
 			return "", err
 		}
@@ -77,7 +78,13 @@ func ask(c *container, network, addr string) (string, error) {
 	return strings.TrimSpace(line), err
 }
 
+// serviceIP returns an instance's IPv4 service IP for a policy.
 func serviceIP(t *testing.T, n *node, name string, inst int, p table.Policy) string {
+	t.Helper()
+	return serviceIPOf(t, n, name, inst, p, false)
+}
+
+func serviceIPOf(t *testing.T, n *node, name string, inst int, p table.Policy, v6 bool) string {
 	t.Helper()
 	recs, err := n.d.Client.Services(ctx(t))
 	if err != nil {
@@ -86,7 +93,7 @@ func serviceIP(t *testing.T, n *node, name string, inst int, p table.Policy) str
 	for _, r := range recs {
 		if r.ServiceName == name && r.Instance == inst {
 			for _, s := range r.ServiceIPs {
-				if s.Policy == p {
+				if s.Policy == p && s.Address.Is6() == v6 {
 					return s.Address.String()
 				}
 			}
@@ -104,6 +111,7 @@ func TestUserspaceProxy(t *testing.T) {
 	n := newNode(t)
 	client := webServices(t, n)
 	rr := assertServiceIPs(t, n, client)
+	assertServiceIPs6(t, n, client)
 	undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", 1)
 	for i := 0; i < 4; i++ {
 		name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080"))
@@ -114,6 +122,7 @@ func TestUserspaceProxy(t *testing.T) {
 	}
 	// A service IP with no instances: refused at once (ICMP host unreachable), never a hang.
 	assertUnreachable(t, client, "10.30.250.250:8080")
+	assertUnreachable(t, client, "[fdff:2000::ffff]:8080")
 	var st struct {
 		Enabled bool
 		Stats   struct {
@@ -161,12 +170,38 @@ func assertServiceIPs(t *testing.T, n *node, client *container) string {
 	return rr
 }
 
+// assertServiceIPs6 is assertServiceIPs over IPv6 service IPs.
+func assertServiceIPs6(t *testing.T, n *node, client *container) string {
+	t.Helper()
+	rr := serviceIPOf(t, n, "app.ns.web.ns", 0, table.PolicyRoundRobin, true)
+	var got []string
+	for i := 0; i < 4; i++ {
+		name, err := ask(client, "tcp6", net.JoinHostPort(rr, "8080"))
+		if err != nil {
+			t.Fatalf("TCP to the IPv6 service IP %s: %v", rr, err)
+		}
+		got = append(got, name)
+	}
+	if strings.Join(got, ",") != "web0,web1,web2,web0" {
+		t.Fatalf("IPv6 round robin over new connections: %v", got)
+	}
+	if name, err := ask(client, "udp6", net.JoinHostPort(rr, "8080")); err != nil || !strings.HasPrefix(name, "web") {
+		t.Fatalf("UDP to the IPv6 service IP: %q %v", name, err)
+	}
+	inst2 := serviceIPOf(t, n, "app.ns.web.ns", 2, table.PolicyInstance, true)
+	if name, err := ask(client, "tcp6", net.JoinHostPort(inst2, "8080")); err != nil || name != "web2" {
+		t.Fatalf("IPv6 instance IP: %q %v", name, err)
+	}
+	assertPing(t, client.ns, rr)
+	return rr
+}
+
 // assertUnreachable requires a connection to addr to fail quickly with "no
 // route to host" (the proxy's ICMP answer), not by timing out.
 func assertUnreachable(t *testing.T, c *container, addr string) {
 	t.Helper()
 	start := time.Now()
-	_, err := ask(c, "tcp4", addr)
+	_, err := ask(c, "tcp", addr)
 	if err == nil || !strings.Contains(err.Error(), "no route to host") || time.Since(start) > time.Second {
 		t.Fatalf("connect to %s: %v after %v; want a quick \"no route to host\"", addr, err, time.Since(start))
 	}

@@ -46,7 +46,7 @@ func TestTwoServicesReachEachOther(t *testing.T) {
 		if out := n.ns.MustExec(t, "ip", "-d", "link", "show", r.HostVeth); !strings.Contains(out, "master goProxyBridge") || !strings.Contains(out, "alias netmanager:svc:"+r.ServiceName) {
 			t.Fatalf("host veth %s: %s", r.HostVeth, out)
 		}
-		if len(r.ServiceIPs) != 2 || r.Peer != "eth0" || r.HostIfindex == 0 {
+		if len(r.ServiceIPs) != 4 || !r.ServiceIPs[2].Address.Is6() || r.Peer != "eth0" || r.HostIfindex == 0 {
 			t.Fatalf("record: %+v", r)
 		}
 	}

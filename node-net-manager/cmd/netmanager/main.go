@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -204,14 +205,18 @@ func startProxy(cfg config.Config, n config.Network, env *netenv.Env, tab *table
 		}).Methods(http.MethodGet)
 		return func() {}, nil
 	}
-	tun, err := env.OpenTun(cfg.ProxyTun, n.ServiceRange)
+	ranges := []netip.Prefix{n.ServiceRange}
+	if n.ServiceRangeV6.IsValid() {
+		ranges = append(ranges, n.ServiceRangeV6)
+	}
+	tun, err := env.OpenTun(cfg.ProxyTun, ranges...)
 	if err != nil {
 		return nil, fmt.Errorf("user-space proxy: %w", err)
 	}
-	tr := proxy.NewTranslator(tab, n.ServiceRange, 2*time.Minute)
+	tr := proxy.NewTranslator(tab, proxy.Options{Ranges: ranges, Timeout: 2 * time.Minute})
 	cancelSub := bus.Subscribe("user-space proxy", func(_ context.Context, ev events.Event) error {
 		if ev.Type == events.ServiceRemoved {
-			tr.Forget(ev.Service.IPv4)
+			tr.Forget(ev.Service.IPv4, ev.Service.IPv6)
 		}
 		return nil
 	})
@@ -226,7 +231,7 @@ func startProxy(cfg config.Config, n config.Network, env *netenv.Env, tab *table
 	r.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
 		api.WriteJSON(w, http.StatusOK, map[string]any{"enabled": true, "tun": cfg.ProxyTun, "stats": tr.Stats()})
 	}).Methods(http.MethodGet)
-	log.WithFields(logrus.Fields{"tun": cfg.ProxyTun, "range": n.ServiceRange}).Info("user-space proxy ready")
+	log.WithFields(logrus.Fields{"tun": cfg.ProxyTun, "ranges": ranges}).Info("user-space proxy ready")
 	return func() {
 		cancel()
 		cancelSub()
