@@ -9,10 +9,12 @@ import (
 // Addresses and ports are kept in network byte order, as the data plane has them.
 type (
 	pxConfig struct {
-		RangeAddr [4]byte
-		RangeMask [4]byte
-		GwMAC     [6]byte
-		Pad       uint16
+		RangeAddr  [4]byte
+		RangeMask  [4]byte
+		GwMAC      [6]byte
+		Pad        uint16
+		Range6Addr [16]byte
+		Range6Mask [16]byte
 	}
 	pxService struct {
 		Kind  uint32 // 0 round robin, 1 instance
@@ -42,23 +44,59 @@ type (
 		Pad2           uint32
 		LastSeen       uint64
 	}
+	pxBackendKey6 struct {
+		ServiceIP [16]byte
+		Index     uint32
+	}
+	pxBackend6 struct {
+		NsIP    [16]byte
+		Ifindex uint32
+		MAC     [6]byte
+		Pad     uint16
+	}
+	pxFlow6 struct {
+		Src, Dst     [16]byte
+		Sport, Dport [2]byte
+		Proto        uint8
+		Pad          [3]uint8
+	}
+	pxSession6 struct {
+		NewSrc, NewDst [16]byte
+		Ifindex        uint32
+		MAC            [6]byte
+		Pad            uint16
+		CsumDiff       uint32
+	}
 )
 
-// stats indexes (proxy.h)
-var statNames = []string{"hits", "newSessions", "passedToUserspace", "malformed", "errors"}
+// stats indexes (proxy.h) and their names in GET /stats
+const (
+	statHit = iota
+	statNew
+	statPass
+	statMalformed
+	statError
+	statV6Ext
+)
+
+var statNames = []string{"hits", "newSessions", "passedToUserspace", "malformed", "errors", "v6ExtensionHeaders"}
 
 // local is one attached instance: where the proxy can deliver to it.
 type local struct {
 	ifindex uint32
 	mac     [6]byte
+	nsIP6   netip.Addr // the attachment's IPv6 namespace address, if any
 }
 
 // translations is what the maps should hold, computed from the service table
 // and the attached instances. It is pure.
 type translations struct {
-	services map[[4]byte]pxService
-	backends map[pxBackendKey]pxBackend
-	senders  map[[4]byte][4]byte
+	services  map[[4]byte]pxService
+	backends  map[pxBackendKey]pxBackend
+	senders   map[[4]byte][4]byte
+	services6 map[[16]byte]pxService
+	backends6 map[pxBackendKey6]pxBackend6
+	senders6  map[[16]byte][16]byte
 }
 
 // entry is the part of a service table entry the proxy needs.
@@ -68,33 +106,58 @@ type entry struct {
 	nsIP     netip.Addr
 	rrIP     netip.Addr
 	instIP   netip.Addr
+	nsIP6    netip.Addr
+	rrIP6    netip.Addr
+	instIP6  netip.Addr
 }
 
 // plan maps every service IP to the local instances behind it: a round-robin
-// IP to all of them in instance order, an instance IP to its one instance.
+// IP to all of them in instance order, an instance IP to its one instance;
+// IPv6 service IPs to the instances' IPv6 namespace addresses alike.
 // Instances without an attached veth on this node are left out: their flows
-// are the user-space proxy's (and its tunnel's).
+// are the user-space proxy's (and its tunnel's). Instances are matched to
+// attachments by their IPv4 namespace address.
 func plan(entries []entry, attached map[netip.Addr]local) translations {
-	t := translations{services: map[[4]byte]pxService{}, backends: map[pxBackendKey]pxBackend{}, senders: map[[4]byte][4]byte{}}
+	t := translations{
+		services: map[[4]byte]pxService{}, backends: map[pxBackendKey]pxBackend{}, senders: map[[4]byte][4]byte{},
+		services6: map[[16]byte]pxService{}, backends6: map[pxBackendKey6]pxBackend6{}, senders6: map[[16]byte][16]byte{},
+	}
 	for _, e := range sortEntries(entries) {
 		l, ok := attached[e.nsIP]
 		if !ok || !e.nsIP.Is4() {
 			continue
 		}
 		b := pxBackend{NsIP: e.nsIP.As4(), Ifindex: l.ifindex, MAC: l.mac}
-		if e.instIP.IsValid() {
+		if e.instIP.Is4() {
 			t.senders[e.nsIP.As4()] = e.instIP.As4()
 			t.services[e.instIP.As4()] = pxService{Kind: 1, Count: 1}
 			t.backends[pxBackendKey{ServiceIP: e.instIP.As4()}] = b
 		}
-		if e.rrIP.IsValid() {
+		if e.rrIP.Is4() {
 			s := t.services[e.rrIP.As4()]
 			t.backends[pxBackendKey{ServiceIP: e.rrIP.As4(), Index: s.Count}] = b
 			s.Count++
 			t.services[e.rrIP.As4()] = s
 		}
+		if e.nsIP6.Is6() {
+			plan6(&t, e, pxBackend6{NsIP: e.nsIP6.As16(), Ifindex: l.ifindex, MAC: l.mac})
+		}
 	}
 	return t
+}
+
+func plan6(t *translations, e entry, b pxBackend6) {
+	if e.instIP6.Is6() {
+		t.senders6[e.nsIP6.As16()] = e.instIP6.As16()
+		t.services6[e.instIP6.As16()] = pxService{Kind: 1, Count: 1}
+		t.backends6[pxBackendKey6{ServiceIP: e.instIP6.As16()}] = b
+	}
+	if e.rrIP6.Is6() {
+		s := t.services6[e.rrIP6.As16()]
+		t.backends6[pxBackendKey6{ServiceIP: e.rrIP6.As16(), Index: s.Count}] = b
+		s.Count++
+		t.services6[e.rrIP6.As16()] = s
+	}
 }
 
 func sortEntries(es []entry) []entry {

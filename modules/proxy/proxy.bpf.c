@@ -1,236 +1,39 @@
 //go:build ignore
 
 /* proxy: Oakestra semantic addressing in the kernel. A packet leaving a
- * service towards a service IP is translated to a local instance's namespace
- * IP (round robin or the instance an instance IP names), its source to the
- * sender's instance IP; the choice is kept per flow in both directions, and
- * the packet goes straight into the target's namespace (bpf_redirect_peer).
- * What it cannot translate here (no local instance, unknown sender, not
- * TCP/UDP/ICMP echo) it passes on: the user-space proxy behind the node's
- * route to the service range handles it, so no first packet is lost. */
+ * service towards a service IP (IPv4 or IPv6) is translated to a local
+ * instance's namespace IP (round robin or the instance an instance IP names),
+ * its source to the sender's instance IP; the choice is kept per flow in both
+ * directions, and the packet goes straight into the target's namespace
+ * (bpf_redirect_peer). What it cannot translate here (no local instance,
+ * unknown sender, not TCP/UDP/ICMP echo, IPv6 extension headers) it passes on:
+ * the user-space proxy behind the node's route to the service range handles
+ * it, so no first packet is lost.
+ *
+ * common.bpf.h: config, stats, checksums, L4 ports; v4.bpf.h, v6.bpf.h: each
+ * family's tables and translation. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #include "parse.h"
-#include "csum.h"
 #include "verdicts.h"
 #include "proxy.h"
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct px_config);
-} config SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096); /* knob */
-	__type(key, __be32);
-	__type(value, struct px_service);
-} services SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384); /* knob */
-	__type(key, struct px_backend_key);
-	__type(value, struct px_backend);
-} backends SEC(".maps");
-
-/* senders: namespace IP -> instance IP of every local instance */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096); /* knob */
-	__type(key, __be32);
-	__type(value, __be32);
-} senders SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096); /* knob */
-	__type(key, __be32);
-	__type(value, __u64);
-} rr SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536); /* knob */
-	__type(key, struct px_flow);
-	__type(value, struct px_session);
-} sessions SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PX_NSTATS);
-	__type(key, __u32);
-	__type(value, __u64);
-} stats SEC(".maps");
-
-static __always_inline void count(__u32 what)
-{
-	__u64 *n = bpf_map_lookup_elem(&stats, &what);
-	if (n)
-		(*n)++;
-}
-
-struct target {
-	struct px_session fwd;
-	struct px_session rev;
-	struct px_flow rev_key;
-};
-
-/* resolve picks a backend for a new flow and builds both sessions; 0 on success. */
-static __always_inline int resolve(struct px_flow *f, __u32 sender_ifindex, __u8 *sender_mac, struct target *t)
-{
-	struct px_service *svc = bpf_map_lookup_elem(&services, &f->dst);
-	if (!svc || !svc->count)
-		return -1;
-	__be32 *inst = bpf_map_lookup_elem(&senders, &f->src);
-	if (!inst)
-		return -1;
-	struct px_backend_key bk = {.service_ip = f->dst, .index = 0};
-	if (svc->kind == 0) {
-		__u64 *ctr = bpf_map_lookup_elem(&rr, &f->dst);
-		if (!ctr)
-			return -1;
-		bk.index = __sync_fetch_and_add(ctr, 1) % svc->count;
-	}
-	struct px_backend *b = bpf_map_lookup_elem(&backends, &bk);
-	if (!b)
-		return -1;
-	__u64 now = bpf_ktime_get_ns();
-	t->fwd.new_src = *inst;
-	t->fwd.new_dst = b->ns_ip;
-	t->fwd.ifindex = b->ifindex;
-	__builtin_memcpy(t->fwd.mac, b->mac, 6);
-	t->fwd.last_seen = now;
-	t->rev.new_src = f->dst;
-	t->rev.new_dst = f->src;
-	t->rev.ifindex = sender_ifindex;
-	__builtin_memcpy(t->rev.mac, sender_mac, 6);
-	t->rev.last_seen = now;
-	t->rev_key.src = b->ns_ip;
-	t->rev_key.dst = *inst;
-	t->rev_key.sport = f->dport;
-	t->rev_key.dport = f->sport;
-	t->rev_key.proto = f->proto;
-	return 0;
-}
-
-static __always_inline __u32 csum_add32(__u32 a, __u32 b)
-{
-	__u32 r = a + b;
-	return r + (r < a);
-}
-
-/* rewrite applies a session to the packet. The IPv4 header checksum (never
- * offloaded) is updated in place (RFC 1624); the L4 checksum covers the
- * pseudo-header and may be CHECKSUM_PARTIAL, so it goes through
- * bpf_l4_csum_replace with the difference of both addresses, computed here —
- * one helper call per packet. Offsets are from the start of the frame. */
-static __always_inline int rewrite(struct __sk_buff *skb, struct px_flow *f, struct px_session *s, __u32 l3off, __u32 csum_off, __u8 *gw_mac)
-{
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	if (l3off > 64)
-		return -1;
-	struct iphdr *ip = data + l3off;
-	if ((void *)(eth + 1) > data_end || (void *)(ip + 1) > data_end)
-		return -1;
-	ip->check = csum_replace4(ip->check, f->src, s->new_src);
-	ip->check = csum_replace4(ip->check, f->dst, s->new_dst);
-	ip->saddr = s->new_src;
-	ip->daddr = s->new_dst;
-	__builtin_memcpy(eth->h_dest, s->mac, 6);
-	__builtin_memcpy(eth->h_source, gw_mac, 6);
-	if (csum_off) {
-		__u32 diff = csum_add32(csum_add32(~f->src, ~f->dst), csum_add32(s->new_src, s->new_dst));
-		if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0))
-			return -1;
-	}
-	return 0;
-}
+#include "common.bpf.h"
+#include "v4.bpf.h"
+#include "v6.bpf.h"
 
 /* On a service's host veth, TC ingress: traffic leaving the service. */
 NM_PROG int nm_ingress(struct __sk_buff *skb)
 {
-	__u32 zero = 0;
-	struct px_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg)
-		return NM_NEXT;
 	struct cursor c;
 	struct ethhdr *eth;
-	struct iphdr *ip;
 	cursor_init(&c, skb);
 	void *data = c.pos;
-	if (parse_eth(&c, &eth) != ETH_P_IP)
-		return NM_NEXT;
-	__u32 l3off = c.pos - data;
-	int l4 = parse_ipv4(&c, &ip);
-	if (l4 < 0)
-		return NM_NEXT;
-	if ((ip->daddr & cfg->range_mask) != cfg->range_addr)
-		return NM_NEXT; /* not a service IP: nothing to translate */
-
-	struct px_flow f = {.src = ip->saddr, .dst = ip->daddr, .proto = l4};
-	__u32 csum_off = 0;
-	__u32 l4off = c.pos - data;
-	if (l4 == IPPROTO_TCP) {
-		struct tcphdr *t;
-		if (parse_tcp(&c, &t) < 0)
-			goto malformed;
-		f.sport = t->source;
-		f.dport = t->dest;
-		csum_off = l4off + __builtin_offsetof(struct tcphdr, check);
-	} else if (l4 == IPPROTO_UDP) {
-		struct udphdr *u;
-		if (parse_udp(&c, &u) < 0)
-			goto malformed;
-		f.sport = u->source;
-		f.dport = u->dest;
-		if (u->check)
-			csum_off = l4off + __builtin_offsetof(struct udphdr, check);
-	} else if (l4 == IPPROTO_ICMP) {
-		struct nm_icmphdr *i;
-		if (parse_icmp(&c, &i) < 0)
-			goto malformed;
-		if (i->type != ICMP_ECHO && i->type != ICMP_ECHOREPLY) {
-			count(PX_PASS);
-			return NM_NEXT;
-		}
-		f.sport = f.dport = (__u16)i->rest;
-	} else {
-		count(PX_PASS);
-		return NM_NEXT;
-	}
-
-	struct px_session *s = bpf_map_lookup_elem(&sessions, &f);
-	struct target t = {};
-	if (s) {
-		count(PX_HIT); /* the LRU map tracks use itself: no clock read here */
-	} else {
-		if (resolve(&f, skb->ifindex, eth->h_source, &t) < 0) {
-			count(PX_PASS);
-			return NM_NEXT; /* the user-space proxy takes it from here */
-		}
-		if (bpf_map_update_elem(&sessions, &t.rev_key, &t.rev, BPF_ANY) ||
-		    bpf_map_update_elem(&sessions, &f, &t.fwd, BPF_ANY)) {
-			count(PX_ERROR);
-			return NM_DROP;
-		}
-		s = &t.fwd;
-		count(PX_NEW);
-	}
-	__u32 ifindex = s->ifindex;
-	if (rewrite(skb, &f, s, l3off, csum_off, cfg->gw_mac) < 0) {
-		count(PX_ERROR);
-		return NM_DROP;
-	}
-	return bpf_redirect_peer(ifindex, 0);
-
-malformed:
-	count(PX_MALFORMED);
+	int proto = parse_eth(&c, &eth);
+	if (proto == ETH_P_IP)
+		return handle4(skb, &c, data, eth);
+	if (proto == ETH_P_IPV6)
+		return handle6(skb, &c, data, eth);
 	return NM_NEXT;
 }
 

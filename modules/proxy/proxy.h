@@ -1,17 +1,20 @@
 /* Maps of the eBPF proxy data plane; Go mirrors them in maps.go
- * (TestStructsMatchC checks the layouts). IPv4 only: service IPs are IPv4. */
+ * (TestStructsMatchC checks the layouts). IPv4 and IPv6 have maps of their
+ * own: the IPv4 keys stay small. Addresses are in network byte order. */
 #pragma once
 
 #include <linux/types.h>
 
 struct px_config {
-	__be32 range_addr;   /* service range, network order */
+	__be32 range_addr;   /* IPv4 service range */
 	__be32 range_mask;
 	__u8 gw_mac[6];      /* the node bridge's MAC: source of redirected frames */
 	__u16 pad;
+	__be32 range6_addr[4]; /* IPv6 service range */
+	__be32 range6_mask[4];
 };
 
-/* services: a service IP and what it resolves to */
+/* services, services6: a service IP and what it resolves to */
 struct px_service {
 	__u32 kind;  /* 0 round robin, 1 instance */
 	__u32 count; /* backends */
@@ -50,10 +53,42 @@ struct px_session {
 	__u64 last_seen;
 };
 
+/* IPv6: the same tables with 16-byte addresses */
+struct px_backend_key6 {
+	__be32 service_ip[4];
+	__u32 index;
+};
+
+struct px_backend6 {
+	__be32 ns_ip[4];
+	__u32 ifindex;
+	__u8 mac[6];
+	__u16 pad;
+};
+
+struct px_flow6 {
+	__be32 src[4];
+	__be32 dst[4];
+	__be16 sport; /* ICMPv6 echo: the identifier in both */
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct px_session6 {
+	__be32 new_src[4];
+	__be32 new_dst[4];
+	__u32 ifindex;
+	__u8 mac[6];
+	__u16 pad;
+	__u32 csum_diff; /* L4 checksum change of the address rewrite, precomputed */
+};
+
 /* stats array indexes */
 #define PX_HIT (0)        /* translated by an existing session */
 #define PX_NEW (1)        /* new session created */
 #define PX_PASS (2)       /* to a service IP but not ours to translate: left to the user-space proxy */
 #define PX_MALFORMED (3)  /* to a service IP but unparseable: passed untouched */
 #define PX_ERROR (4)      /* a helper failed: dropped */
-#define PX_NSTATS (5)
+#define PX_V6_EXT (5)     /* IPv6 to a service IP with extension headers: passed untouched */
+#define PX_NSTATS (6)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -12,69 +11,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/oakestra/netmanager/ebpfManager/module"
 	"github.com/oakestra/netmanager/test/bpftest"
 )
-
-const (
-	next     = -1
-	redirect = 7
-)
-
-var gwMAC = [6]byte{0x02, 0x6e, 10, 18, 0, 1}
-
-// dp is a loaded data plane with translations for a client (10.18.0.2,
-// instance IP 10.30.0.2, ifindex 12) and a service with three instances
-// (round robin 10.30.0.1; 10.18.0.3-5 on ifindex 13-15).
-type dp struct {
-	coll *ebpf.Collection
-}
-
-func entries() []entry {
-	es := []entry{{name: "app.ns.client.ns", nsIP: netip.MustParseAddr("10.18.0.2"), rrIP: netip.MustParseAddr("10.30.0.9"), instIP: netip.MustParseAddr("10.30.0.2")}}
-	for i := 0; i < 3; i++ {
-		es = append(es, entry{name: "app.ns.web.ns", instance: i, nsIP: netip.AddrFrom4([4]byte{10, 18, 0, byte(3 + i)}),
-			rrIP: netip.MustParseAddr("10.30.0.1"), instIP: netip.AddrFrom4([4]byte{10, 30, 0, byte(10 + i)})})
-	}
-	return es
-}
-
-func attachedAll() map[netip.Addr]local {
-	m := map[netip.Addr]local{}
-	for i := 0; i < 4; i++ {
-		m[netip.AddrFrom4([4]byte{10, 18, 0, byte(2 + i)})] = local{ifindex: uint32(12 + i), mac: [6]byte{0x02, 0, 0, 0, 0, byte(2 + i)}}
-	}
-	return m
-}
-
-func newDP(t testing.TB) *dp {
-	t.Helper()
-	bpftest.RequireRoot(t)
-	coll := bpftest.Load(t, bpftest.ModuleObject(t, "modules", "proxy"))
-	cfg := pxConfig{RangeAddr: [4]byte{10, 30, 0, 0}, RangeMask: [4]byte{255, 255, 0, 0}, GwMAC: gwMAC}
-	if err := coll.Maps["config"].Put(uint32(0), cfg); err != nil {
-		t.Fatal(err)
-	}
-	tr := plan(entries(), attachedAll())
-	if err := replaceAll(coll.Maps["services"], tr.services, new([4]byte)); err != nil {
-		t.Fatal(err)
-	}
-	if err := replaceAll(coll.Maps["backends"], tr.backends, new(pxBackendKey)); err != nil {
-		t.Fatal(err)
-	}
-	if err := replaceAll(coll.Maps["senders"], tr.senders, new([4]byte)); err != nil {
-		t.Fatal(err)
-	}
-	for ip := range tr.services {
-		_ = coll.Maps["rr"].Put(ip, uint64(0))
-	}
-	return &dp{coll: coll}
-}
-
-func (d *dp) run(t testing.TB, frame []byte) (int32, []byte) {
-	t.Helper()
-	return bpftest.Run(t, d.coll.Programs[module.ProgramIngress], frame)
-}
 
 func eth() *layers.Ethernet { return bpftest.Eth(layers.EthernetTypeIPv4) }
 
@@ -84,15 +22,21 @@ func tcpFrame(t testing.TB, src, dst string, sport, dport uint16, opts ...layers
 	return bpftest.Serialize(t, eth(), ip, bpftest.TCP(sport, dport), bpftest.Payload([]byte("data")))
 }
 
+// checkMACs checks that a redirected frame goes from the bridge to dmac.
+func checkMACs(t *testing.T, pk gopacket.Packet, dmac byte) {
+	t.Helper()
+	e := pk.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if e.DstMAC[5] != dmac || !reflect.DeepEqual([]byte(e.SrcMAC), gwMAC[:]) {
+		t.Fatalf("MACs %s -> %s", e.SrcMAC, e.DstMAC)
+	}
+}
+
 // check parses an output frame: addresses, MACs, and both checksums against
 // ones computed from scratch.
 func check(t *testing.T, out []byte, src, dst string, dmac byte) {
 	t.Helper()
 	pk := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
-	e := pk.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
-	if e.DstMAC[5] != dmac || !reflect.DeepEqual([]byte(e.SrcMAC), gwMAC[:]) {
-		t.Fatalf("MACs %s -> %s", e.SrcMAC, e.DstMAC)
-	}
+	checkMACs(t, pk, dmac)
 	ip := pk.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
 	if ip.SrcIP.String() != src || ip.DstIP.String() != dst {
 		t.Fatalf("addresses %s -> %s, want %s -> %s", ip.SrcIP, ip.DstIP, src, dst)
@@ -108,19 +52,34 @@ func check(t *testing.T, out []byte, src, dst string, dmac byte) {
 		t.Fatal("IPv4 header checksum is wrong")
 	}
 	fresh := &layers.IPv4{Version: 4, IHL: 5, TTL: ip.TTL, Protocol: ip.Protocol, SrcIP: ip.SrcIP, DstIP: ip.DstIP}
+	checkL4(t, pk, fresh, eth())
+}
+
+// checkL4 compares the L4 checksum of a packet with one computed from
+// scratch over the same transport layer under the fresh network header.
+func checkL4(t *testing.T, pk gopacket.Packet, fresh gopacket.SerializableLayer, e *layers.Ethernet) {
+	t.Helper()
+	var got, want uint16
 	switch l4 := pk.TransportLayer().(type) {
 	case *layers.TCP:
 		c := *l4
-		re := bpftest.Decode(bpftest.Serialize(t, eth(), fresh, &c, gopacket.Payload(l4.Payload)))
-		if want := re.Layer(layers.LayerTypeTCP).(*layers.TCP).Checksum; want != l4.Checksum {
-			t.Fatalf("TCP checksum %#04x, from scratch %#04x", l4.Checksum, want)
-		}
+		re := bpftest.Decode(bpftest.Serialize(t, e, fresh, &c, gopacket.Payload(l4.Payload)))
+		got, want = l4.Checksum, re.Layer(layers.LayerTypeTCP).(*layers.TCP).Checksum
 	case *layers.UDP:
 		c := *l4
-		re := bpftest.Decode(bpftest.Serialize(t, eth(), fresh, &c, gopacket.Payload(l4.Payload)))
-		if want := re.Layer(layers.LayerTypeUDP).(*layers.UDP).Checksum; want != l4.Checksum {
-			t.Fatalf("UDP checksum %#04x, from scratch %#04x", l4.Checksum, want)
+		re := bpftest.Decode(bpftest.Serialize(t, e, fresh, &c, gopacket.Payload(l4.Payload)))
+		got, want = l4.Checksum, re.Layer(layers.LayerTypeUDP).(*layers.UDP).Checksum
+	default:
+		l := pk.Layer(layers.LayerTypeICMPv6)
+		if l == nil {
+			return // ICMPv4: its checksum does not cover the addresses
 		}
+		ic := l.(*layers.ICMPv6)
+		re := bpftest.Decode(bpftest.Serialize(t, e, fresh, &layers.ICMPv6{TypeCode: ic.TypeCode}, gopacket.Payload(ic.Payload)))
+		got, want = ic.Checksum, re.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6).Checksum
+	}
+	if got != want {
+		t.Fatalf("L4 checksum %#04x, from scratch %#04x", got, want)
 	}
 }
 
@@ -149,6 +108,9 @@ func TestTranslateRoundRobinAndBack(t *testing.T) {
 		t.Fatalf("reply verdict %s", bpftest.Verdict(v))
 	}
 	check(t, out, "10.30.0.1", "10.18.0.2", bpftest.MACA[5]) // the MAC the client sent from
+	if h, n := d.stat(t, statHit), d.stat(t, statNew); h != 2 || n != 4 {
+		t.Fatalf("hits %d, new sessions %d; want 2, 4", h, n)
+	}
 }
 
 func TestInstanceIPUDPOptionsAndEcho(t *testing.T) {
@@ -179,6 +141,25 @@ func TestInstanceIPUDPOptionsAndEcho(t *testing.T) {
 	}
 }
 
+// A TCP checksum of 0 is a value like any other (only UDP uses 0 for "none"):
+// it is updated, not skipped.
+func TestTCPChecksumZero(t *testing.T) {
+	d := newDP(t)
+	for sport := uint16(1); sport != 0; sport++ {
+		f := tcpFrame(t, "10.18.0.2", "10.30.0.10", sport, 80)
+		if f[14+20+16] != 0 || f[14+20+17] != 0 {
+			continue
+		}
+		v, out := d.run(t, f)
+		if v != redirect {
+			t.Fatalf("verdict %s", bpftest.Verdict(v))
+		}
+		check(t, out, "10.30.0.2", "10.18.0.3", 3)
+		return
+	}
+	t.Fatal("no source port gives a zero TCP checksum")
+}
+
 // What the data plane cannot translate it passes on untouched.
 func TestPassesOnUntouched(t *testing.T) {
 	d := newDP(t)
@@ -189,7 +170,7 @@ func TestPassesOnUntouched(t *testing.T) {
 		"service IP without instances": tcpFrame(t, "10.18.0.2", "10.30.99.1", 1, 80),
 		"unknown sender":               tcpFrame(t, "10.18.0.77", "10.30.0.1", 1, 80),
 		"truncated TCP":                cut,
-		"ipv6":                         bpftest.Serialize(t, bpftest.Eth(layers.EthernetTypeIPv6), bpftest.IPv6("fd00::1", "fd00::2", layers.IPProtocolTCP), bpftest.TCP(1, 2)),
+		"ipv6 outside the range":       bpftest.Serialize(t, bpftest.Eth(layers.EthernetTypeIPv6), bpftest.IPv6("fd00::1", "fd00::2", layers.IPProtocolTCP), bpftest.TCP(1, 2)),
 		"icmp unreachable":             bpftest.Serialize(t, eth(), bpftest.IPv4("10.18.0.2", "10.30.0.1", layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 1)}),
 	}
 	for name, f := range cases {
@@ -198,44 +179,28 @@ func TestPassesOnUntouched(t *testing.T) {
 			t.Errorf("%s: %s, changed=%v", name, bpftest.Verdict(v), string(out) != string(f))
 		}
 	}
-	var perCPU []uint64
-	_ = d.coll.Maps["stats"].Lookup(uint32(3), &perCPU)
-	var malformed uint64
-	for _, n := range perCPU {
-		malformed += n
+	if n := d.stat(t, statMalformed); n != 1 {
+		t.Fatalf("malformed count %d, want 1", n)
 	}
-	if malformed != 1 {
-		t.Fatalf("malformed count %d, want 1", malformed)
-	}
-}
-
-func TestPlan(t *testing.T) {
-	att := attachedAll()
-	delete(att, netip.MustParseAddr("10.18.0.4")) // instance 1 is not on this node
-	tr := plan(entries(), att)
-	rr := tr.services[[4]byte{10, 30, 0, 1}]
-	if rr.Kind != 0 || rr.Count != 2 {
-		t.Fatalf("round robin service %+v", rr)
-	}
-	if b := tr.backends[pxBackendKey{ServiceIP: [4]byte{10, 30, 0, 1}, Index: 1}]; b.NsIP != [4]byte{10, 18, 0, 5} || b.Ifindex != 15 {
-		t.Fatalf("second backend %+v", b)
-	}
-	if _, ok := tr.services[[4]byte{10, 30, 0, 11}]; ok {
-		t.Fatal("an instance IP of a remote instance was planned")
-	}
-	if tr.senders[[4]byte{10, 18, 0, 2}] != [4]byte{10, 30, 0, 2} {
-		t.Fatalf("senders %v", tr.senders)
+	if n := d.stat(t, statPass); n != 3 {
+		t.Fatalf("passed count %d, want 3", n)
 	}
 }
 
 func TestConfig(t *testing.T) {
-	if s, err := MapSizes(json.RawMessage(`{"maxSessions": 1000}`)); err != nil || s["sessions"] != 1000 {
+	s, err := MapSizes(json.RawMessage(`{"maxSessions": 1000, "serviceRangeV6": "fd99::/48"}`))
+	if err != nil || s["sessions"] != 1000 || s["sessions6"] != 1000 || s["backends6"] != 4*4096 {
 		t.Fatalf("%v %v", s, err)
 	}
-	for _, bad := range []string{`{"serviceRange": "fd00::/64"}`, `{"serviceRange": "10.30.0.1/16"}`, `{"maxSessions": 0}`, `[]`} {
+	for _, bad := range []string{`{"serviceRange": "fd00::/64"}`, `{"serviceRange": "10.30.0.1/16"}`, `{"maxSessions": 0}`, `[]`,
+		`{"serviceRangeV6": "10.30.0.0/16"}`, `{"serviceRangeV6": "fdff:2000::1/64"}`, `{"serviceRangeV6": "::ffff:10.30.0.0/112"}`, `{"serviceRangeV6": "fdff::"}`} {
 		if _, err := MapSizes(json.RawMessage(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
+	}
+	c := configValue(testRng, netip.MustParsePrefix("fdff:2000::/56"), gwMAC)
+	if c.Range6Mask != [16]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff} || c.Range6Addr[1] != 0xff || c.RangeMask != [4]byte{255, 255, 0, 0} {
+		t.Fatalf("config value %+v", c)
 	}
 }
 
@@ -245,7 +210,8 @@ func TestStructsMatchC(t *testing.T) {
 		t.Fatal(err)
 	}
 	for cName, v := range map[string]any{"px_config": pxConfig{}, "px_service": pxService{}, "px_backend_key": pxBackendKey{},
-		"px_backend": pxBackend{}, "px_flow": pxFlow{}, "px_session": pxSession{}} {
+		"px_backend": pxBackend{}, "px_flow": pxFlow{}, "px_session": pxSession{},
+		"px_backend_key6": pxBackendKey6{}, "px_backend6": pxBackend6{}, "px_flow6": pxFlow6{}, "px_session6": pxSession6{}} {
 		var s *btf.Struct
 		if err := spec.Types.TypeByName(cName, &s); err != nil {
 			t.Fatal(err)
@@ -260,32 +226,7 @@ func TestStructsMatchC(t *testing.T) {
 			}
 		}
 	}
-}
-
-// BenchmarkDataPlane: ns/packet for a session hit (a flow translated to
-// itself, so the repeats see the same packet) and for a pass-through miss.
-func BenchmarkDataPlane(b *testing.B) {
-	d := newDP(b)
-	// A session that maps the flow onto itself keeps every repeat on the hit path.
-	self := pxFlow{Src: [4]byte{10, 18, 0, 2}, Dst: [4]byte{10, 30, 0, 1}, Sport: [2]byte{0x9c, 0x40}, Dport: [2]byte{0, 80}, Proto: 6}
-	if err := d.coll.Maps["sessions"].Put(self, pxSession{NewSrc: self.Src, NewDst: self.Dst, Ifindex: 1, MAC: [6]byte(bpftest.MACB)}); err != nil {
-		b.Fatal(err)
-	}
-	frames := map[string][]byte{
-		"hit":  tcpFrame(b, "10.18.0.2", "10.30.0.1", 40000, 80),
-		"miss": tcpFrame(b, "10.18.0.2", "10.30.99.1", 40000, 80),
-	}
-	for _, name := range []string{"hit", "miss"} {
-		b.Run(name, func(b *testing.B) {
-			prog := d.coll.Programs[module.ProgramIngress]
-			b.ResetTimer()
-			_, per, err := prog.Benchmark(frames[name], b.N, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(per.Nanoseconds()), "ns/packet")
-		})
+	if n := spec.Maps["stats"].MaxEntries; int(n) != len(statNames) {
+		t.Fatalf("stats has %d entries, statNames %d", n, len(statNames))
 	}
 }
-
-var _ = net.IPv4len

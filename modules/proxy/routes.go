@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/oakestra/netmanager/ebpfManager/module"
+)
+
+func (p *Proxy) serveTranslations(w http.ResponseWriter, _ *http.Request) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]string{}
+	var k pxBackendKey
+	var b pxBackend
+	it := p.maps["backends"].Iterate()
+	for it.Next(&k, &b) {
+		s := netip.AddrFrom4(k.ServiceIP).String()
+		out[s] = append(out[s], netip.AddrFrom4(b.NsIP).String())
+	}
+	var k6 pxBackendKey6
+	var b6 pxBackend6
+	it6 := p.maps["backends6"].Iterate()
+	for it6.Next(&k6, &b6) {
+		s := netip.AddrFrom16(k6.ServiceIP).String()
+		out[s] = append(out[s], netip.AddrFrom16(b6.NsIP).String())
+	}
+	for _, v := range out {
+		sort.Strings(v)
+	}
+	module.WriteJSON(w, http.StatusOK, out)
+}
+
+// Flow is a session as the API shows it.
+type Flow struct {
+	Proto string `json:"proto"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	NewTo string `json:"translatedTo"`
+}
+
+func newFlow(proto uint8, src, dst netip.Addr, sport, dport [2]byte, newSrc, newDst netip.Addr) Flow {
+	name := map[uint8]string{1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}[proto]
+	ap := func(a netip.Addr, b [2]byte) string {
+		return netip.AddrPortFrom(a, uint16(b[0])<<8|uint16(b[1])).String()
+	}
+	return Flow{Proto: name, From: ap(src, sport), To: ap(dst, dport), NewTo: fmt.Sprintf("%s from %s", newDst, newSrc)}
+}
+
+func (p *Proxy) serveSessions(w http.ResponseWriter, _ *http.Request) {
+	const limit = 100
+	var flows []Flow
+	n := 0
+	add := func(f Flow) {
+		n++
+		if len(flows) < limit {
+			flows = append(flows, f)
+		}
+	}
+	var k pxFlow
+	var s pxSession
+	it := p.maps["sessions"].Iterate()
+	for it.Next(&k, &s) {
+		add(newFlow(k.Proto, netip.AddrFrom4(k.Src), netip.AddrFrom4(k.Dst), k.Sport, k.Dport, netip.AddrFrom4(s.NewSrc), netip.AddrFrom4(s.NewDst)))
+	}
+	var k6 pxFlow6
+	var s6 pxSession6
+	it6 := p.maps["sessions6"].Iterate()
+	for it6.Next(&k6, &s6) {
+		add(newFlow(k6.Proto, netip.AddrFrom16(k6.Src), netip.AddrFrom16(k6.Dst), k6.Sport, k6.Dport, netip.AddrFrom16(s6.NewSrc), netip.AddrFrom16(s6.NewDst)))
+	}
+	sort.Slice(flows, func(i, j int) bool { return strings.Compare(flows[i].From, flows[j].From) < 0 })
+	module.WriteJSON(w, http.StatusOK, map[string]any{"count": n, "listed": len(flows), "sessions": flows})
+}
+
+func (p *Proxy) serveStats(w http.ResponseWriter, _ *http.Request) {
+	out := map[string]uint64{}
+	for i, name := range statNames {
+		var perCPU []uint64
+		if err := p.maps["stats"].Lookup(uint32(i), &perCPU); err != nil {
+			module.WriteError(w, http.StatusInternalServerError, fmt.Errorf("read stat %s: %w", name, err))
+			return
+		}
+		for _, v := range perCPU {
+			out[name] += v
+		}
+	}
+	module.WriteJSON(w, http.StatusOK, out)
+}

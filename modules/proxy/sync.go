@@ -1,0 +1,143 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/oakestra/netmanager/ebpfManager/module"
+)
+
+// toEntry keeps what the proxy needs of a service table entry, each service
+// IP by its family.
+func toEntry(e module.ServiceEntry) entry {
+	x := entry{name: e.Name, instance: e.Instance, nsIP: e.NsIP.Unmap(), nsIP6: e.NsIPv6}
+	for _, s := range e.ServiceIPs {
+		a := s.Address.Unmap()
+		switch {
+		case s.Policy == "round_robin" && a.Is4():
+			x.rrIP = a
+		case s.Policy == "instance" && a.Is4():
+			x.instIP = a
+		case s.Policy == "round_robin" && a.Is6():
+			x.rrIP6 = a
+		case s.Policy == "instance" && a.Is6():
+			x.instIP6 = a
+		}
+	}
+	return x
+}
+
+// sync writes the translations the table and the attachments call for and
+// removes stale ones; the caller holds mu.
+func (p *Proxy) sync() error {
+	var es []entry
+	for _, e := range p.base.Services.Entries() {
+		es = append(es, toEntry(e))
+	}
+	t := plan(es, p.attached)
+	errs := []error{
+		replaceAll(p.maps["services"], t.services, new([4]byte)),
+		replaceAll(p.maps["backends"], t.backends, new(pxBackendKey)),
+		replaceAll(p.maps["senders"], t.senders, new([4]byte)),
+		counters(p.maps["rr"], t.services, new([4]byte)),
+		replaceAll(p.maps["services6"], t.services6, new([16]byte)),
+		replaceAll(p.maps["backends6"], t.backends6, new(pxBackendKey6)),
+		replaceAll(p.maps["senders6"], t.senders6, new([16]byte)),
+		counters(p.maps["rr6"], t.services6, new([16]byte)),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("push translations: %w", err)
+	}
+	return nil
+}
+
+// replaceAll makes a hash map hold exactly want.
+func replaceAll[K comparable, V any](m *ebpf.Map, want map[K]V, k *K) error {
+	var stale []K
+	var v V
+	it := m.Iterate()
+	for it.Next(k, &v) {
+		if _, ok := want[*k]; !ok {
+			stale = append(stale, *k)
+		}
+	}
+	var errs []error
+	if err := it.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("iterate %s: %w", m, err))
+	}
+	for _, s := range stale {
+		if err := m.Delete(s); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("delete from %s: %w", m, err))
+		}
+	}
+	for key, val := range want {
+		if err := m.Put(key, val); err != nil {
+			errs = append(errs, fmt.Errorf("update %s: %w", m, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// counters gives every service IP a round-robin counter (kept across syncs,
+// so the rotation goes on) and removes those of service IPs gone.
+func counters[K comparable](m *ebpf.Map, services map[K]pxService, k *K) error {
+	var stale []K
+	var n uint64
+	it := m.Iterate()
+	for it.Next(k, &n) {
+		if _, ok := services[*k]; !ok {
+			stale = append(stale, *k)
+		}
+	}
+	var errs []error
+	if err := it.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("iterate %s: %w", m, err))
+	}
+	for _, s := range stale {
+		if err := m.Delete(s); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("delete from %s: %w", m, err))
+		}
+	}
+	for ip := range services {
+		if err := m.Update(ip, uint64(0), ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+			errs = append(errs, fmt.Errorf("update %s: %w", m, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dropSessions removes the sessions from or to an instance's namespace
+// addresses; the caller holds mu.
+func (p *Proxy) dropSessions(ip, ip6 netip.Addr) error {
+	errs := []error{dropWhere(p.maps["sessions"], func(k pxFlow, s pxSession) bool {
+		return netip.AddrFrom4(k.Src) == ip || netip.AddrFrom4(s.NewDst) == ip
+	})}
+	if ip6.IsValid() {
+		errs = append(errs, dropWhere(p.maps["sessions6"], func(k pxFlow6, s pxSession6) bool {
+			return netip.AddrFrom16(k.Src) == ip6 || netip.AddrFrom16(s.NewDst) == ip6
+		}))
+	}
+	return errors.Join(errs...)
+}
+
+func dropWhere[K, V any](m *ebpf.Map, match func(K, V) bool) error {
+	var k K
+	var v V
+	var stale []K
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		if match(k, v) {
+			stale = append(stale, k)
+		}
+	}
+	for _, k := range stale {
+		_ = m.Delete(k) // an LRU map may have evicted it meanwhile
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("drop sessions from %s: %w", m, err)
+	}
+	return nil
+}

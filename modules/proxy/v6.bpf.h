@@ -1,0 +1,170 @@
+/* proxy: the IPv6 path — the IPv4 path's tables with 16-byte addresses.
+ * There is no header checksum; the L4 checksum difference of a session is
+ * computed once, when the session is made. Packets with extension headers
+ * are passed on untouched. */
+#pragma once
+
+#include "common.bpf.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096); /* knob */
+	__type(key, struct in6_addr);
+	__type(value, struct px_service);
+} services6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* knob */
+	__type(key, struct px_backend_key6);
+	__type(value, struct px_backend6);
+} backends6 SEC(".maps");
+
+/* senders6: namespace IPv6 -> IPv6 instance IP of every local instance */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096); /* knob */
+	__type(key, struct in6_addr);
+	__type(value, struct in6_addr);
+} senders6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096); /* knob */
+	__type(key, struct in6_addr);
+	__type(value, __u64);
+} rr6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* knob */
+	__type(key, struct px_flow6);
+	__type(value, struct px_session6);
+} sessions6 SEC(".maps");
+
+struct target6 {
+	struct px_session6 fwd;
+	struct px_session6 rev;
+	struct px_flow6 rev_key;
+};
+
+static __always_inline int in_range6(const __be32 *a, const struct px_config *cfg)
+{
+	return (a[0] & cfg->range6_mask[0]) == cfg->range6_addr[0] &&
+	       (a[1] & cfg->range6_mask[1]) == cfg->range6_addr[1] &&
+	       (a[2] & cfg->range6_mask[2]) == cfg->range6_addr[2] &&
+	       (a[3] & cfg->range6_mask[3]) == cfg->range6_addr[3];
+}
+
+/* resolve6 picks a backend for a new flow and builds both sessions; 0 on success. */
+static __always_inline int resolve6(struct px_flow6 *f, __u32 sender_ifindex, __u8 *sender_mac, struct target6 *t)
+{
+	struct px_service *svc = bpf_map_lookup_elem(&services6, f->dst);
+	if (!svc || !svc->count)
+		return -1;
+	__be32 *inst = bpf_map_lookup_elem(&senders6, f->src);
+	if (!inst)
+		return -1;
+	struct px_backend_key6 bk = {};
+	__builtin_memcpy(bk.service_ip, f->dst, 16);
+	if (svc->kind == 0) {
+		__u64 *ctr = bpf_map_lookup_elem(&rr6, f->dst);
+		if (!ctr)
+			return -1;
+		bk.index = __sync_fetch_and_add(ctr, 1) % svc->count;
+	}
+	struct px_backend6 *b = bpf_map_lookup_elem(&backends6, &bk);
+	if (!b)
+		return -1;
+	__builtin_memcpy(t->fwd.new_src, inst, 16);
+	__builtin_memcpy(t->fwd.new_dst, b->ns_ip, 16);
+	t->fwd.ifindex = b->ifindex;
+	__builtin_memcpy(t->fwd.mac, b->mac, 6);
+	t->fwd.csum_diff = csum_diff16(csum_diff16(0, f->src, t->fwd.new_src), f->dst, t->fwd.new_dst);
+	__builtin_memcpy(t->rev.new_src, f->dst, 16);
+	__builtin_memcpy(t->rev.new_dst, f->src, 16);
+	t->rev.ifindex = sender_ifindex;
+	__builtin_memcpy(t->rev.mac, sender_mac, 6);
+	__builtin_memcpy(t->rev_key.src, b->ns_ip, 16);
+	__builtin_memcpy(t->rev_key.dst, inst, 16);
+	t->rev_key.sport = f->dport;
+	t->rev_key.dport = f->sport;
+	t->rev_key.proto = f->proto;
+	t->rev.csum_diff = csum_diff16(csum_diff16(0, t->rev_key.src, t->rev.new_src), t->rev_key.dst, t->rev.new_dst);
+	return 0;
+}
+
+/* rewrite6 applies a session to the packet: addresses, MACs, L4 checksum. */
+static __always_inline int rewrite6(struct __sk_buff *skb, struct px_session6 *s, __u32 l3off, struct l4info *li, __u8 *gw_mac)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if (l3off > 64)
+		return -1;
+	struct ipv6hdr *ip6 = data + l3off;
+	if ((void *)(eth + 1) > data_end || (void *)(ip6 + 1) > data_end)
+		return -1;
+	__builtin_memcpy(ip6->saddr.in6_u.u6_addr32, s->new_src, 16);
+	__builtin_memcpy(ip6->daddr.in6_u.u6_addr32, s->new_dst, 16);
+	__builtin_memcpy(eth->h_dest, s->mac, 6);
+	__builtin_memcpy(eth->h_source, gw_mac, 6);
+	return l4_csum(skb, li, s->csum_diff, 1);
+}
+
+/* handle6 translates an IPv6 packet leaving a service; the cursor is past
+ * the Ethernet header. */
+static __always_inline int handle6(struct __sk_buff *skb, struct cursor *c, void *data, struct ethhdr *eth)
+{
+	__u32 zero = 0;
+	struct px_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return NM_NEXT;
+	__u32 l3off = c->pos - data;
+	struct ipv6hdr *ip6;
+	int l4 = parse_ipv6(c, &ip6);
+	if (l4 < 0)
+		return NM_NEXT;
+	if (!in_range6(ip6->daddr.in6_u.u6_addr32, cfg))
+		return NM_NEXT; /* not a service IP: nothing to translate */
+	if (c->pos != (void *)(ip6 + 1)) {
+		count(PX_V6_EXT);
+		return NM_NEXT;
+	}
+
+	struct px_flow6 f = {.proto = l4};
+	__builtin_memcpy(f.src, ip6->saddr.in6_u.u6_addr32, 16);
+	__builtin_memcpy(f.dst, ip6->daddr.in6_u.u6_addr32, 16);
+	struct l4info li = {};
+	int r = parse_l4(c, data, l4, 1, &li);
+	if (r != PX_L4_OK) {
+		count(r == PX_L4_MALFORMED ? PX_MALFORMED : PX_PASS);
+		return NM_NEXT;
+	}
+	f.sport = li.sport;
+	f.dport = li.dport;
+
+	struct px_session6 *s = bpf_map_lookup_elem(&sessions6, &f);
+	struct target6 t = {};
+	if (s) {
+		count(PX_HIT);
+	} else {
+		if (resolve6(&f, skb->ifindex, eth->h_source, &t) < 0) {
+			count(PX_PASS);
+			return NM_NEXT;
+		}
+		if (bpf_map_update_elem(&sessions6, &t.rev_key, &t.rev, BPF_ANY) ||
+		    bpf_map_update_elem(&sessions6, &f, &t.fwd, BPF_ANY)) {
+			count(PX_ERROR);
+			return NM_DROP;
+		}
+		s = &t.fwd;
+		count(PX_NEW);
+	}
+	__u32 ifindex = s->ifindex;
+	if (rewrite6(skb, s, l3off, &li, cfg->gw_mac) < 0) {
+		count(PX_ERROR);
+		return NM_DROP;
+	}
+	return bpf_redirect_peer(ifindex, 0);
+}
