@@ -105,17 +105,32 @@ type dp struct {
 	table *fakeTable
 }
 
-func newDP(t testing.TB) *dp {
+// newDP: the control plane does not read miss events (tests may).
+func newDP(t testing.TB) *dp { return setupDP(t, false) }
+
+// newDPWithMisses: the control plane reads and resolves miss events, as New has it.
+func newDPWithMisses(t testing.TB) *dp { return setupDP(t, true) }
+
+func setupDP(t testing.TB, misses bool) *dp {
 	t.Helper()
 	bpftest.RequireRoot(t)
 	coll := bpftest.Load(t, bpftest.ModuleObject(t, "modules", "proxy"))
 	table := &fakeTable{entries: tableEntries()}
-	m, err := New(module.Base{ID: "1", Name: "proxy", Config: []byte("null"), Router: mux.NewRouter(), Log: logrus.New(),
-		Services: table, DataPlane: &module.DataPlane{Maps: coll.Maps, Programs: coll.Programs}})
-	if err != nil {
-		t.Fatal(err)
+	base := module.Base{ID: "1", Name: "proxy", Config: []byte("null"), Router: mux.NewRouter(), Log: logrus.New(),
+		Services: table, DataPlane: &module.DataPlane{Maps: coll.Maps, Programs: coll.Programs}}
+	var px *Proxy
+	if misses {
+		m, err := New(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		px = m.(*Proxy)
+	} else {
+		var err error
+		if px, err = newProxy(base); err != nil {
+			t.Fatal(err)
+		}
 	}
-	px := m.(*Proxy)
 	t.Cleanup(func() { // before the collection closes (cleanups run last-in first-out)
 		if err := px.Close(); err != nil {
 			t.Error(err)

@@ -11,9 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -26,6 +28,11 @@ type Config struct {
 	ServiceRangeV6 string `json:"serviceRangeV6"` // default fdff:2000::/64
 	MaxSessions    uint32 `json:"maxSessions"`    // default 65536 per address family (two per flow)
 	MaxServices    uint32 `json:"maxServices"`    // default 4096 per address family
+	// MissRingBytes sizes the ring buffer of miss events (a power of two, at
+	// least a page); MissRateEntries the service IPs whose last event time
+	// the rate limit remembers.
+	MissRingBytes   uint32 `json:"missRingBytes"`   // default 65536
+	MissRateEntries uint32 `json:"missRateEntries"` // default 4096
 }
 
 // settings is a validated Config.
@@ -35,7 +42,8 @@ type settings struct {
 }
 
 func parseConfig(raw json.RawMessage) (settings, error) {
-	s := settings{Config: Config{ServiceRange: "10.30.0.0/16", ServiceRangeV6: "fdff:2000::/64", MaxSessions: 65536, MaxServices: 4096}}
+	s := settings{Config: Config{ServiceRange: "10.30.0.0/16", ServiceRangeV6: "fdff:2000::/64", MaxSessions: 65536, MaxServices: 4096,
+		MissRingBytes: 65536, MissRateEntries: 4096}}
 	if len(raw) > 0 && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &s.Config); err != nil {
 			return s, fmt.Errorf("%w: %v", module.ErrInvalidConfig, err)
@@ -50,8 +58,11 @@ func parseConfig(raw json.RawMessage) (settings, error) {
 	if err != nil || !s.rng6.Addr().Is6() || s.rng6.Addr().Is4In6() || s.rng6.Masked() != s.rng6 {
 		return s, fmt.Errorf("%w: serviceRangeV6 %q must be a masked IPv6 prefix, e.g. fdff:2000::/64", module.ErrInvalidConfig, s.ServiceRangeV6)
 	}
-	if s.MaxSessions < 2 || s.MaxServices < 1 {
-		return s, fmt.Errorf("%w: maxSessions and maxServices must be positive", module.ErrInvalidConfig)
+	if s.MaxSessions < 2 || s.MaxServices < 1 || s.MissRateEntries < 1 {
+		return s, fmt.Errorf("%w: maxSessions, maxServices and missRateEntries must be positive", module.ErrInvalidConfig)
+	}
+	if r := s.MissRingBytes; r < uint32(os.Getpagesize()) || r&(r-1) != 0 {
+		return s, fmt.Errorf("%w: missRingBytes %d must be a power of two of at least %d", module.ErrInvalidConfig, r, os.Getpagesize())
 	}
 	return s, nil
 }
@@ -70,7 +81,7 @@ func MapSizes(raw json.RawMessage) (map[string]uint32, error) {
 	if err != nil {
 		return nil, err
 	}
-	sizes := map[string]uint32{}
+	sizes := map[string]uint32{"misses": c.MissRingBytes, "miss_limit": c.MissRateEntries}
 	for _, sfx := range []string{"", "6"} {
 		sizes["sessions"+sfx] = c.MaxSessions
 		sizes["services"+sfx] = c.MaxServices
@@ -82,7 +93,7 @@ func MapSizes(raw json.RawMessage) (map[string]uint32, error) {
 }
 
 // mapNames are the maps the control plane uses.
-var mapNames = []string{"config", "stats",
+var mapNames = []string{"config", "stats", "misses",
 	"services", "backends", "senders", "rr", "sessions",
 	"services6", "backends6", "senders6", "rr6", "sessions6"}
 
@@ -95,11 +106,27 @@ type Proxy struct {
 	attached map[netip.Addr]local // by IPv4 namespace address
 	byIndex  map[uint32]netip.Addr
 	cfgSet   bool
+
+	reader     *ringbuf.Reader // misses; nil once closed
+	readerDone chan struct{}   // closed when the reader's goroutine ends
+	counters   missCounters
 }
 
-// New checks the config and registers the routes; translations follow with
-// the attachments.
+// New checks the config, registers the routes and starts reading miss
+// events; translations follow with the attachments.
 func New(base module.Base) (module.Module, error) {
+	p, err := newProxy(base)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.startMisses(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// newProxy is New without the miss reader.
+func newProxy(base module.Base) (*Proxy, error) {
 	cfg, err := parseConfig(base.Config)
 	if err != nil {
 		return nil, err
@@ -153,8 +180,8 @@ func (p *Proxy) Detach(a module.Attachment) error {
 	return errors.Join(p.sync(), p.dropSessions(ip, l.nsIP6))
 }
 
-// Close has nothing to release: the manager closes the maps.
-func (p *Proxy) Close() error { return nil }
+// Close stops the miss reader (before the manager closes the maps).
+func (p *Proxy) Close() error { return p.stopMisses() }
 
 // macs returns the MAC of a host veth's peer inside its namespace and the MAC
 // of the bridge the host veth is on.

@@ -67,6 +67,13 @@ type (
 		Pad            uint16
 		CsumDiff       uint32
 	}
+	pxMiss struct {
+		Family    uint8 // 4 or 6
+		Proto     uint8
+		Pad       uint16
+		ServiceIP [16]byte // IPv4: the first 4 bytes
+		Sender    [16]byte
+	}
 )
 
 // stats indexes (proxy.h) and their names in GET /stats
@@ -77,9 +84,10 @@ const (
 	statMalformed
 	statError
 	statV6Ext
+	statMissDropped
 )
 
-var statNames = []string{"hits", "newSessions", "passedToUserspace", "malformed", "errors", "v6ExtensionHeaders"}
+var statNames = []string{"hits", "newSessions", "passedToUserspace", "malformed", "errors", "v6ExtensionHeaders", "missEventsDropped"}
 
 // local is one attached instance: where the proxy can deliver to it.
 type local struct {

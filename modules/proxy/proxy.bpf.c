@@ -8,10 +8,12 @@
  * (bpf_redirect_peer). What it cannot translate here (no local instance,
  * unknown sender, not TCP/UDP/ICMP echo, IPv6 extension headers) it passes on:
  * the user-space proxy behind the node's route to the service range handles
- * it, so no first packet is lost.
+ * it, so no first packet is lost; a miss in the translation tables is also
+ * reported to the control plane (ring buffer), which pushes a translation
+ * that should have been there.
  *
- * common.bpf.h: config, stats, checksums, L4 ports; v4.bpf.h, v6.bpf.h: each
- * family's tables and translation. */
+ * common.bpf.h: config, stats, checksums, L4 ports; miss.bpf.h: miss events;
+ * v4.bpf.h, v6.bpf.h: each family's tables and translation. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 

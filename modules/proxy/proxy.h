@@ -84,6 +84,15 @@ struct px_session6 {
 	__u32 csum_diff; /* L4 checksum change of the address rewrite, precomputed */
 };
 
+/* misses: a translation-table miss, for the control plane to resolve */
+struct px_miss {
+	__u8 family; /* 4 or 6 */
+	__u8 proto;
+	__u16 pad;
+	__be32 service_ip[4]; /* IPv4: the first word, the rest zero */
+	__be32 sender[4];
+};
+
 /* stats array indexes */
 #define PX_HIT (0)        /* translated by an existing session */
 #define PX_NEW (1)        /* new session created */
@@ -91,4 +100,5 @@ struct px_session6 {
 #define PX_MALFORMED (3)  /* to a service IP but unparseable: passed untouched */
 #define PX_ERROR (4)      /* a helper failed: dropped */
 #define PX_V6_EXT (5)     /* IPv6 to a service IP with extension headers: passed untouched */
-#define PX_NSTATS (6)
+#define PX_MISS_DROPPED (6) /* a miss event found the ring buffer full */
+#define PX_NSTATS (7)

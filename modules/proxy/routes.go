@@ -76,8 +76,9 @@ func (p *Proxy) serveSessions(w http.ResponseWriter, _ *http.Request) {
 	module.WriteJSON(w, http.StatusOK, map[string]any{"count": n, "listed": len(flows), "sessions": flows})
 }
 
+// serveStats answers the data plane's counters and the control plane's miss figures.
 func (p *Proxy) serveStats(w http.ResponseWriter, _ *http.Request) {
-	out := map[string]uint64{}
+	out := p.missStats()
 	for i, name := range statNames {
 		var perCPU []uint64
 		if err := p.maps["stats"].Lookup(uint32(i), &perCPU); err != nil {

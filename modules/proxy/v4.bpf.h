@@ -2,6 +2,7 @@
 #pragma once
 
 #include "common.bpf.h"
+#include "miss.bpf.h"
 #include "csum.h"
 
 struct {
@@ -142,6 +143,7 @@ static __always_inline int handle4(struct __sk_buff *skb, struct cursor *c, void
 	} else {
 		if (resolve(&f, skb->ifindex, eth->h_source, &t) < 0) {
 			count(PX_PASS);
+			report_miss(4, l4, &f.dst, &f.src);
 			return NM_NEXT; /* the user-space proxy takes it from here */
 		}
 		if (bpf_map_update_elem(&sessions, &t.rev_key, &t.rev, BPF_ANY) ||

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "common.bpf.h"
+#include "miss.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -151,7 +152,8 @@ static __always_inline int handle6(struct __sk_buff *skb, struct cursor *c, void
 	} else {
 		if (resolve6(&f, skb->ifindex, eth->h_source, &t) < 0) {
 			count(PX_PASS);
-			return NM_NEXT;
+			report_miss(6, l4, f.dst, f.src);
+			return NM_NEXT; /* the user-space proxy takes it from here */
 		}
 		if (bpf_map_update_elem(&sessions6, &t.rev_key, &t.rev, BPF_ANY) ||
 		    bpf_map_update_elem(&sessions6, &f, &t.fwd, BPF_ANY)) {
