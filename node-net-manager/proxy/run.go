@@ -5,48 +5,124 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
 )
 
-// Run moves packets between a TUN device and the translator until ctx ends
-// or the device is closed: each packet read is translated and written back,
-// or dropped. Idle sessions are expired every interval.
-func Run(ctx context.Context, dev io.ReadWriter, t *Translator, interval time.Duration, log logrus.FieldLogger) error {
+// RunOptions are what Run moves packets between.
+type RunOptions struct {
+	Dev        io.ReadWriter // the TUN device (IP packets, no header)
+	Translator *Translator
+	// Tunnel is the UDP socket of the inter-node tunnel: each datagram
+	// carries one IP packet. Nil: no tunnel (packets for other nodes are
+	// dropped).
+	Tunnel      net.PacketConn
+	ExpireEvery time.Duration // how often idle sessions are expired
+	Log         logrus.FieldLogger
+}
+
+// Run moves packets until ctx ends or the device is closed: each packet read
+// from the TUN is translated and written back or sent through the tunnel;
+// each packet from the tunnel is received and written to the TUN. Idle
+// sessions are expired every ExpireEvery. The caller closes Dev and Tunnel
+// after cancelling ctx to stop it.
+func Run(ctx context.Context, o RunOptions) error {
 	go func() {
-		tick := time.NewTicker(interval)
+		tick := time.NewTicker(o.ExpireEvery)
 		defer tick.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				t.Expire()
+				o.Translator.Expire()
 			}
 		}
 	}()
+	var wg sync.WaitGroup
+	var tunnelErr error
+	if o.Tunnel != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tunnelErr = fromTunnel(ctx, o)
+		}()
+	}
+	err := fromTUN(ctx, o)
+	if o.Tunnel != nil && err != nil {
+		_ = o.Tunnel.Close() // a failed TUN stops the tunnel too
+	}
+	wg.Wait()
+	return errors.Join(err, tunnelErr)
+}
+
+func fromTUN(ctx context.Context, o RunOptions) error {
 	buf := make([]byte, 1<<16)
 	for {
-		n, err := dev.Read(buf)
+		n, err := o.Dev.Read(buf)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
 				return nil
 			}
-			return err
+			return fmt.Errorf("read the TUN: %w", err)
 		}
-		if reason := t.Translate(buf[:n]); reason != "" {
-			log.WithFields(logrus.Fields{"reason": reason, "head": fmt.Sprintf("%x", buf[:min(n, 48)])}).Debug("proxy dropped a packet")
-			if reason == DropNoInstances {
+		v := o.Translator.Translate(buf[:n])
+		switch {
+		case v.Drop != "":
+			o.Log.WithFields(logrus.Fields{"reason": v.Drop, "head": fmt.Sprintf("%x", buf[:min(n, 40)])}).Debug("proxy dropped a packet")
+			if v.Drop == DropNoInstances {
 				if ans := Unreachable(buf[:n]); ans != nil {
-					_, _ = dev.Write(ans)
+					_, _ = o.Dev.Write(ans)
 				}
 			}
+		case v.Via.IsValid():
+			send(o, buf[:n], v.Via)
+		default:
+			if _, err := o.Dev.Write(buf[:n]); err != nil {
+				o.Log.WithError(err).Debug("proxy could not send a packet")
+			}
+		}
+	}
+}
+
+func send(o RunOptions, b []byte, to netip.AddrPort) {
+	if o.Tunnel == nil {
+		o.Log.WithField("node", to).Debug("proxy dropped a packet for another node: no tunnel")
+		return
+	}
+	if _, err := o.Tunnel.WriteTo(b, net.UDPAddrFromAddrPort(to)); err != nil {
+		o.Log.WithError(err).WithField("node", to).Debug("tunnel could not send a packet")
+	}
+}
+
+func fromTunnel(ctx context.Context, o RunOptions) error {
+	buf := make([]byte, 1<<16)
+	for {
+		n, from, err := o.Tunnel.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("read the tunnel: %w", err)
+		}
+		ua, ok := from.(*net.UDPAddr)
+		if !ok {
 			continue
 		}
-		if _, err := dev.Write(buf[:n]); err != nil {
-			log.WithError(err).Debug("proxy could not send a packet")
+		peer := ua.AddrPort()
+		peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+		v := o.Translator.Receive(buf[:n], peer)
+		if v.Drop != "" {
+			o.Log.WithFields(logrus.Fields{"reason": v.Drop, "from": peer}).Debug("proxy dropped a packet from the tunnel")
+			continue
+		}
+		if _, err := o.Dev.Write(buf[:n]); err != nil {
+			o.Log.WithError(err).Debug("proxy could not deliver a packet from the tunnel")
 		}
 	}
 }

@@ -26,6 +26,7 @@ type flowKey struct {
 // session is one direction of a translated flow.
 type session struct {
 	newSrc, newDst netip.Addr
+	via            netip.AddrPort // the node to tunnel to; invalid: this node
 	lastSeen       time.Time
 	peer           flowKey       // the other direction's key
 	instances      [2]netip.Addr // namespace IPs of the two ends, for removal
@@ -37,13 +38,24 @@ const (
 	DropNotService  = "not a service address"
 	DropNoInstances = "no instances"
 	DropUnknownSrc  = "sender is not a known service"
+	DropNotLocal    = "tunnel: destination is not an instance on this node"
+	DropUnknownPeer = "tunnel: sender is not an instance on the sending node"
+	DropLoop        = "tunnel: packet would go back into the tunnel"
 )
+
+// Verdict says what becomes of a packet.
+type Verdict struct {
+	Drop string         // why it is dropped; "" to send it on
+	Via  netip.AddrPort // the node to tunnel it to; invalid: this node (the TUN)
+}
 
 // Stats counts what the translator did.
 type Stats struct {
 	Translated  uint64            `json:"translated"`
 	NewSessions uint64            `json:"newSessions"`
 	Replaced    uint64            `json:"replaced"` // older flows displaced by a reused source port
+	TunnelOut   uint64            `json:"tunnelOut"` // packets sent to other nodes
+	TunnelIn    uint64            `json:"tunnelIn"`  // packets from other nodes delivered here
 	Sessions    int               `json:"sessions"`
 	Dropped     map[string]uint64 `json:"dropped"`
 }
@@ -52,6 +64,7 @@ type Stats struct {
 type Translator struct {
 	mu       sync.Mutex
 	res      Resolver
+	self     netip.AddrPort
 	ranges   []netip.Prefix
 	timeout  time.Duration
 	now      func() time.Time
@@ -67,11 +80,14 @@ type Options struct {
 	Ranges []netip.Prefix
 	// Timeout is how long an idle session lives (Expire forgets it).
 	Timeout time.Duration
+	// Self is this node's tunnel address: entries on another node are
+	// reached through the tunnel. Entries without a node are local.
+	Self netip.AddrPort
 }
 
 // NewTranslator returns a translator resolving addresses through res.
 func NewTranslator(res Resolver, o Options) *Translator {
-	return &Translator{res: res, ranges: o.Ranges, timeout: o.Timeout, now: time.Now,
+	return &Translator{res: res, self: o.Self, ranges: o.Ranges, timeout: o.Timeout, now: time.Now,
 		sessions: map[flowKey]*session{}, rr: map[netip.Addr]uint64{}, stats: Stats{Dropped: map[string]uint64{}}}
 }
 
@@ -84,9 +100,11 @@ func (t *Translator) isService(a netip.Addr) bool {
 	return false
 }
 
-// Translate rewrites an IPv4 or IPv6 packet in place. It returns "" when the packet is
-// to be sent on, or the reason it is dropped.
-func (t *Translator) Translate(b []byte) string {
+// Translate rewrites an IPv4 or IPv6 packet read from the TUN in place: a
+// packet of a known flow by its session, a new flow to a service IP by the
+// service's policy. The verdict says whether it goes back to the TUN or
+// through the tunnel to another node.
+func (t *Translator) Translate(b []byte) Verdict {
 	p, err := parse(b)
 	if err != nil {
 		if p.dst.IsValid() && !t.isService(p.dst) {
@@ -97,15 +115,8 @@ func (t *Translator) Translate(b []byte) string {
 	key := flowKey{p.proto, p.src, p.sport, p.dst, p.dport}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := t.now()
-	if s := t.sessions[key]; s != nil {
-		s.lastSeen = now
-		if peer := t.sessions[s.peer]; peer != nil {
-			peer.lastSeen = now
-		}
-		p.rewrite(s.newSrc, s.newDst)
-		t.stats.Translated++
-		return ""
+	if s := t.hit(key); s != nil {
+		return t.apply(&p, s)
 	}
 	if !t.isService(p.dst) {
 		return t.dropLocked(DropNotService)
@@ -114,17 +125,12 @@ func (t *Translator) Translate(b []byte) string {
 	if !ok {
 		return t.dropLocked(DropNoInstances)
 	}
-	senders, _ := t.res.Lookup(context.Background(), table.Query{IP: p.src})
-	var senderInst netip.Addr
-	for _, e := range senders {
-		if e.NsAddr(p.v6) == p.src {
-			senderInst, _ = e.ServiceIPOf(table.PolicyInstance, p.v6)
-		}
-	}
-	if !senderInst.IsValid() {
+	senderInst, ok := t.senderInstance(p)
+	if !ok {
 		return t.dropLocked(DropUnknownSrc)
 	}
-	rev := flowKey{p.proto, target, p.dport, senderInst, p.sport}
+	dst := target.NsAddr(p.v6)
+	rev := flowKey{p.proto, dst, p.dport, senderInst, p.sport}
 	if old := t.sessions[rev]; old != nil {
 		// The sender reused a source port towards the same instance through
 		// another service IP: the target would see one 4-tuple for two flows.
@@ -133,52 +139,165 @@ func (t *Translator) Translate(b []byte) string {
 		delete(t.sessions, rev)
 		t.stats.Replaced++
 	}
-	ends := [2]netip.Addr{p.src, target}
-	t.sessions[key] = &session{newSrc: senderInst, newDst: target, lastSeen: now, peer: rev, instances: ends}
+	now := t.now()
+	ends := [2]netip.Addr{p.src, dst}
+	fwd := &session{newSrc: senderInst, newDst: dst, via: t.via(target), lastSeen: now, peer: rev, instances: ends}
+	t.sessions[key] = fwd
 	t.sessions[rev] = &session{newSrc: p.dst, newDst: p.src, lastSeen: now, peer: key, instances: ends}
 	t.stats.NewSessions++
+	return t.apply(&p, fwd)
+}
+
+// Receive takes a packet that came through the tunnel from another node: a
+// reply of a flow this node translated is translated back; a new flow must
+// come from an instance on the sending node and go to an instance on this
+// one, and is delivered as it is, its replies tunnelled back to that node.
+func (t *Translator) Receive(b []byte, from netip.AddrPort) Verdict {
+	p, err := parse(b)
+	if err != nil {
+		return t.drop(DropUnsupported)
+	}
+	key := flowKey{p.proto, p.src, p.sport, p.dst, p.dport}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.hit(key); s != nil {
+		if s.via.IsValid() {
+			return t.dropLocked(DropLoop)
+		}
+		t.stats.TunnelIn++
+		return t.apply(&p, s)
+	}
+	if !t.fromPeer(p.src, from.Addr()) {
+		return t.dropLocked(DropUnknownPeer)
+	}
+	if !t.isLocalInstance(p.dst, p.v6) {
+		return t.dropLocked(DropNotLocal)
+	}
+	// Both directions pass unchanged; replies go back to the sending node.
+	rev := flowKey{p.proto, p.dst, p.dport, p.src, p.sport}
+	now, ends := t.now(), [2]netip.Addr{p.src, p.dst}
+	t.sessions[key] = &session{newSrc: p.src, newDst: p.dst, lastSeen: now, peer: rev, instances: ends}
+	t.sessions[rev] = &session{newSrc: p.dst, newDst: p.src, via: from, lastSeen: now, peer: key, instances: ends}
+	t.stats.NewSessions++
+	t.stats.TunnelIn++
+	return Verdict{}
+}
+
+// hit returns the session of a flow direction, refreshing both directions;
+// the caller holds mu.
+func (t *Translator) hit(key flowKey) *session {
+	s := t.sessions[key]
+	if s == nil {
+		return nil
+	}
+	now := t.now()
+	s.lastSeen = now
+	if peer := t.sessions[s.peer]; peer != nil {
+		peer.lastSeen = now
+	}
+	return s
+}
+
+// apply rewrites a packet by a session and says where it goes; the caller holds mu.
+func (t *Translator) apply(p *pkt, s *session) Verdict {
+	p.rewrite(s.newSrc, s.newDst)
 	t.stats.Translated++
-	p.rewrite(senderInst, target)
-	return ""
+	if s.via.IsValid() {
+		t.stats.TunnelOut++
+	}
+	return Verdict{Via: s.via}
+}
+
+// senderInstance returns the instance IP, in the packet's family, of the
+// local instance that sent it. The caller holds mu.
+func (t *Translator) senderInstance(p pkt) (netip.Addr, bool) {
+	senders, _ := t.res.Lookup(context.Background(), table.Query{IP: p.src})
+	for _, e := range senders {
+		if e.NsAddr(p.v6) == p.src && t.local(e) {
+			return e.ServiceIPOf(table.PolicyInstance, p.v6)
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// fromPeer says whether src is the instance IP of an instance on the node at addr.
+func (t *Translator) fromPeer(src, node netip.Addr) bool {
+	es, _ := t.res.Lookup(context.Background(), table.Query{IP: src})
+	for _, e := range es {
+		if inst, ok := e.ServiceIPOf(table.PolicyInstance, src.Is6()); ok && inst == src && e.NodeIP == node && !t.local(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// isLocalInstance says whether dst is the namespace address of an instance on this node.
+func (t *Translator) isLocalInstance(dst netip.Addr, v6 bool) bool {
+	es, _ := t.res.Lookup(context.Background(), table.Query{IP: dst})
+	for _, e := range es {
+		if e.NsAddr(v6) == dst && t.local(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// local says whether an entry's instance runs on this node.
+func (t *Translator) local(e table.Entry) bool {
+	if !e.NodeIP.IsValid() || !t.self.IsValid() {
+		return true
+	}
+	return e.NodeIP == t.self.Addr() && (e.NodePort == 0 || e.NodePort == int(t.self.Port()))
+}
+
+// via is where packets to an entry's instance go: nowhere (this node) or its node's tunnel.
+func (t *Translator) via(e table.Entry) netip.AddrPort {
+	if t.local(e) {
+		return netip.AddrPort{}
+	}
+	port := e.NodePort
+	if port == 0 {
+		port = int(t.self.Port())
+	}
+	return netip.AddrPortFrom(e.NodeIP, uint16(port))
 }
 
 // choose picks the instance a new flow to a service IP goes to: the one an
 // instance IP names, or the next in round-robin order. The caller holds mu.
-func (t *Translator) choose(ip netip.Addr) (netip.Addr, bool) {
+func (t *Translator) choose(ip netip.Addr) (table.Entry, bool) {
 	entries, err := t.res.Lookup(context.Background(), table.Query{IP: ip})
 	if err != nil || len(entries) == 0 {
-		return netip.Addr{}, false
+		return table.Entry{}, false
 	}
 	v6 := ip.Is6()
-	for _, e := range entries {
-		if inst, ok := e.ServiceIPOf(table.PolicyInstance, v6); ok && inst == ip {
-			return e.NsAddr(v6), e.NsAddr(v6).IsValid()
-		}
-	}
 	usable := make([]table.Entry, 0, len(entries))
 	for _, e := range entries {
-		if e.NsAddr(v6).IsValid() {
-			usable = append(usable, e)
+		if !e.NsAddr(v6).IsValid() {
+			continue
 		}
+		if inst, ok := e.ServiceIPOf(table.PolicyInstance, v6); ok && inst == ip {
+			return e, true
+		}
+		usable = append(usable, e)
 	}
 	if len(usable) == 0 {
-		return netip.Addr{}, false
+		return table.Entry{}, false
 	}
 	sort.Slice(usable, func(i, j int) bool { return usable[i].Instance < usable[j].Instance })
 	n := t.rr[ip]
 	t.rr[ip] = n + 1
-	return usable[n%uint64(len(usable))].NsAddr(v6), true
+	return usable[n%uint64(len(usable))], true
 }
 
-func (t *Translator) drop(reason string) string {
+func (t *Translator) drop(reason string) Verdict {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.dropLocked(reason)
 }
 
-func (t *Translator) dropLocked(reason string) string {
+func (t *Translator) dropLocked(reason string) Verdict {
 	t.stats.Dropped[reason]++
-	return reason
+	return Verdict{Drop: reason}
 }
 
 // Forget removes the sessions of an instance that went away (by its

@@ -105,7 +105,7 @@ func TestRoundRobinAndSessions(t *testing.T) {
 	var got []string
 	for i := 0; i < 4; i++ {
 		b := tcp(t, "10.18.0.2", rr, uint16(40000+i), 80)
-		if r := w.tr.Translate(b); r != "" {
+		if r := w.tr.Translate(b).Drop; r != "" {
 			t.Fatalf("dropped: %s", r)
 		}
 		ip, _ := decoded(t, b)
@@ -128,7 +128,7 @@ func TestRoundRobinAndSessions(t *testing.T) {
 	}
 	// The reply is translated back to the service IP and the sender.
 	reply := tcp(t, "10.18.0.4", sip(w.client, table.PolicyInstance), 80, 40001)
-	if r := w.tr.Translate(reply); r != "" {
+	if r := w.tr.Translate(reply).Drop; r != "" {
 		t.Fatalf("reply dropped: %s", r)
 	}
 	ip, _ := decoded(t, reply)
@@ -144,7 +144,7 @@ func TestInstanceIPAndProtocols(t *testing.T) {
 	w := newWorld(t)
 	inst := sip(w.web[2], table.PolicyInstance)
 	b := udp(t, "10.18.0.2", inst, 5000, 7000)
-	if r := w.tr.Translate(b); r != "" {
+	if r := w.tr.Translate(b).Drop; r != "" {
 		t.Fatal(r)
 	}
 	if ip, _ := decoded(t, b); ip.DstIP.String() != "10.18.0.5" {
@@ -152,7 +152,7 @@ func TestInstanceIPAndProtocols(t *testing.T) {
 	}
 	// IPv4 options and a zero UDP checksum.
 	withOpts := tcp(t, "10.18.0.2", inst, 1234, 80, layers.IPv4Option{OptionType: 7, OptionLength: 7, OptionData: []byte{4, 0, 0, 0, 0}})
-	if r := w.tr.Translate(withOpts); r != "" {
+	if r := w.tr.Translate(withOpts).Drop; r != "" {
 		t.Fatal(r)
 	}
 	decoded(t, withOpts)
@@ -164,11 +164,11 @@ func TestInstanceIPAndProtocols(t *testing.T) {
 	}
 	// ICMP echo: keyed by identifier, reply translated back.
 	echo := bpftest.Serialize(t, bpftest.IPv4("10.18.0.2", inst, layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0), Id: 9, Seq: 1})
-	if r := w.tr.Translate(echo); r != "" {
+	if r := w.tr.Translate(echo).Drop; r != "" {
 		t.Fatal(r)
 	}
 	rep := bpftest.Serialize(t, bpftest.IPv4("10.18.0.5", sip(w.client, table.PolicyInstance), layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(0, 0), Id: 9, Seq: 1})
-	if r := w.tr.Translate(rep); r != "" {
+	if r := w.tr.Translate(rep).Drop; r != "" {
 		t.Fatal(r)
 	}
 	if ip, _ := decoded(t, rep); ip.SrcIP.String() != inst || ip.DstIP.String() != "10.18.0.2" {
@@ -192,7 +192,7 @@ func TestDrops(t *testing.T) {
 	}
 	for _, c := range cases {
 		b := append([]byte(nil), c.frame...)
-		if got := w.tr.Translate(b); got != c.want {
+		if got := w.tr.Translate(b).Drop; got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 		if string(b) != string(c.frame) {
@@ -233,7 +233,7 @@ func TestReusedSourcePortReplacesOlderFlow(t *testing.T) {
 	rr := sip(w.web[0], table.PolicyRoundRobin)
 	w.tr.Translate(tcp(t, "10.18.0.2", inst0, 40000, 80)) // to web0 by instance IP
 	b := tcp(t, "10.18.0.2", rr, 40000, 80)               // round robin picks web0 first too
-	if r := w.tr.Translate(b); r != "" {
+	if r := w.tr.Translate(b).Drop; r != "" {
 		t.Fatalf("dropped: %s", r)
 	}
 	reply := tcp(t, "10.18.0.3", sip(w.client, table.PolicyInstance), 80, 40000)

@@ -93,7 +93,7 @@ func TestIPv6RoundRobinAndReply(t *testing.T) {
 	var got []string
 	for i := 0; i < 4; i++ {
 		b := tcp6(t, "fd00:18::2", rr, uint16(40000+i), 80)
-		if r := w.tr.Translate(b); r != "" {
+		if r := w.tr.Translate(b).Drop; r != "" {
 			t.Fatalf("dropped: %s", r)
 		}
 		ip := decoded6(t, b)
@@ -109,7 +109,7 @@ func TestIPv6RoundRobinAndReply(t *testing.T) {
 		}
 	}
 	reply := tcp6(t, "fd00:18::4", sip6(w.client, table.PolicyInstance), 80, 40001)
-	if r := w.tr.Translate(reply); r != "" {
+	if r := w.tr.Translate(reply).Drop; r != "" {
 		t.Fatalf("reply dropped: %s", r)
 	}
 	if ip := decoded6(t, reply); ip.SrcIP.String() != rr || ip.DstIP.String() != "fd00:18::2" {
@@ -127,7 +127,7 @@ func TestIPv6InstanceIPUDPAndEcho(t *testing.T) {
 	w := newWorld6(t)
 	inst := sip6(w.web[2], table.PolicyInstance)
 	b := bpftest.Serialize(t, bpftest.IPv6("fd00:18::2", inst, layers.IPProtocolUDP), bpftest.UDP(5000, 7000), bpftest.Payload([]byte("x")))
-	if r := w.tr.Translate(b); r != "" {
+	if r := w.tr.Translate(b).Drop; r != "" {
 		t.Fatal(r)
 	}
 	if ip := decoded6(t, b); ip.DstIP.String() != "fd00:18::5" {
@@ -138,14 +138,14 @@ func TestIPv6InstanceIPUDPAndEcho(t *testing.T) {
 			&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, 0)}, &layers.ICMPv6Echo{Identifier: 9, SeqNumber: 1})
 	}
 	req := echo("fd00:18::2", inst, layers.ICMPv6TypeEchoRequest)
-	if r := w.tr.Translate(req); r != "" {
+	if r := w.tr.Translate(req).Drop; r != "" {
 		t.Fatal(r)
 	}
 	if ip := decoded6(t, req); ip.DstIP.String() != "fd00:18::5" {
 		t.Fatalf("echo went to %s", ip.DstIP)
 	}
 	rep := echo("fd00:18::5", sip6(w.client, table.PolicyInstance), layers.ICMPv6TypeEchoReply)
-	if r := w.tr.Translate(rep); r != "" {
+	if r := w.tr.Translate(rep).Drop; r != "" {
 		t.Fatal(r)
 	}
 	if ip := decoded6(t, rep); ip.SrcIP.String() != inst || ip.DstIP.String() != "fd00:18::2" {
@@ -175,7 +175,7 @@ func TestIPv6Drops(t *testing.T) {
 	}
 	for _, c := range cases {
 		b := append([]byte(nil), c.frame...)
-		if got := w.tr.Translate(b); got != c.want {
+		if got := w.tr.Translate(b).Drop; got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 		if string(b) != string(c.frame) {

@@ -108,7 +108,7 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	} else {
 		em.Register(router)
 	}
-	stopProxy, err := startProxy(cfg, n, env, tab, bus, router, log)
+	stopProxy, err := startProxy(proxyDeps{cfg: cfg, net: n, env: env, table: tab, bus: bus, router: router, log: log})
 	if err != nil {
 		return errors.Join(err, env.Teardown())
 	}
@@ -195,26 +195,44 @@ func startEBPFManager(cfg config.Config, mgr *deploy.Manager, tab *table.Standal
 	return em, nil
 }
 
-// startProxy runs the user-space service proxy on its TUN device, forgets the
-// sessions of removed services, and serves its counters at GET /proxy. The
-// returned function stops it.
-func startProxy(cfg config.Config, n config.Network, env *netenv.Env, tab *table.Standalone, bus *events.Bus, r *mux.Router, log *logrus.Logger) (func(), error) {
-	if !cfg.Proxy {
-		r.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
+// proxyDeps is what the user-space proxy is started with.
+type proxyDeps struct {
+	cfg    config.Config
+	net    config.Network
+	env    *netenv.Env
+	table  *table.Standalone
+	bus    *events.Bus
+	router *mux.Router
+	log    *logrus.Logger
+}
+
+// startProxy runs the user-space service proxy on its TUN device and the
+// inter-node tunnel (UDP on nodeIP:tunnelPort), forgets the sessions of
+// removed services, and serves its counters at GET /proxy. The returned
+// function stops it.
+func startProxy(d proxyDeps) (func(), error) {
+	if !d.cfg.Proxy {
+		d.router.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
 			api.WriteJSON(w, http.StatusOK, map[string]any{"enabled": false})
 		}).Methods(http.MethodGet)
 		return func() {}, nil
 	}
-	ranges := []netip.Prefix{n.ServiceRange}
-	if n.ServiceRangeV6.IsValid() {
-		ranges = append(ranges, n.ServiceRangeV6)
+	ranges := []netip.Prefix{d.net.ServiceRange}
+	if d.net.ServiceRangeV6.IsValid() {
+		ranges = append(ranges, d.net.ServiceRangeV6)
 	}
-	tun, err := env.OpenTun(cfg.ProxyTun, ranges...)
+	self := netip.AddrPortFrom(d.net.NodeIP, uint16(d.net.TunnelPort))
+	tunnel, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(self))
 	if err != nil {
+		return nil, fmt.Errorf("user-space proxy: tunnel: %w", err)
+	}
+	tun, err := d.env.OpenTun(d.cfg.ProxyTun, ranges...)
+	if err != nil {
+		tunnel.Close()
 		return nil, fmt.Errorf("user-space proxy: %w", err)
 	}
-	tr := proxy.NewTranslator(tab, proxy.Options{Ranges: ranges, Timeout: 2 * time.Minute})
-	cancelSub := bus.Subscribe("user-space proxy", func(_ context.Context, ev events.Event) error {
+	tr := proxy.NewTranslator(d.table, proxy.Options{Ranges: ranges, Timeout: 2 * time.Minute, Self: self})
+	cancelSub := d.bus.Subscribe("user-space proxy", func(_ context.Context, ev events.Event) error {
 		if ev.Type == events.ServiceRemoved {
 			tr.Forget(ev.Service.IPv4, ev.Service.IPv6)
 		}
@@ -224,18 +242,20 @@ func startProxy(cfg config.Config, n config.Network, env *netenv.Env, tab *table
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := proxy.Run(ctx, tun, tr, 10*time.Second, log); err != nil {
-			log.WithError(err).Error("user-space proxy stopped")
+		err := proxy.Run(ctx, proxy.RunOptions{Dev: tun, Translator: tr, Tunnel: tunnel, ExpireEvery: 10 * time.Second, Log: d.log})
+		if err != nil {
+			d.log.WithError(err).Error("user-space proxy stopped")
 		}
 	}()
-	r.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
-		api.WriteJSON(w, http.StatusOK, map[string]any{"enabled": true, "tun": cfg.ProxyTun, "stats": tr.Stats()})
+	d.router.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]any{"enabled": true, "tun": d.cfg.ProxyTun, "tunnel": self.String(), "stats": tr.Stats()})
 	}).Methods(http.MethodGet)
-	log.WithFields(logrus.Fields{"tun": cfg.ProxyTun, "ranges": ranges}).Info("user-space proxy ready")
+	d.log.WithFields(logrus.Fields{"tun": d.cfg.ProxyTun, "ranges": ranges, "tunnel": self}).Info("user-space proxy ready")
 	return func() {
 		cancel()
 		cancelSub()
 		tun.Close()
+		tunnel.Close()
 		<-done
 	}, nil
 }
