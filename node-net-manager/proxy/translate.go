@@ -53,7 +53,7 @@ type Verdict struct {
 type Stats struct {
 	Translated  uint64            `json:"translated"`
 	NewSessions uint64            `json:"newSessions"`
-	Replaced    uint64            `json:"replaced"` // older flows displaced by a reused source port
+	Replaced    uint64            `json:"replaced"`  // older flows displaced by a reused source port
 	TunnelOut   uint64            `json:"tunnelOut"` // packets sent to other nodes
 	TunnelIn    uint64            `json:"tunnelIn"`  // packets from other nodes delivered here
 	Sessions    int               `json:"sessions"`
