@@ -108,6 +108,8 @@ type ServiceEntry struct {
 	Instance   int
 	NsIP       netip.Addr
 	NsIPv6     netip.Addr
+	// ServiceIPs are the IPv4 ones first, then, when the node has an IPv6
+	// service range, the IPv6 ones (same policies).
 	ServiceIPs []ServiceIP
 }
 
