@@ -104,10 +104,10 @@ type ServiceIP struct {
 
 // ServiceEntry is one service instance as the service table knows it.
 type ServiceEntry struct {
-	Name       string
-	Instance   int
-	NsIP       netip.Addr
-	NsIPv6     netip.Addr
+	Name     string
+	Instance int
+	NsIP     netip.Addr
+	NsIPv6   netip.Addr
 	// ServiceIPs are the IPv4 ones first, then, when the node has an IPv6
 	// service range, the IPv6 ones (same policies).
 	ServiceIPs []ServiceIP
