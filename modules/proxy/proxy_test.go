@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -204,17 +206,36 @@ func TestConfig(t *testing.T) {
 	}
 }
 
+// TestStructsMatchC compares the Go mirrors with the C structs' BTF: the
+// module object's, and for structs it never names in a map (the ring buffer's
+// event) that of proxy.h compiled on its own with a variable of each.
 func TestStructsMatchC(t *testing.T) {
 	spec, err := ebpf.LoadCollectionSpec(bpftest.ModuleObject(t, "modules", "proxy"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for cName, v := range map[string]any{"px_config": pxConfig{}, "px_service": pxService{}, "px_backend_key": pxBackendKey{},
+	mirrors := map[string]any{"px_config": pxConfig{}, "px_service": pxService{}, "px_backend_key": pxBackendKey{},
 		"px_backend": pxBackend{}, "px_flow": pxFlow{}, "px_session": pxSession{},
-		"px_backend_key6": pxBackendKey6{}, "px_backend6": pxBackend6{}, "px_flow6": pxFlow6{}, "px_session6": pxSession6{}} {
+		"px_backend_key6": pxBackendKey6{}, "px_backend6": pxBackend6{}, "px_flow6": pxFlow6{}, "px_session6": pxSession6{},
+		"px_miss": pxMiss{}}
+	src := "#include <linux/bpf.h>\n#include \"" + filepath.Join(bpftest.RepoRoot(t), "modules", "proxy", "proxy.h") + "\"\n"
+	for cName := range mirrors {
+		src += "struct " + cName + " v_" + cName + ";\n"
+	}
+	file := filepath.Join(t.TempDir(), "layout.c")
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	header, err := ebpf.LoadCollectionSpec(bpftest.Compile(t, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cName, v := range mirrors {
 		var s *btf.Struct
 		if err := spec.Types.TypeByName(cName, &s); err != nil {
-			t.Fatal(err)
+			if err := header.Types.TypeByName(cName, &s); err != nil {
+				t.Fatal(err)
+			}
 		}
 		gt := reflect.TypeOf(v)
 		if int(s.Size) != int(gt.Size()) || len(s.Members) != gt.NumField() {
