@@ -28,18 +28,19 @@ func TestEBPFProxy(t *testing.T) {
 	getJSON(t, n, "/proxy", &before)
 
 	rr := assertServiceIPs(t, n, client)
+	rr6 := assertServiceIPs6(t, n, client)
 	getJSON(t, n, "/proxy", &after)
 	if after.Stats.NewSessions != before.Stats.NewSessions {
 		t.Fatalf("the user-space proxy handled %d flows the eBPF proxy should have", after.Stats.NewSessions-before.Stats.NewSessions)
 	}
 	var st map[string]uint64
 	getJSON(t, n, "/ebpf/"+px.ID+"/stats", &st)
-	if st["newSessions"] < 7 || st["hits"] == 0 || st["errors"] != 0 {
+	if st["newSessions"] < 14 || st["hits"] == 0 || st["errors"] != 0 {
 		t.Fatalf("eBPF proxy stats: %v", st)
 	}
 	var trans map[string][]string
 	getJSON(t, n, "/ebpf/"+px.ID+"/translations", &trans)
-	if len(trans[rr]) != 3 {
+	if len(trans[rr]) != 3 || len(trans[rr6]) != 3 {
 		t.Fatalf("translations: %v", trans)
 	}
 
