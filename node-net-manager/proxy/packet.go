@@ -36,6 +36,7 @@ type pkt struct {
 	csumOff  int // offset of the L4 checksum, -1 for none the addresses affect
 	srcOff   int // offsets of the addresses
 	dstOff   int
+	quoted   bool // inside an ICMP error: the payload may be cut short
 }
 
 // parse reads an IPv4 or IPv6 packet carrying TCP, UDP or an ICMP echo.
@@ -47,13 +48,20 @@ func parse(b []byte) (pkt, error) {
 	return parse4(b)
 }
 
-func parse4(b []byte) (pkt, error) {
-	p := pkt{b: b, csumOff: -1, srcOff: 12, dstOff: 16}
+func parse4(b []byte) (pkt, error) { return parse4q(b, false) }
+
+// parse4q parses an IPv4 packet; a quoted one (inside an ICMP error) may be
+// cut short after its first 8 bytes of payload.
+func parse4q(b []byte, quoted bool) (pkt, error) {
+	p := pkt{b: b, csumOff: -1, srcOff: 12, dstOff: 16, quoted: quoted}
 	if len(b) < 20 || b[0]>>4 != 4 {
 		return p, errNotTranslatable
 	}
 	p.l3len = int(b[0]&0x0f) * 4
 	total := int(binary.BigEndian.Uint16(b[2:4]))
+	if quoted {
+		total = min(total, len(b))
+	}
 	if p.l3len < 20 || total < p.l3len || total > len(b) {
 		return p, errNotTranslatable
 	}
@@ -66,12 +74,17 @@ func parse4(b []byte) (pkt, error) {
 	return p, p.parseL4(b[p.l3len:total])
 }
 
-func parse6(b []byte) (pkt, error) {
-	p := pkt{b: b, v6: true, l3len: 40, csumOff: -1, srcOff: 8, dstOff: 24}
+func parse6(b []byte) (pkt, error) { return parse6q(b, false) }
+
+func parse6q(b []byte, quoted bool) (pkt, error) {
+	p := pkt{b: b, v6: true, l3len: 40, csumOff: -1, srcOff: 8, dstOff: 24, quoted: quoted}
 	if len(b) < 40 {
 		return p, errNotTranslatable
 	}
 	total := 40 + int(binary.BigEndian.Uint16(b[4:6]))
+	if quoted {
+		total = min(total, len(b))
+	}
 	if total > len(b) {
 		return p, errNotTranslatable
 	}
@@ -82,10 +95,15 @@ func parse6(b []byte) (pkt, error) {
 }
 
 // parseL4 reads the ports (or echo identifier) and where the L4 checksum is.
+// A quoted packet needs only its first 8 bytes of payload; its L4 checksum is
+// fixed when it was quoted.
 func (p *pkt) parseL4(l4 []byte) error {
+	need := func(n int) bool { return len(l4) >= n || (p.quoted && len(l4) >= 8) }
 	switch {
-	case p.proto == protoTCP && len(l4) >= 20:
-		p.csumOff = p.l3len + 16
+	case p.proto == protoTCP && need(20):
+		if len(l4) >= 18 {
+			p.csumOff = p.l3len + 16
+		}
 	case p.proto == protoUDP && len(l4) >= 8:
 		p.csumOff = p.l3len + 6
 	case p.proto == protoICMP && !p.v6 && len(l4) >= 8 && (l4[0] == icmpEcho || l4[0] == icmpEchoReply),

@@ -41,6 +41,7 @@ const (
 	DropNotLocal    = "tunnel: destination is not an instance on this node"
 	DropUnknownPeer = "tunnel: sender is not an instance on the sending node"
 	DropLoop        = "tunnel: packet would go back into the tunnel"
+	DropICMPNoFlow  = "ICMP error about no known flow"
 )
 
 // Verdict says what becomes of a packet.
@@ -107,6 +108,9 @@ func (t *Translator) isService(a netip.Addr) bool {
 func (t *Translator) Translate(b []byte) Verdict {
 	p, err := parse(b)
 	if err != nil {
+		if e, ok := parseICMPError(b); ok {
+			return t.icmpError(&e, false)
+		}
 		if p.dst.IsValid() && !t.isService(p.dst) {
 			return t.drop(DropNotService) // e.g. the kernel's own multicast listener reports
 		}
@@ -155,6 +159,9 @@ func (t *Translator) Translate(b []byte) Verdict {
 func (t *Translator) Receive(b []byte, from netip.AddrPort) Verdict {
 	p, err := parse(b)
 	if err != nil {
+		if e, ok := parseICMPError(b); ok {
+			return t.icmpError(&e, true)
+		}
 		return t.drop(DropUnsupported)
 	}
 	key := flowKey{p.proto, p.src, p.sport, p.dst, p.dport}
@@ -181,6 +188,29 @@ func (t *Translator) Receive(b []byte, from netip.AddrPort) Verdict {
 	t.stats.NewSessions++
 	t.stats.TunnelIn++
 	return Verdict{}
+}
+
+// icmpError translates an ICMP error about a flow by the session of the
+// direction it travels in (the reverse of the packet it quotes); an error
+// about no known flow is dropped. From the tunnel, it must not go back out.
+func (t *Translator) icmpError(e *icmpError, fromTunnel bool) Verdict {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.hit(e.flowKey())
+	switch {
+	case s == nil:
+		return t.dropLocked(DropICMPNoFlow)
+	case fromTunnel && s.via.IsValid():
+		return t.dropLocked(DropLoop)
+	}
+	e.apply(s)
+	t.stats.Translated++
+	if s.via.IsValid() {
+		t.stats.TunnelOut++
+	} else if fromTunnel {
+		t.stats.TunnelIn++
+	}
+	return Verdict{Via: s.via}
 }
 
 // hit returns the session of a flow direction, refreshing both directions;

@@ -111,7 +111,11 @@ func TestUserspaceProxy(t *testing.T) {
 	n := newNode(t)
 	client := webServices(t, n)
 	rr := assertServiceIPs(t, n, client)
-	assertServiceIPs6(t, n, client)
+	rr6 := assertServiceIPs6(t, n, client)
+	// An instance's ICMP port unreachable comes back translated: a UDP
+	// client of a closed port gets "connection refused".
+	assertRefused(t, client, "udp4", net.JoinHostPort(rr, "9999"))
+	assertRefused(t, client, "udp6", net.JoinHostPort(rr6, "9999"))
 	undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", 1)
 	for i := 0; i < 4; i++ {
 		name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080"))
@@ -194,6 +198,16 @@ func assertServiceIPs6(t *testing.T, n *node, client *container) string {
 	}
 	assertPing(t, client.ns, rr)
 	return rr
+}
+
+// assertRefused requires a UDP exchange with addr to fail with "connection
+// refused", the sender's reading of an ICMP port unreachable.
+func assertRefused(t *testing.T, c *container, network, addr string) {
+	t.Helper()
+	_, err := ask(c, network, addr)
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("UDP to the closed port %s: %v; want \"connection refused\"", addr, err)
+	}
 }
 
 // assertUnreachable requires a connection to addr to fail quickly with "no
