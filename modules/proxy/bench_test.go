@@ -3,36 +3,59 @@ package main
 import (
 	"testing"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+
 	"github.com/oakestra/netmanager/ebpfManager/module"
 	"github.com/oakestra/netmanager/test/bpftest"
 )
 
-// BenchmarkDataPlane: ns/packet for a session hit (a flow translated to
-// itself, so the repeats see the same packet), IPv4 and IPv6, and for a
-// pass-through miss.
+// BenchmarkDataPlane: ns/packet through BPF_PROG_TEST_RUN for a session hit
+// (a flow translated to itself — fully: addresses, both checksums, MACs,
+// redirect — so the repeats see the same packet), IPv4 and IPv6, for a
+// pass-through miss, and for a no-op program: the harness's own cost.
 func BenchmarkDataPlane(b *testing.B) {
 	d := newDP(b)
 	// A session that maps the flow onto itself keeps every repeat on the hit path.
 	self := pxFlow{Src: [4]byte{10, 18, 0, 2}, Dst: [4]byte{10, 30, 0, 1}, Sport: [2]byte{0x9c, 0x40}, Dport: [2]byte{0, 80}, Proto: 6}
-	if err := d.coll.Maps["sessions"].Put(self, pxSession{NewSrc: self.Src, NewDst: self.Dst, Ifindex: 1, MAC: [6]byte(bpftest.MACB)}); err != nil {
+	diff := rewriteDiff([][]byte{self.Src[:], self.Dst[:]}, [][]byte{self.Src[:], self.Dst[:]})
+	if err := d.coll.Maps["sessions"].Put(self, pxSession{NewSrc: self.Src, NewDst: self.Dst, Ifindex: 1, MAC: [6]byte(bpftest.MACB), CsumDiff: diff}); err != nil {
 		b.Fatal(err)
 	}
 	self6 := pxFlow6{Src: v6("fd00:18::2").As16(), Dst: v6("fdff:2000::1").As16(), Sport: [2]byte{0x9c, 0x40}, Dport: [2]byte{0, 80}, Proto: 6}
-	if err := d.coll.Maps["sessions6"].Put(self6, pxSession6{NewSrc: self6.Src, NewDst: self6.Dst, Ifindex: 1, MAC: [6]byte(bpftest.MACB)}); err != nil {
+	diff6 := rewriteDiff([][]byte{self6.Src[:], self6.Dst[:]}, [][]byte{self6.Src[:], self6.Dst[:]})
+	if err := d.coll.Maps["sessions6"].Put(self6, pxSession6{NewSrc: self6.Src, NewDst: self6.Dst, Ifindex: 1, MAC: [6]byte(bpftest.MACB), CsumDiff: diff6}); err != nil {
 		b.Fatal(err)
 	}
-	frames := map[string][]byte{
-		"hit":  tcpFrame(b, "10.18.0.2", "10.30.0.1", 40000, 80),
-		"hit6": tcp6(b, "fd00:18::2", "fdff:2000::1", 40000, 80),
-		"miss": tcpFrame(b, "10.18.0.2", "10.30.99.1", 40000, 80),
+	noop, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "MIT",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, -1), asm.Return()}})
+	if err != nil {
+		b.Fatal(err)
 	}
-	for _, name := range []string{"hit", "hit6", "miss"} {
-		b.Run(name, func(b *testing.B) {
-			prog := d.coll.Programs[module.ProgramIngress]
+	defer noop.Close()
+	prog := d.coll.Programs[module.ProgramIngress]
+	for _, c := range []struct {
+		name  string
+		prog  *ebpf.Program
+		frame []byte
+		want  int32
+	}{
+		{"noop", noop, tcpFrame(b, "10.18.0.2", "10.30.0.1", 40000, 80), next},
+		{"hit", prog, tcpFrame(b, "10.18.0.2", "10.30.0.1", 40000, 80), redirect},
+		{"hit6", prog, tcp6(b, "fd00:18::2", "fdff:2000::1", 40000, 80), redirect},
+		{"miss", prog, tcpFrame(b, "10.18.0.2", "10.30.99.1", 40000, 80), next},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			if v, _ := bpftest.Run(b, c.prog, c.frame); v != c.want {
+				b.Fatalf("verdict %s, want %s", bpftest.Verdict(v), bpftest.Verdict(c.want))
+			}
 			b.ResetTimer()
-			_, per, err := prog.Benchmark(frames[name], b.N, nil)
+			ret, per, err := c.prog.Benchmark(c.frame, b.N, nil)
 			if err != nil {
 				b.Fatal(err)
+			}
+			if int32(ret) != c.want {
+				b.Fatalf("verdict %s, want %s", bpftest.Verdict(int32(ret)), bpftest.Verdict(c.want))
 			}
 			b.ReportMetric(float64(per.Nanoseconds()), "ns/packet")
 		})

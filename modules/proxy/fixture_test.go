@@ -106,15 +106,22 @@ type dp struct {
 }
 
 // newDP: the control plane does not read miss events (tests may).
-func newDP(t testing.TB) *dp { return setupDP(t, false) }
-
-// newDPWithMisses: the control plane reads and resolves miss events, as New has it.
-func newDPWithMisses(t testing.TB) *dp { return setupDP(t, true) }
-
-func setupDP(t testing.TB, misses bool) *dp {
+func newDP(t testing.TB) *dp {
 	t.Helper()
 	bpftest.RequireRoot(t)
-	coll := bpftest.Load(t, bpftest.ModuleObject(t, "modules", "proxy"))
+	return setupDP(t, bpftest.ModuleObject(t, "modules", "proxy"), false)
+}
+
+// newDPWithMisses: the control plane reads and resolves miss events, as New has it.
+func newDPWithMisses(t testing.TB) *dp {
+	t.Helper()
+	bpftest.RequireRoot(t)
+	return setupDP(t, bpftest.ModuleObject(t, "modules", "proxy"), true)
+}
+
+func setupDP(t testing.TB, object string, misses bool) *dp {
+	t.Helper()
+	coll := bpftest.Load(t, object)
 	table := &fakeTable{entries: tableEntries()}
 	base := module.Base{ID: "1", Name: "proxy", Config: []byte("null"), Router: mux.NewRouter(), Log: logrus.New(),
 		Services: table, DataPlane: &module.DataPlane{Maps: coll.Maps, Programs: coll.Programs}}

@@ -41,7 +41,7 @@ type (
 		Ifindex        uint32
 		MAC            [6]byte
 		Pad            uint16
-		Pad2           uint32
+		CsumDiff       uint32 // checksum change of the rewrite, precomputed
 		LastSeen       uint64
 	}
 	pxBackendKey6 struct {

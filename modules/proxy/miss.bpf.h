@@ -36,7 +36,7 @@ static __always_inline void report_miss(__u8 family, __u8 proto, const __be32 *d
 	} else {
 		__builtin_memcpy(key, dst, 16);
 	}
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns(); /* a tick's precision is plenty for a second */
 	__u64 *last = bpf_map_lookup_elem(&miss_limit, key);
 	if (last && now - *last < PX_MISS_INTERVAL_NS)
 		return;

@@ -49,7 +49,7 @@ struct px_session {
 	__u32 ifindex;  /* host veth to redirect to (peer of the destination) */
 	__u8 mac[6];    /* destination MAC inside that namespace */
 	__u16 pad;
-	__u32 pad2;
+	__u32 csum_diff; /* checksum change of the address rewrite, precomputed */
 	__u64 last_seen;
 };
 

@@ -3,7 +3,6 @@
 
 #include "common.bpf.h"
 #include "miss.bpf.h"
-#include "csum.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -47,6 +46,12 @@ struct target {
 	struct px_flow rev_key;
 };
 
+/* rewrite_diff is the checksum change of rewriting src, dst to nsrc, ndst. */
+static __always_inline __u32 rewrite_diff(__be32 src, __be32 dst, __be32 nsrc, __be32 ndst)
+{
+	return csum_add32(csum_add32(~src, ~dst), csum_add32(nsrc, ndst));
+}
+
 /* resolve picks a backend for a new flow and builds both sessions; 0 on success. */
 static __always_inline int resolve(struct px_flow *f, __u32 sender_ifindex, __u8 *sender_mac, struct target *t)
 {
@@ -71,54 +76,68 @@ static __always_inline int resolve(struct px_flow *f, __u32 sender_ifindex, __u8
 	t->fwd.new_dst = b->ns_ip;
 	t->fwd.ifindex = b->ifindex;
 	__builtin_memcpy(t->fwd.mac, b->mac, 6);
+	t->fwd.csum_diff = rewrite_diff(f->src, f->dst, t->fwd.new_src, t->fwd.new_dst);
 	t->fwd.last_seen = now;
-	t->rev.new_src = f->dst;
-	t->rev.new_dst = f->src;
-	t->rev.ifindex = sender_ifindex;
-	__builtin_memcpy(t->rev.mac, sender_mac, 6);
-	t->rev.last_seen = now;
 	t->rev_key.src = b->ns_ip;
 	t->rev_key.dst = *inst;
 	t->rev_key.sport = f->dport;
 	t->rev_key.dport = f->sport;
 	t->rev_key.proto = f->proto;
+	t->rev.new_src = f->dst;
+	t->rev.new_dst = f->src;
+	t->rev.ifindex = sender_ifindex;
+	__builtin_memcpy(t->rev.mac, sender_mac, 6);
+	t->rev.csum_diff = rewrite_diff(t->rev_key.src, t->rev_key.dst, t->rev.new_src, t->rev.new_dst);
+	t->rev.last_seen = now;
 	return 0;
 }
 
-/* rewrite applies a session to the packet. The IPv4 header checksum (never
- * offloaded) is updated in place (RFC 1624); the L4 checksum covers the
- * pseudo-header and may be CHECKSUM_PARTIAL, so it goes through
- * bpf_l4_csum_replace with the difference of both addresses, computed here —
- * one helper call per packet. Offsets are from the start of the frame. */
-static __always_inline int rewrite(struct __sk_buff *skb, struct px_flow *f, struct px_session *s, __u32 l3off, struct l4info *li, __u8 *gw_mac)
+/* translate applies a session to the packet and redirects it into the target
+ * namespace. The session's checksum difference serves the IPv4 header
+ * checksum (never offloaded: updated in place, RFC 1624) and the L4 one,
+ * which covers the pseudo-header. No helper call on the way: the packet
+ * pointers from parsing stay valid. */
+static __always_inline int translate(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, struct px_session *s, struct l4info *li, __u8 *gw_mac)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	if (l3off > 64)
-		return -1;
-	struct iphdr *ip = data + l3off;
-	if ((void *)(eth + 1) > data_end || (void *)(ip + 1) > data_end)
-		return -1;
-	ip->check = csum_replace4(ip->check, f->src, s->new_src);
-	ip->check = csum_replace4(ip->check, f->dst, s->new_dst);
+	__u32 diff = s->csum_diff;
+	ip->check = csum_fold(csum_add32(diff, ~(__u32)ip->check));
 	ip->saddr = s->new_src;
 	ip->daddr = s->new_dst;
-	__builtin_memcpy(eth->h_dest, s->mac, 6);
-	__builtin_memcpy(eth->h_source, gw_mac, 6);
-	__u32 diff = csum_add32(csum_add32(~f->src, ~f->dst), csum_add32(s->new_src, s->new_dst));
-	return l4_csum(skb, li, diff, 0);
+	set_macs(eth, s->mac, gw_mac);
+	if (l4_csum(skb, li, diff, 0) < 0) {
+		count(PX_ERROR);
+		return NM_DROP;
+	}
+	return bpf_redirect_peer(s->ifindex, 0);
+}
+
+/* new_flow makes the sessions of a flow that has none, both ways, and
+ * translates its first packet — or passes it on and reports the miss. */
+static __always_inline int new_flow(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, struct px_flow *f, struct l4info *li, __u8 *gw_mac)
+{
+	struct target t = {};
+	if (resolve(f, skb->ifindex, eth->h_source, &t) < 0) {
+		count(PX_PASS);
+		report_miss(4, f->proto, &f->dst, &f->src);
+		return NM_NEXT; /* the user-space proxy takes it from here */
+	}
+	if (bpf_map_update_elem(&sessions, &t.rev_key, &t.rev, BPF_ANY) ||
+	    bpf_map_update_elem(&sessions, f, &t.fwd, BPF_ANY)) {
+		count(PX_ERROR);
+		return NM_DROP;
+	}
+	count(PX_NEW);
+	return translate(skb, eth, ip, &t.fwd, li, gw_mac);
 }
 
 /* handle4 translates an IPv4 packet leaving a service; the cursor is past
- * the Ethernet header, at data + l3off. */
+ * the Ethernet header. */
 static __always_inline int handle4(struct __sk_buff *skb, struct cursor *c, void *data, struct ethhdr *eth)
 {
 	__u32 zero = 0;
 	struct px_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
 		return NM_NEXT;
-	__u32 l3off = c->pos - data;
 	struct iphdr *ip;
 	int l4 = parse_ipv4(c, &ip);
 	if (l4 < 0)
@@ -137,27 +156,8 @@ static __always_inline int handle4(struct __sk_buff *skb, struct cursor *c, void
 	f.dport = li.dport;
 
 	struct px_session *s = bpf_map_lookup_elem(&sessions, &f);
-	struct target t = {};
-	if (s) {
-		count(PX_HIT); /* the LRU map tracks use itself: no clock read here */
-	} else {
-		if (resolve(&f, skb->ifindex, eth->h_source, &t) < 0) {
-			count(PX_PASS);
-			report_miss(4, l4, &f.dst, &f.src);
-			return NM_NEXT; /* the user-space proxy takes it from here */
-		}
-		if (bpf_map_update_elem(&sessions, &t.rev_key, &t.rev, BPF_ANY) ||
-		    bpf_map_update_elem(&sessions, &f, &t.fwd, BPF_ANY)) {
-			count(PX_ERROR);
-			return NM_DROP;
-		}
-		s = &t.fwd;
-		count(PX_NEW);
-	}
-	__u32 ifindex = s->ifindex;
-	if (rewrite(skb, &f, s, l3off, &li, cfg->gw_mac) < 0) {
-		count(PX_ERROR);
-		return NM_DROP;
-	}
-	return bpf_redirect_peer(ifindex, 0);
+	if (!s)
+		return new_flow(skb, eth, ip, &f, &li, cfg->gw_mac);
+	count(PX_HIT); /* the LRU map tracks use itself: no clock read here */
+	return translate(skb, eth, ip, s, &li, cfg->gw_mac);
 }

@@ -95,22 +95,37 @@ static __always_inline int resolve6(struct px_flow6 *f, __u32 sender_ifindex, __
 	return 0;
 }
 
-/* rewrite6 applies a session to the packet: addresses, MACs, L4 checksum. */
-static __always_inline int rewrite6(struct __sk_buff *skb, struct px_session6 *s, __u32 l3off, struct l4info *li, __u8 *gw_mac)
+/* translate6 applies a session to the packet and redirects it into the
+ * target namespace (no helper call on the way: the parsed pointers stay valid). */
+static __always_inline int translate6(struct __sk_buff *skb, struct ethhdr *eth, struct ipv6hdr *ip6, struct px_session6 *s, struct l4info *li, __u8 *gw_mac)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	if (l3off > 64)
-		return -1;
-	struct ipv6hdr *ip6 = data + l3off;
-	if ((void *)(eth + 1) > data_end || (void *)(ip6 + 1) > data_end)
-		return -1;
 	__builtin_memcpy(ip6->saddr.in6_u.u6_addr32, s->new_src, 16);
 	__builtin_memcpy(ip6->daddr.in6_u.u6_addr32, s->new_dst, 16);
-	__builtin_memcpy(eth->h_dest, s->mac, 6);
-	__builtin_memcpy(eth->h_source, gw_mac, 6);
-	return l4_csum(skb, li, s->csum_diff, 1);
+	set_macs(eth, s->mac, gw_mac);
+	if (l4_csum(skb, li, s->csum_diff, 1) < 0) {
+		count(PX_ERROR);
+		return NM_DROP;
+	}
+	return bpf_redirect_peer(s->ifindex, 0);
+}
+
+/* new_flow6 makes the sessions of a flow that has none, both ways, and
+ * translates its first packet — or passes it on and reports the miss. */
+static __always_inline int new_flow6(struct __sk_buff *skb, struct ethhdr *eth, struct ipv6hdr *ip6, struct px_flow6 *f, struct l4info *li, __u8 *gw_mac)
+{
+	struct target6 t = {};
+	if (resolve6(f, skb->ifindex, eth->h_source, &t) < 0) {
+		count(PX_PASS);
+		report_miss(6, f->proto, f->dst, f->src);
+		return NM_NEXT; /* the user-space proxy takes it from here */
+	}
+	if (bpf_map_update_elem(&sessions6, &t.rev_key, &t.rev, BPF_ANY) ||
+	    bpf_map_update_elem(&sessions6, f, &t.fwd, BPF_ANY)) {
+		count(PX_ERROR);
+		return NM_DROP;
+	}
+	count(PX_NEW);
+	return translate6(skb, eth, ip6, &t.fwd, li, gw_mac);
 }
 
 /* handle6 translates an IPv6 packet leaving a service; the cursor is past
@@ -121,7 +136,6 @@ static __always_inline int handle6(struct __sk_buff *skb, struct cursor *c, void
 	struct px_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
 		return NM_NEXT;
-	__u32 l3off = c->pos - data;
 	struct ipv6hdr *ip6;
 	int l4 = parse_ipv6(c, &ip6);
 	if (l4 < 0)
@@ -146,27 +160,8 @@ static __always_inline int handle6(struct __sk_buff *skb, struct cursor *c, void
 	f.dport = li.dport;
 
 	struct px_session6 *s = bpf_map_lookup_elem(&sessions6, &f);
-	struct target6 t = {};
-	if (s) {
-		count(PX_HIT);
-	} else {
-		if (resolve6(&f, skb->ifindex, eth->h_source, &t) < 0) {
-			count(PX_PASS);
-			report_miss(6, l4, f.dst, f.src);
-			return NM_NEXT; /* the user-space proxy takes it from here */
-		}
-		if (bpf_map_update_elem(&sessions6, &t.rev_key, &t.rev, BPF_ANY) ||
-		    bpf_map_update_elem(&sessions6, &f, &t.fwd, BPF_ANY)) {
-			count(PX_ERROR);
-			return NM_DROP;
-		}
-		s = &t.fwd;
-		count(PX_NEW);
-	}
-	__u32 ifindex = s->ifindex;
-	if (rewrite6(skb, s, l3off, &li, cfg->gw_mac) < 0) {
-		count(PX_ERROR);
-		return NM_DROP;
-	}
-	return bpf_redirect_peer(ifindex, 0);
+	if (!s)
+		return new_flow6(skb, eth, ip6, &f, &li, cfg->gw_mac);
+	count(PX_HIT);
+	return translate6(skb, eth, ip6, s, &li, cfg->gw_mac);
 }

@@ -167,34 +167,50 @@ func TestPassesOnUntouched6(t *testing.T) {
 	}
 }
 
-// The IPv6 session holds the precomputed checksum difference of each direction.
-func TestSession6ChecksumDiff(t *testing.T) {
-	d := newDP(t)
-	d.run(t, tcp6(t, "fd00:18::2", "fdff:2000::a", 1000, 80))
-	var k pxFlow6
-	var s pxSession6
-	n := 0
-	for it := d.coll.Maps["sessions6"].Iterate(); it.Next(&k, &s); n++ {
-		var sum uint64
-		for _, w := range [][16]byte{k.Src, k.Dst} {
-			for i := 0; i < 16; i += 4 {
-				sum += uint64(^binary.LittleEndian.Uint32(w[i:]))
+// rewriteDiff is the checksum change of rewriting addresses old to new, as
+// the data plane sums it: 32-bit words in memory order, one's complement.
+func rewriteDiff(old, new [][]byte) uint32 {
+	var sum uint64
+	for i, set := range [][][]byte{old, new} {
+		for _, a := range set {
+			for j := 0; j < len(a); j += 4 {
+				w := binary.LittleEndian.Uint32(a[j:])
+				if i == 0 {
+					w = ^w
+				}
+				sum += uint64(w)
 			}
-		}
-		for _, w := range [][16]byte{s.NewSrc, s.NewDst} {
-			for i := 0; i < 16; i += 4 {
-				sum += uint64(binary.LittleEndian.Uint32(w[i:]))
-			}
-		}
-		for sum>>32 != 0 {
-			sum = sum&0xffffffff + sum>>32
-		}
-		if fold(uint32(sum)) != fold(s.CsumDiff) {
-			t.Errorf("session %v: diff %#x, want %#x", fmt.Sprint(k.Src, k.Dst), s.CsumDiff, sum)
 		}
 	}
-	if n != 2 {
-		t.Fatalf("%d sessions, want 2", n)
+	for sum>>32 != 0 {
+		sum = sum&0xffffffff + sum>>32
+	}
+	return uint32(sum)
+}
+
+// Sessions hold the precomputed checksum difference of their rewrite, both
+// ways and in both families.
+func TestSessionChecksumDiff(t *testing.T) {
+	d := newDP(t)
+	d.run(t, tcp6(t, "fd00:18::2", "fdff:2000::a", 1000, 80))
+	d.run(t, tcpFrame(t, "10.18.0.2", "10.30.0.1", 1000, 80))
+	var k6 pxFlow6
+	var s6 pxSession6
+	n := 0
+	for it := d.coll.Maps["sessions6"].Iterate(); it.Next(&k6, &s6); n++ {
+		if want := rewriteDiff([][]byte{k6.Src[:], k6.Dst[:]}, [][]byte{s6.NewSrc[:], s6.NewDst[:]}); fold(want) != fold(s6.CsumDiff) {
+			t.Errorf("session %v: diff %#x, want %#x", fmt.Sprint(k6.Src, k6.Dst), s6.CsumDiff, want)
+		}
+	}
+	var k pxFlow
+	var s pxSession
+	for it := d.coll.Maps["sessions"].Iterate(); it.Next(&k, &s); n++ {
+		if want := rewriteDiff([][]byte{k.Src[:], k.Dst[:]}, [][]byte{s.NewSrc[:], s.NewDst[:]}); fold(want) != fold(s.CsumDiff) {
+			t.Errorf("session %v: diff %#x, want %#x", fmt.Sprint(k.Src, k.Dst), s.CsumDiff, want)
+		}
+	}
+	if n != 4 {
+		t.Fatalf("%d sessions, want 4", n)
 	}
 }
 
