@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
 
@@ -126,6 +127,7 @@ func (p *Proxy) readMisses(rd *ringbuf.Reader) {
 				return
 			}
 			p.base.Log.WithError(err).Warn("proxy: read a miss event")
+			time.Sleep(100 * time.Millisecond) // no busy loop on an error that persists
 			continue
 		}
 		svc, sender, proto, err := parseMiss(rec.RawSample)
