@@ -28,6 +28,7 @@ nsmin() {
   echo "|---|---|"
   for p in noop packetcounter; do echo "| $p | $(nsmin "BenchmarkDataPlane/$p") |"; done
   echo "| proxy, session hit | $(nsmin "BenchmarkDataPlane/hit") |"
+  echo "| proxy, IPv6 session hit | $(nsmin "BenchmarkDataPlane/hit6") |"
   echo "| proxy, miss (passed to the user-space proxy) | $(nsmin "BenchmarkDataPlane/miss") |"
   echo
   echo "\`noop\` (a program that only returns \"next\") is the cost of BPF_PROG_TEST_RUN itself on this machine."
