@@ -145,56 +145,45 @@ func TestUserspaceProxy(t *testing.T) {
 	n.stop(t)
 }
 
-// assertServiceIPs checks the service IPs of app.ns.web.ns (three instances
-// answering web0, web1, web2 on port 8080) from client, whichever proxy serves
-// them: round robin over new TCP connections, UDP, an instance IP, and ping.
-// It returns the round-robin IP.
+// assertServiceIPs checks the IPv4 service IPs of app.ns.web.ns (three
+// instances answering web0, web1, web2 on port 8080) from client, whichever
+// proxy serves them: round robin over new TCP connections, UDP, an instance
+// IP, and ping. It returns the round-robin IP.
 func assertServiceIPs(t *testing.T, n *node, client *container) string {
 	t.Helper()
-	rr := serviceIP(t, n, "app.ns.web.ns", 0, table.PolicyRoundRobin)
+	return assertServiceIPsOf(t, n, client, false)
+}
+
+// assertServiceIPs6 is assertServiceIPs over the IPv6 service IPs.
+func assertServiceIPs6(t *testing.T, n *node, client *container) string {
+	t.Helper()
+	return assertServiceIPsOf(t, n, client, true)
+}
+
+func assertServiceIPsOf(t *testing.T, n *node, client *container, v6 bool) string {
+	t.Helper()
+	tcp, udp := "tcp4", "udp4"
+	if v6 {
+		tcp, udp = "tcp6", "udp6"
+	}
+	rr := serviceIPOf(t, n, "app.ns.web.ns", 0, table.PolicyRoundRobin, v6)
 	var got []string
 	for i := 0; i < 4; i++ {
-		name, err := ask(client, "tcp4", net.JoinHostPort(rr, "8080"))
+		name, err := ask(client, tcp, net.JoinHostPort(rr, "8080"))
 		if err != nil {
 			t.Fatalf("TCP to the service IP %s: %v", rr, err)
 		}
 		got = append(got, name)
 	}
 	if strings.Join(got, ",") != "web0,web1,web2,web0" {
-		t.Fatalf("round robin over new connections: %v", got)
+		t.Fatalf("round robin over new connections to %s: %v", rr, got)
 	}
-	if name, err := ask(client, "udp4", net.JoinHostPort(rr, "8080")); err != nil || !strings.HasPrefix(name, "web") {
-		t.Fatalf("UDP to the service IP: %q %v", name, err)
+	if name, err := ask(client, udp, net.JoinHostPort(rr, "8080")); err != nil || !strings.HasPrefix(name, "web") {
+		t.Fatalf("UDP to the service IP %s: %q %v", rr, name, err)
 	}
-	inst2 := serviceIP(t, n, "app.ns.web.ns", 2, table.PolicyInstance)
-	if name, err := ask(client, "tcp4", net.JoinHostPort(inst2, "8080")); err != nil || name != "web2" {
-		t.Fatalf("instance IP: %q %v", name, err)
-	}
-	assertPing(t, client.ns, rr)
-	return rr
-}
-
-// assertServiceIPs6 is assertServiceIPs over IPv6 service IPs.
-func assertServiceIPs6(t *testing.T, n *node, client *container) string {
-	t.Helper()
-	rr := serviceIPOf(t, n, "app.ns.web.ns", 0, table.PolicyRoundRobin, true)
-	var got []string
-	for i := 0; i < 4; i++ {
-		name, err := ask(client, "tcp6", net.JoinHostPort(rr, "8080"))
-		if err != nil {
-			t.Fatalf("TCP to the IPv6 service IP %s: %v", rr, err)
-		}
-		got = append(got, name)
-	}
-	if strings.Join(got, ",") != "web0,web1,web2,web0" {
-		t.Fatalf("IPv6 round robin over new connections: %v", got)
-	}
-	if name, err := ask(client, "udp6", net.JoinHostPort(rr, "8080")); err != nil || !strings.HasPrefix(name, "web") {
-		t.Fatalf("UDP to the IPv6 service IP: %q %v", name, err)
-	}
-	inst2 := serviceIPOf(t, n, "app.ns.web.ns", 2, table.PolicyInstance, true)
-	if name, err := ask(client, "tcp6", net.JoinHostPort(inst2, "8080")); err != nil || name != "web2" {
-		t.Fatalf("IPv6 instance IP: %q %v", name, err)
+	inst2 := serviceIPOf(t, n, "app.ns.web.ns", 2, table.PolicyInstance, v6)
+	if name, err := ask(client, tcp, net.JoinHostPort(inst2, "8080")); err != nil || name != "web2" {
+		t.Fatalf("instance IP %s: %q %v", inst2, name, err)
 	}
 	assertPing(t, client.ns, rr)
 	return rr
