@@ -174,4 +174,9 @@ func TestWithoutKernCtx(t *testing.T) {
 			check(t, out, c.src, c.dst, c.dmac)
 		}
 	}
+	// ICMP errors never needed the kfunc: they are translated as well.
+	sent := tcp6(t, "fd00:18::2", "fdff:2000::1", 2, 80)
+	checkErr(t, d, icmp6Err(t, "fd00:18::4", "fdff:2000::2", 2, 0, 1280, send(t, d, sent)), "fdff:2000::1", "fd00:18::2", bpftest.MACA[5], l3(sent))
+	sent = tcpFrame(t, "10.18.0.2", "10.30.0.1", 2, 80)
+	checkErr(t, d, icmp4Err(t, "10.18.0.4", "10.30.0.2", 3, 4, 1400, send(t, d, sent)[:28]), "10.30.0.1", "10.18.0.2", bpftest.MACA[5], l3(sent)[:28])
 }

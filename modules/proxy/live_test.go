@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -106,11 +107,16 @@ func (c *capture) frames(t *testing.T) []frame {
 	}
 }
 
-// liveTopology: a client namespace and a server namespace, each on a veth
-// into a node namespace; the data plane on the client's host veth (TCX
-// ingress), translating the server's service IPs. It returns the server's
-// packet capture.
-func liveTopology(t *testing.T) (cli *nstest.Netns, cap *capture) {
+// liveNet: a client namespace and a server namespace, each on a veth into a
+// node namespace; the data plane on the client's host veth (TCX ingress),
+// translating the server's service IPs.
+type liveNet struct {
+	node, cli, srv *nstest.Netns
+	vsrv, srvEth   netlink.Link
+	coll           *ebpf.Collection
+}
+
+func newLiveNet(t *testing.T) *liveNet {
 	t.Helper()
 	node, cli, srv := nstest.NewNetns(t, "pxnode"), nstest.NewNetns(t, "pxcli"), nstest.NewNetns(t, "pxsrv")
 	node.MustExec(t, "ip", "link", "add", "vcli", "type", "veth", "peer", "name", "eth0", "netns", cli.Name)
@@ -154,15 +160,29 @@ func liveTopology(t *testing.T) (cli *nstest.Netns, cap *capture) {
 	if err := px.sync(); err != nil {
 		t.Fatal(err)
 	}
-	var l link.Link
-	if err := node.Do(func() (err error) {
-		l, err = link.AttachTCX(link.TCXOptions{Interface: vcli.Attrs().Index, Program: coll.Programs[module.ProgramIngress], Attach: ebpf.AttachTCXIngress})
+	l := &liveNet{node: node, cli: cli, srv: srv, vsrv: vsrv, srvEth: srvEth, coll: coll}
+	l.attach(t, vcli)
+	return l
+}
+
+// attach puts the data plane on a host veth's TCX ingress.
+func (l *liveNet) attach(t *testing.T, veth netlink.Link) {
+	t.Helper()
+	var tcx link.Link
+	if err := l.node.Do(func() (err error) {
+		tcx, err = link.AttachTCX(link.TCXOptions{Interface: veth.Attrs().Index, Program: l.coll.Programs[module.ProgramIngress], Attach: ebpf.AttachTCXIngress})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	return cli, newCapture(t, srv, srvEth.Attrs().Index)
+	t.Cleanup(func() { tcx.Close() })
+}
+
+// liveTopology: a liveNet and the server's packet capture.
+func liveTopology(t *testing.T) (cli *nstest.Netns, cap *capture) {
+	t.Helper()
+	l := newLiveNet(t)
+	return l.cli, newCapture(t, l.srv, l.srvEth.Attrs().Index)
 }
 
 // On live traffic a service's TCP and UDP packets are CHECKSUM_PARTIAL: the
@@ -234,5 +254,51 @@ func TestLivePartialChecksums(t *testing.T) {
 		if !seen[w] {
 			t.Errorf("no %s packet arrived translated (seen %v)", w, seen)
 		}
+	}
+}
+
+// A client's UDP to a closed port behind a service IP is refused: the
+// server's kernel answers port unreachable, which the data plane on the
+// server's host veth translates (the client's kernel verifies its ICMP
+// checksum and finds the socket by the quoted packet) — IPv4 and IPv6.
+func TestLiveICMPErrors(t *testing.T) {
+	bpftest.RequireRoot(t)
+	l := newLiveNet(t)
+	l.attach(t, l.vsrv)
+	gw := l.vsrv.Attrs().HardwareAddr.String()
+	l.srv.MustExec(t, "ip", "neigh", "add", "10.18.0.1", "lladdr", gw, "dev", "eth0")
+	l.srv.MustExec(t, "ip", "-6", "neigh", "add", "fd00:18::1", "lladdr", gw, "dev", "eth0")
+	l.srv.MustExec(t, "ip", "route", "add", "10.30.0.0/16", "via", "10.18.0.1")
+	l.srv.MustExec(t, "ip", "-6", "route", "add", "fdff:2000::/64", "via", "fd00:18::1")
+	for _, addr := range []string{"10.30.0.1", "fdff:2000::1"} {
+		if err := l.cli.Do(func() error {
+			c, err := net.Dial("udp", net.JoinHostPort(addr, "9999"))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte("anyone?")); err != nil {
+				return err
+			}
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			_, err = c.Read(make([]byte, 16))
+			if !errors.Is(err, unix.ECONNREFUSED) {
+				return fmt.Errorf("read: %v, want connection refused", err)
+			}
+			return nil
+		}); err != nil {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+	var perCPU []uint64
+	if err := l.coll.Maps["stats"].Lookup(uint32(statICMPError), &perCPU); err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, v := range perCPU {
+		n += v
+	}
+	if n != 2 {
+		t.Fatalf("icmpErrors %d, want 2", n)
 	}
 }

@@ -85,9 +85,12 @@ const (
 	statError
 	statV6Ext
 	statMissDropped
+	statICMPError
+	statICMPErrorNoFlow
 )
 
-var statNames = []string{"hits", "newSessions", "passedToUserspace", "malformed", "errors", "v6ExtensionHeaders", "missEventsDropped"}
+var statNames = []string{"hits", "newSessions", "passedToUserspace", "malformed", "errors", "v6ExtensionHeaders", "missEventsDropped",
+	"icmpErrors", "icmpErrorsNoFlow"}
 
 // local is one attached instance: where the proxy can deliver to it.
 type local struct {

@@ -5,15 +5,18 @@
  * instance's namespace IP (round robin or the instance an instance IP names),
  * its source to the sender's instance IP; the choice is kept per flow in both
  * directions, and the packet goes straight into the target's namespace
- * (bpf_redirect_peer). What it cannot translate here (no local instance,
- * unknown sender, not TCP/UDP/ICMP echo, IPv6 extension headers) it passes on:
- * the user-space proxy behind the node's route to the service range handles
- * it, so no first packet is lost; a miss in the translation tables is also
+ * (bpf_redirect_peer); an ICMP / ICMPv6 error about such a flow is translated
+ * back to what the sender of the quoted packet knows. What it cannot translate
+ * here (no local instance, unknown sender, not TCP/UDP/ICMP echo or an error
+ * about a known flow, IPv6 extension headers) it passes on: the user-space
+ * proxy behind the node's route to the service range handles it, so no first
+ * packet is lost; a miss in the translation tables is also
  * reported to the control plane (ring buffer), which pushes a translation
  * that should have been there.
  *
  * common.bpf.h: config, stats, checksums, L4 ports; miss.bpf.h: miss events;
- * v4.bpf.h, v6.bpf.h: each family's tables and translation. */
+ * v4.bpf.h, v6.bpf.h: each family's tables and translation; icmperr.bpf.h:
+ * what their ICMP error translations share. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 

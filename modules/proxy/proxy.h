@@ -101,4 +101,6 @@ struct px_miss {
 #define PX_ERROR (4)      /* a helper failed: dropped */
 #define PX_V6_EXT (5)     /* IPv6 to a service IP with extension headers: passed untouched */
 #define PX_MISS_DROPPED (6) /* a miss event found the ring buffer full */
-#define PX_NSTATS (7)
+#define PX_ICMP_ERR (7)   /* an ICMP / ICMPv6 error about a flow with a session: translated */
+#define PX_ICMP_NOFLOW (8) /* an ICMP / ICMPv6 error about a flow without one: passed untouched */
+#define PX_NSTATS (9)

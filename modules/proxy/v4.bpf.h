@@ -2,6 +2,7 @@
 #pragma once
 
 #include "common.bpf.h"
+#include "icmperr.bpf.h"
 #include "miss.bpf.h"
 
 struct {
@@ -130,6 +131,94 @@ static __always_inline int new_flow(struct __sk_buff *skb, struct ethhdr *eth, s
 	return translate(skb, eth, ip, &t.fwd, li, gw_mac);
 }
 
+/* px_icmp_error4 translates an ICMP error (destination unreachable, time
+ * exceeded, parameter problem) about a flow with a session and delivers it
+ * like a hit (icmperr.bpf.h); an error about no known flow, a malformed or
+ * truncated one, or other ICMP it passes on untouched. Called by handle4 for
+ * ICMP other than echo, only. */
+__attribute__((noinline)) int px_icmp_error4(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct px_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return NM_NEXT;
+	bpf_skb_pull_data(skb, skb->len < PX_ICMP_PULL ? skb->len : PX_ICMP_PULL); /* best effort: the checks below decide */
+	struct cursor c;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct nm_icmphdr *icmp;
+	cursor_init(&c, skb);
+	void *data = c.pos;
+	if (parse_eth(&c, &eth) != ETH_P_IP || parse_ipv4(&c, &ip) != IPPROTO_ICMP || parse_icmp(&c, &icmp) < 0)
+		goto malformed; /* handle4 parsed it before the pull: cannot be */
+	if (icmp->type != ICMP_DEST_UNREACH && icmp->type != ICMP_TIME_EXCEEDED && icmp->type != ICMP_PARAMETERPROB)
+		goto pass;
+	if (ip->frag_off & bpf_htons(0x2000))
+		goto pass; /* a fragment of the error: not all of the message is here */
+
+	/* The message ends at the IP total length (the frame may be padded) and
+	 * must hold the quoted IP header and 8 bytes of L4. */
+	__u32 hl = ip->ihl * 4;
+	__u32 tot = bpf_ntohs(ip->tot_len);
+	__u32 ip_off = (void *)ip - data;
+	if (ip_off + tot > skb->len || tot < hl + 8 + sizeof(struct iphdr) + 8)
+		goto malformed;
+	__u32 avail = tot - hl - 8; /* quoted bytes */
+	struct iphdr *q = c.pos;
+	if ((void *)(q + 1) > c.end || q->version != 4 || q->ihl < 5)
+		goto malformed;
+	__u32 qhl = q->ihl * 4;
+	__u32 qtot = bpf_ntohs(q->tot_len);
+	if (qhl + 8 > avail || qtot < qhl + 8)
+		goto malformed;
+	if (qtot > avail)
+		qtot = avail; /* the quote is cut short */
+	if (q->frag_off & bpf_htons(0x1fff))
+		goto pass; /* quotes a later fragment: no ports */
+	struct quote qt = {};
+	int r = parse_quote((void *)q + qhl, c.end, q->protocol, 0, qtot - qhl, &qt);
+	if (r == PX_L4_MALFORMED)
+		goto malformed;
+	if (r != PX_L4_OK)
+		goto pass;
+
+	/* the direction the error travels in: the reverse of the quoted flow */
+	struct px_flow f = {.src = q->daddr, .dst = q->saddr, .sport = qt.dport, .dport = qt.sport, .proto = q->protocol};
+	struct px_session *s = bpf_map_lookup_elem(&sessions, &f);
+	if (!s) {
+		count(PX_ICMP_NOFLOW);
+		return NM_NEXT;
+	}
+	__be32 nsrc = ip->saddr == q->daddr ? s->new_src : ip->saddr;
+	__u32 diff = rewrite_diff(ip->saddr, ip->daddr, nsrc, s->new_dst);
+	ip->check = csum_fold(csum_add32(diff, ~(__u32)ip->check));
+	ip->saddr = nsrc;
+	ip->daddr = s->new_dst;
+	/* The quoted addresses change as the session's own flow's do, swapped:
+	 * by the session's checksum difference. The quoted header's checksum
+	 * takes it in, so only the quoted L4 checksum's change is left for the
+	 * ICMP checksum, which does not cover the outer addresses. */
+	diff = s->csum_diff;
+	q->check = csum_fold(csum_add32(diff, ~(__u32)q->check));
+	q->saddr = s->new_dst;
+	q->daddr = s->new_src;
+	__u32 msg = quote_csum(&qt, diff);
+	set_macs(eth, s->mac, cfg->gw_mac);
+	__u32 ifindex = s->ifindex;
+	if (icmp_csum(skb, (void *)&icmp->checksum - data, msg, 0, 0) < 0) {
+		count(PX_ERROR);
+		return NM_DROP;
+	}
+	count(PX_ICMP_ERR);
+	return bpf_redirect_peer(ifindex, 0);
+malformed:
+	count(PX_MALFORMED);
+	return NM_NEXT;
+pass:
+	count(PX_PASS);
+	return NM_NEXT;
+}
+
 /* handle4 translates an IPv4 packet leaving a service; the cursor is past
  * the Ethernet header. */
 static __always_inline int handle4(struct __sk_buff *skb, struct cursor *c, void *data, struct ethhdr *eth)
@@ -149,6 +238,8 @@ static __always_inline int handle4(struct __sk_buff *skb, struct cursor *c, void
 	struct l4info li = {};
 	int r = parse_l4(c, data, l4, 0, &li);
 	if (r != PX_L4_OK) {
+		if (r == PX_L4_PASS && l4 == IPPROTO_ICMP)
+			return px_icmp_error4(skb); /* ICMP other than echo: perhaps an error about a flow */
 		count(r == PX_L4_MALFORMED ? PX_MALFORMED : PX_PASS);
 		return NM_NEXT;
 	}

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "common.bpf.h"
+#include "icmperr.bpf.h"
 #include "miss.bpf.h"
 
 struct {
@@ -128,6 +129,100 @@ static __always_inline int new_flow6(struct __sk_buff *skb, struct ethhdr *eth, 
 	return translate6(skb, eth, ip6, &t.fwd, li, gw_mac);
 }
 
+/* px_icmp_error6 translates an ICMPv6 error (destination unreachable, packet
+ * too big, time exceeded, parameter problem) about a flow with a session and
+ * delivers it like a hit (icmperr.bpf.h); an error about no known flow, a
+ * malformed or truncated one, one quoting extension headers, or other ICMPv6
+ * it passes on untouched. Called by handle6 for ICMPv6 other than echo right
+ * after the IPv6 header, only. */
+__attribute__((noinline)) int px_icmp_error6(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct px_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return NM_NEXT;
+	bpf_skb_pull_data(skb, skb->len < PX_ICMP_PULL ? skb->len : PX_ICMP_PULL); /* best effort: the checks below decide */
+	struct cursor c;
+	struct ethhdr *eth;
+	cursor_init(&c, skb);
+	void *data = c.pos;
+	if (parse_eth(&c, &eth) != ETH_P_IPV6)
+		goto malformed; /* handle6 parsed it before the pull: cannot be */
+	struct ipv6hdr *ip6 = cursor_take(&c, sizeof(*ip6));
+	struct icmp6hdr *icmp;
+	if (!ip6 || ip6->version != 6 || ip6->nexthdr != IPPROTO_ICMPV6 || parse_icmp6(&c, &icmp) < 0)
+		goto malformed; /* as above */
+	if (icmp->icmp6_type < ICMPV6_DEST_UNREACH || icmp->icmp6_type > ICMPV6_PARAMPROB)
+		goto pass;
+
+	/* The message ends at the payload length (the frame may be padded) and
+	 * must hold the quoted IPv6 header and 8 bytes of L4. */
+	__u32 tot = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	__u32 ip_off = (void *)ip6 - data;
+	if (ip_off + tot > skb->len || tot < sizeof(*ip6) + 8 + sizeof(*ip6) + 8)
+		goto malformed;
+	__u32 avail = tot - sizeof(*ip6) - 8; /* quoted bytes */
+	struct ipv6hdr *q = c.pos;
+	if ((void *)(q + 1) > c.end || q->version != 6)
+		goto malformed;
+	__u32 qtot = sizeof(*q) + bpf_ntohs(q->payload_len);
+	if (qtot < sizeof(*q) + 8)
+		goto malformed;
+	if (qtot > avail)
+		qtot = avail; /* the quote is cut short */
+	struct quote qt = {};
+	int r = parse_quote(q + 1, c.end, q->nexthdr, 1, qtot - sizeof(*q), &qt);
+	if (r == PX_L4_MALFORMED)
+		goto malformed;
+	if (r != PX_L4_OK)
+		goto pass; /* not TCP, UDP or echo (extension headers among them) */
+
+	/* the direction the error travels in: the reverse of the quoted flow */
+	struct px_flow6 f = {.sport = qt.dport, .dport = qt.sport, .proto = q->nexthdr};
+	__builtin_memcpy(f.src, q->daddr.in6_u.u6_addr32, 16);
+	__builtin_memcpy(f.dst, q->saddr.in6_u.u6_addr32, 16);
+	struct px_session6 *s = bpf_map_lookup_elem(&sessions6, &f);
+	if (!s) {
+		count(PX_ICMP_NOFLOW);
+		return NM_NEXT;
+	}
+	/* The outer addresses are in the ICMPv6 checksum's pseudo-header; the
+	 * quoted ones change as the session's own flow's do, swapped: by the
+	 * session's checksum difference, and with them the quoted L4 checksum.
+	 * Both are bytes of the message. (Word by word: the stack is shared
+	 * with the caller's.) */
+	__be32 *src = ip6->saddr.in6_u.u6_addr32, *dst = ip6->daddr.in6_u.u6_addr32;
+	int same = src[0] == f.src[0] && src[1] == f.src[1] && src[2] == f.src[2] && src[3] == f.src[3];
+	__u32 pseudo = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		if (same) {
+			pseudo = csum_add32(csum_add32(pseudo, ~src[i]), s->new_src[i]);
+			src[i] = s->new_src[i];
+		}
+		pseudo = csum_add32(csum_add32(pseudo, ~dst[i]), s->new_dst[i]);
+		dst[i] = s->new_dst[i];
+		q->saddr.in6_u.u6_addr32[i] = s->new_dst[i];
+		q->daddr.in6_u.u6_addr32[i] = s->new_src[i];
+	}
+	__u32 diff = s->csum_diff;
+	__u32 msg = csum_add32(diff, quote_csum(&qt, diff));
+	set_macs(eth, s->mac, cfg->gw_mac);
+	__u32 ifindex = s->ifindex;
+	if (icmp_csum(skb, (void *)&icmp->icmp6_cksum - data, msg, pseudo, 1) < 0) {
+		count(PX_ERROR);
+		return NM_DROP;
+	}
+	count(PX_ICMP_ERR);
+	return bpf_redirect_peer(ifindex, 0);
+malformed:
+	count(PX_MALFORMED);
+	return NM_NEXT;
+pass:
+	count(PX_PASS);
+	return NM_NEXT;
+}
+
 /* handle6 translates an IPv6 packet leaving a service; the cursor is past
  * the Ethernet header. */
 static __always_inline int handle6(struct __sk_buff *skb, struct cursor *c, void *data, struct ethhdr *eth)
@@ -153,6 +248,8 @@ static __always_inline int handle6(struct __sk_buff *skb, struct cursor *c, void
 	struct l4info li = {};
 	int r = parse_l4(c, data, l4, 1, &li);
 	if (r != PX_L4_OK) {
+		if (r == PX_L4_PASS && l4 == IPPROTO_ICMPV6)
+			return px_icmp_error6(skb); /* ICMPv6 other than echo: perhaps an error about a flow */
 		count(r == PX_L4_MALFORMED ? PX_MALFORMED : PX_PASS);
 		return NM_NEXT;
 	}
