@@ -29,13 +29,16 @@ func TestEBPFProxy(t *testing.T) {
 
 	rr := assertServiceIPs(t, n, client)
 	rr6 := assertServiceIPs6(t, n, client)
+	// An instance's ICMP port unreachable is translated back in the kernel.
+	assertRefused(t, client, "udp4", net.JoinHostPort(rr, "9999"))
+	assertRefused(t, client, "udp6", net.JoinHostPort(rr6, "9999"))
 	getJSON(t, n, "/proxy", &after)
 	if after.Stats.NewSessions != before.Stats.NewSessions {
 		t.Fatalf("the user-space proxy handled %d flows the eBPF proxy should have", after.Stats.NewSessions-before.Stats.NewSessions)
 	}
 	var st map[string]uint64
 	getJSON(t, n, "/ebpf/"+px.ID+"/stats", &st)
-	if st["newSessions"] < 14 || st["hits"] == 0 || st["errors"] != 0 {
+	if st["newSessions"] < 14 || st["hits"] == 0 || st["errors"] != 0 || st["icmpErrors"] < 2 {
 		t.Fatalf("eBPF proxy stats: %v", st)
 	}
 	var trans map[string][]string
