@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -204,6 +205,7 @@ type fakeModule struct {
 	panicOn  string // "Attach", "Detach", "Close", "handler"
 	failOn   string
 	attached map[string]bool
+	ranges   []netip.Prefix // the service ranges New was given
 }
 
 func (f *fakeModule) record(call string) error {
@@ -269,7 +271,7 @@ func (p *fakePlugins) Open(path string) (module.NewFunc, module.MapSizesFunc, er
 		if p.panicOn[base.Name] == "New" {
 			panic("fake New panic")
 		}
-		f := &fakeModule{panicOn: p.panicOn[base.Name], failOn: p.failOn[base.Name], attached: map[string]bool{}}
+		f := &fakeModule{panicOn: p.panicOn[base.Name], failOn: p.failOn[base.Name], attached: map[string]bool{}, ranges: base.ServiceRanges}
 		base.Router.HandleFunc("/state", func(w http.ResponseWriter, _ *http.Request) {
 			if f.panicOn == "handler" {
 				panic("fake handler panic")

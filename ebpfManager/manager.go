@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -27,7 +28,9 @@ type Options struct {
 	// Services lists the deployed services in deploy order.
 	Services func() []events.Service
 	Table    module.ServiceTable
-	Log      logrus.FieldLogger
+	// ServiceRanges are the node's service ranges, handed to modules.
+	ServiceRanges []netip.Prefix
+	Log           logrus.FieldLogger
 }
 
 // Manager is the registry of module instances.
@@ -203,7 +206,8 @@ func (m *Manager) start(in *instance, newFn module.NewFunc, sizesFn module.MapSi
 	}
 	in.router = newModuleRouter(in.name)
 	base := module.Base{ID: in.id, Name: in.name, Priority: in.rank.priority, Config: in.config, Router: in.router,
-		Log: m.opts.Log.WithFields(logrus.Fields{"module": in.name, "id": in.id}), Services: m.opts.Table, DataPlane: in.dp.SDK()}
+		Log: m.opts.Log.WithFields(logrus.Fields{"module": in.name, "id": in.id}), Services: m.opts.Table,
+		ServiceRanges: append([]netip.Prefix(nil), m.opts.ServiceRanges...), DataPlane: in.dp.SDK()}
 	if err := m.guard(in, "New", func() (err error) { in.mod, err = newFn(base); return }); err != nil {
 		m.closeDataPlane(in)
 		return moduleError(err)

@@ -131,10 +131,14 @@ type Base struct {
 	// Router serves the instance's sub-routes: a handler registered for
 	// "/counts" answers GET /ebpf/{id}/counts. The routes disappear with the
 	// instance.
-	Router    *mux.Router
-	Log       logrus.FieldLogger
-	Services  ServiceTable
-	DataPlane *DataPlane
+	Router   *mux.Router
+	Log      logrus.FieldLogger
+	Services ServiceTable
+	// ServiceRanges are the node's service ranges: IPv4, then IPv6 when the
+	// node has IPv6 service IPs. Modules that translate service IPs default
+	// to them.
+	ServiceRanges []netip.Prefix
+	DataPlane     *DataPlane
 }
 
 // Module is a running control plane.

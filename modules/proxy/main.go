@@ -24,8 +24,10 @@ import (
 
 // Config is the instance's configuration; every key is optional.
 type Config struct {
-	ServiceRange   string `json:"serviceRange"`   // default 10.30.0.0/16
-	ServiceRangeV6 string `json:"serviceRangeV6"` // default fdff:2000::/64
+	// The service ranges default to the node's (module.Base.ServiceRanges),
+	// or to 10.30.0.0/16 and fdff:2000::/64 where the node gives none.
+	ServiceRange   string `json:"serviceRange"`
+	ServiceRangeV6 string `json:"serviceRangeV6"`
 	MaxSessions    uint32 `json:"maxSessions"`    // default 65536 per address family (two per flow)
 	MaxServices    uint32 `json:"maxServices"`    // default 4096 per address family
 	// MissRingBytes sizes the ring buffer of miss events (a power of two, at
@@ -41,9 +43,17 @@ type settings struct {
 	rng, rng6 netip.Prefix
 }
 
-func parseConfig(raw json.RawMessage) (settings, error) {
+// parseConfig validates a config; the service ranges default to the node's.
+func parseConfig(raw json.RawMessage, node []netip.Prefix) (settings, error) {
 	s := settings{Config: Config{ServiceRange: "10.30.0.0/16", ServiceRangeV6: "fdff:2000::/64", MaxSessions: 65536, MaxServices: 4096,
 		MissRingBytes: 65536, MissRateEntries: 4096}}
+	for _, r := range node {
+		if r.Addr().Is4() {
+			s.ServiceRange = r.String()
+		} else {
+			s.ServiceRangeV6 = r.String()
+		}
+	}
 	if len(raw) > 0 && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &s.Config); err != nil {
 			return s, fmt.Errorf("%w: %v", module.ErrInvalidConfig, err)
@@ -77,7 +87,7 @@ func configValue(rng, rng6 netip.Prefix, gw [6]byte) pxConfig {
 
 // MapSizes sets the table sizes from the config.
 func MapSizes(raw json.RawMessage) (map[string]uint32, error) {
-	c, err := parseConfig(raw)
+	c, err := parseConfig(raw, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +137,7 @@ func New(base module.Base) (module.Module, error) {
 
 // newProxy is New without the miss reader.
 func newProxy(base module.Base) (*Proxy, error) {
-	cfg, err := parseConfig(base.Config)
+	cfg, err := parseConfig(base.Config, base.ServiceRanges)
 	if err != nil {
 		return nil, err
 	}

@@ -206,6 +206,23 @@ func TestConfig(t *testing.T) {
 	}
 }
 
+// The service ranges follow the node's unless the config names them.
+func TestConfigDefaultsToTheNodesRanges(t *testing.T) {
+	node := []netip.Prefix{netip.MustParsePrefix("10.40.0.0/16"), netip.MustParsePrefix("fdff:40::/64")}
+	s, err := parseConfig(json.RawMessage("null"), node)
+	if err != nil || s.rng != node[0] || s.rng6 != node[1] {
+		t.Fatalf("null config on a node with %v: %v %v, %v", node, s.rng, s.rng6, err)
+	}
+	s, err = parseConfig(json.RawMessage(`{"serviceRange": "10.50.0.0/16"}`), node)
+	if err != nil || s.rng.String() != "10.50.0.0/16" || s.rng6 != node[1] {
+		t.Fatalf("explicit serviceRange: %v %v, %v", s.rng, s.rng6, err)
+	}
+	s, err = parseConfig(json.RawMessage("null"), nil)
+	if err != nil || s.rng.String() != "10.30.0.0/16" || s.rng6.String() != "fdff:2000::/64" {
+		t.Fatalf("no node ranges: %v %v, %v", s.rng, s.rng6, err)
+	}
+}
+
 // TestStructsMatchC compares the Go mirrors with the C structs' BTF: the
 // module object's, and for structs it never names in a map (the ring buffer's
 // event) that of proxy.h compiled on its own with a variable of each.

@@ -149,6 +149,15 @@ func (c Config) Validate() (Network, error) {
 	return n, nil
 }
 
+// ServiceRanges are the service ranges: IPv4, then IPv6 when on.
+func (n Network) ServiceRanges() []netip.Prefix {
+	r := []netip.Prefix{n.ServiceRange}
+	if n.ServiceRangeV6.IsValid() {
+		r = append(r, n.ServiceRangeV6)
+	}
+	return r
+}
+
 func hostBits(p netip.Prefix) int { return p.Addr().BitLen() - p.Bits() }
 
 func parseSubnet(key, s string, v4 bool, maxBits int) (netip.Prefix, error) {

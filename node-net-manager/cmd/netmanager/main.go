@@ -101,15 +101,19 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		return errors.Join(err, env.Teardown())
 	}
 	router := api.NewRouter(api.Options{Deployer: mgr, Version: version.Version, Log: log})
-	em, emErr := startEBPFManager(cfg, mgr, tab, bus, log)
+	ps := parts{cfg: cfg, net: n, env: env, table: tab, deploy: mgr, bus: bus, router: router, log: log}
+	em, emErr := startEBPFManager(ps)
 	if emErr != nil {
 		log.WithError(emErr).Warn("eBPF Manager disabled: modules cannot be loaded on this node")
 		disabledEBPF(router, emErr)
 	} else {
 		em.Register(router)
 	}
-	stopProxy, err := startProxy(proxyDeps{cfg: cfg, net: n, env: env, table: tab, bus: bus, router: router, log: log})
+	stopProxy, err := startProxy(ps)
 	if err != nil {
+		if em != nil {
+			err = errors.Join(err, em.Close())
+		}
 		return errors.Join(err, env.Teardown())
 	}
 	defer func() {
@@ -173,7 +177,8 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 }
 
 // startEBPFManager creates the eBPF Manager and subscribes it to service events.
-func startEBPFManager(cfg config.Config, mgr *deploy.Manager, tab *table.Standalone, bus *events.Bus, log *logrus.Logger) (*ebpfmanager.Manager, error) {
+func startEBPFManager(d parts) (*ebpfmanager.Manager, error) {
+	cfg, log := d.cfg, d.log
 	k, err := kernel.New(cfg.TCMode)
 	if err != nil {
 		return nil, err
@@ -186,21 +191,22 @@ func startEBPFManager(cfg config.Config, mgr *deploy.Manager, tab *table.Standal
 		log.WithField("path", kernel.DefaultBPFFS).Info("mounted the bpf file system (it stays mounted)")
 	}
 	em, err := ebpfmanager.New(ebpfmanager.Options{Kernel: k, Plugins: kernel.Plugins{}, ModulesDir: cfg.ModulesDir, PinDir: cfg.PinDir,
-		Services: mgr.Services, Table: ebpfmanager.StandaloneTable{Table: tab}, Log: log})
+		Services: d.deploy.Services, Table: ebpfmanager.StandaloneTable{Table: d.table}, ServiceRanges: d.net.ServiceRanges(), Log: log})
 	if err != nil {
 		return nil, err
 	}
-	bus.Subscribe("ebpf-manager", em.HandleEvent)
+	d.bus.Subscribe("ebpf-manager", em.HandleEvent)
 	log.WithFields(logrus.Fields{"mode": k.Mode(), "modules": cfg.ModulesDir, "pins": cfg.PinDir}).Info("eBPF Manager ready")
 	return em, nil
 }
 
-// proxyDeps is what the user-space proxy is started with.
-type proxyDeps struct {
+// parts are the daemon's pieces the eBPF Manager and the proxy start with.
+type parts struct {
 	cfg    config.Config
 	net    config.Network
 	env    *netenv.Env
 	table  *table.Standalone
+	deploy *deploy.Manager
 	bus    *events.Bus
 	router *mux.Router
 	log    *logrus.Logger
@@ -210,17 +216,14 @@ type proxyDeps struct {
 // inter-node tunnel (UDP on nodeIP:tunnelPort), forgets the sessions of
 // removed services, and serves its counters at GET /proxy. The returned
 // function stops it.
-func startProxy(d proxyDeps) (func(), error) {
+func startProxy(d parts) (func(), error) {
 	if !d.cfg.Proxy {
 		d.router.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
 			api.WriteJSON(w, http.StatusOK, map[string]any{"enabled": false})
 		}).Methods(http.MethodGet)
 		return func() {}, nil
 	}
-	ranges := []netip.Prefix{d.net.ServiceRange}
-	if d.net.ServiceRangeV6.IsValid() {
-		ranges = append(ranges, d.net.ServiceRangeV6)
-	}
+	ranges := d.net.ServiceRanges()
 	self := netip.AddrPortFrom(d.net.NodeIP, uint16(d.net.TunnelPort))
 	tunnel, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(self))
 	if err != nil {
