@@ -28,8 +28,8 @@ type Config struct {
 	// or to 10.30.0.0/16 and fdff:2000::/64 where the node gives none.
 	ServiceRange   string `json:"serviceRange"`
 	ServiceRangeV6 string `json:"serviceRangeV6"`
-	MaxSessions    uint32 `json:"maxSessions"`    // default 65536 per address family (two per flow)
-	MaxServices    uint32 `json:"maxServices"`    // default 4096 per address family
+	MaxSessions    uint32 `json:"maxSessions"` // default 65536 per address family (two per flow)
+	MaxServices    uint32 `json:"maxServices"` // default 4096 per address family
 	// MissRingBytes sizes the ring buffer of miss events (a power of two, at
 	// least a page); MissRateEntries the service IPs whose last event time
 	// the rate limit remembers.

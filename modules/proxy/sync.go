@@ -56,23 +56,7 @@ func (p *Proxy) sync() error {
 
 // replaceAll makes a hash map hold exactly want.
 func replaceAll[K comparable, V any](m *ebpf.Map, want map[K]V, k *K) error {
-	var stale []K
-	var v V
-	it := m.Iterate()
-	for it.Next(k, &v) {
-		if _, ok := want[*k]; !ok {
-			stale = append(stale, *k)
-		}
-	}
-	var errs []error
-	if err := it.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("iterate %s: %w", m, err))
-	}
-	for _, s := range stale {
-		if err := m.Delete(s); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			errs = append(errs, fmt.Errorf("delete from %s: %w", m, err))
-		}
-	}
+	errs := deleteStale[K, V](m, func(key K) bool { _, ok := want[key]; return ok }, k)
 	for key, val := range want {
 		if err := m.Put(key, val); err != nil {
 			errs = append(errs, fmt.Errorf("update %s: %w", m, err))
@@ -84,11 +68,23 @@ func replaceAll[K comparable, V any](m *ebpf.Map, want map[K]V, k *K) error {
 // counters gives every service IP a round-robin counter (kept across syncs,
 // so the rotation goes on) and removes those of service IPs gone.
 func counters[K comparable](m *ebpf.Map, services map[K]pxService, k *K) error {
+	errs := deleteStale[K, uint64](m, func(key K) bool { _, ok := services[key]; return ok }, k)
+	for ip := range services {
+		if err := m.Update(ip, uint64(0), ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+			errs = append(errs, fmt.Errorf("update %s: %w", m, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deleteStale removes the entries of a hash map (values of type V) whose key
+// keep refuses.
+func deleteStale[K comparable, V any](m *ebpf.Map, keep func(K) bool, k *K) []error {
 	var stale []K
-	var n uint64
+	var v V
 	it := m.Iterate()
-	for it.Next(k, &n) {
-		if _, ok := services[*k]; !ok {
+	for it.Next(k, &v) {
+		if !keep(*k) {
 			stale = append(stale, *k)
 		}
 	}
@@ -101,12 +97,7 @@ func counters[K comparable](m *ebpf.Map, services map[K]pxService, k *K) error {
 			errs = append(errs, fmt.Errorf("delete from %s: %w", m, err))
 		}
 	}
-	for ip := range services {
-		if err := m.Update(ip, uint64(0), ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
-			errs = append(errs, fmt.Errorf("update %s: %w", m, err))
-		}
-	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // dropSessions removes the sessions from or to an instance's namespace
