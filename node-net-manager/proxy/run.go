@@ -74,7 +74,7 @@ func fromTUN(ctx context.Context, o RunOptions) error {
 		v := o.Translator.Translate(buf[:n])
 		switch {
 		case v.Drop != "":
-			o.Log.WithFields(logrus.Fields{"reason": v.Drop, "head": fmt.Sprintf("%x", buf[:min(n, 40)])}).Debug("proxy dropped a packet")
+			o.Log.WithFields(logrus.Fields{"reason": v.Drop, "head": hexHead(buf[:min(n, 40)])}).Debug("proxy dropped a packet")
 			if v.Drop == DropNoInstances {
 				if ans := Unreachable(buf[:n]); ans != nil {
 					_, _ = o.Dev.Write(ans)
@@ -89,6 +89,12 @@ func fromTUN(ctx context.Context, o RunOptions) error {
 		}
 	}
 }
+
+// hexHead shows the start of a dropped packet in a debug log; it is
+// formatted only if the entry is written.
+type hexHead []byte
+
+func (h hexHead) String() string { return fmt.Sprintf("%x", []byte(h)) }
 
 func send(o RunOptions, b []byte, to netip.AddrPort) {
 	if o.Tunnel == nil {

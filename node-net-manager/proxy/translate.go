@@ -241,35 +241,37 @@ func (t *Translator) apply(p *pkt, s *session) Verdict {
 // senderInstance returns the instance IP, in the packet's family, of the
 // local instance that sent it. The caller holds mu.
 func (t *Translator) senderInstance(p pkt) (netip.Addr, bool) {
-	senders, _ := t.res.Lookup(context.Background(), table.Query{IP: p.src})
-	for _, e := range senders {
-		if e.NsAddr(p.v6) == p.src && t.local(e) {
-			return e.ServiceIPOf(table.PolicyInstance, p.v6)
-		}
+	e, ok := t.find(p.src, func(e table.Entry) bool { return e.NsAddr(p.v6) == p.src && t.local(e) })
+	if !ok {
+		return netip.Addr{}, false
 	}
-	return netip.Addr{}, false
+	return e.ServiceIPOf(table.PolicyInstance, p.v6)
 }
 
 // fromPeer says whether src is the instance IP of an instance on the node at addr.
 func (t *Translator) fromPeer(src, node netip.Addr) bool {
-	es, _ := t.res.Lookup(context.Background(), table.Query{IP: src})
-	for _, e := range es {
-		if inst, ok := e.ServiceIPOf(table.PolicyInstance, src.Is6()); ok && inst == src && e.NodeIP == node && !t.local(e) {
-			return true
-		}
-	}
-	return false
+	_, ok := t.find(src, func(e table.Entry) bool {
+		inst, ok := e.ServiceIPOf(table.PolicyInstance, src.Is6())
+		return ok && inst == src && e.NodeIP == node && !t.local(e)
+	})
+	return ok
 }
 
 // isLocalInstance says whether dst is the namespace address of an instance on this node.
 func (t *Translator) isLocalInstance(dst netip.Addr, v6 bool) bool {
-	es, _ := t.res.Lookup(context.Background(), table.Query{IP: dst})
+	_, ok := t.find(dst, func(e table.Entry) bool { return e.NsAddr(v6) == dst && t.local(e) })
+	return ok
+}
+
+// find returns the first entry an address resolves to that match accepts.
+func (t *Translator) find(ip netip.Addr, match func(table.Entry) bool) (table.Entry, bool) {
+	es, _ := t.res.Lookup(context.Background(), table.Query{IP: ip})
 	for _, e := range es {
-		if e.NsAddr(v6) == dst && t.local(e) {
-			return true
+		if match(e) {
+			return e, true
 		}
 	}
-	return false
+	return table.Entry{}, false
 }
 
 // local says whether an entry's instance runs on this node.
