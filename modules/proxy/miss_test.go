@@ -167,7 +167,7 @@ func TestDecideMiss(t *testing.T) {
 // after one missed packet; a miss with no local instance is left alone.
 func TestMissRestoresTranslation(t *testing.T) {
 	d := newDPWithMisses(t)
-	for _, c := range []struct {
+	for i, c := range []struct {
 		name  string
 		m     string
 		key   any
@@ -189,6 +189,12 @@ func TestMissRestoresTranslation(t *testing.T) {
 		}
 		if v != redirect {
 			t.Fatalf("%s: not restored: %s", c.name, bpftest.Verdict(v))
+		}
+		// The push that restored this translation may still be writing the
+		// rest of the tables: wait for it to end before the next case deletes
+		// an entry, or the push would put that entry back before its miss.
+		for want := uint64(i + 1); d.px.counters.resolved.Load()+d.px.counters.unresolved.Load() < want && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
 		}
 	}
 	d.run(t, tcpFrame(t, "10.18.0.2", "10.30.99.1", 1, 80)) // no instance anywhere
