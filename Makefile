@@ -11,7 +11,7 @@ RUN_ARGS ?= --listen 127.0.0.1:6000
 
 export CGO_ENABLED := 1
 
-.PHONY: all deps build run test unit-test integration-test bench clean
+.PHONY: all deps build run test unit-test integration-test bench generate clean
 
 all: build
 
@@ -43,6 +43,13 @@ integration-test: build
 bench: build
 	@scripts/deps.sh gnuplot-nox
 	NETMANAGER_BIN=$(abspath $(BUILD)/bin/netmanager) scripts/bench.sh
+
+# Regenerates committed generated code: the sdwan module's gRPC API.
+generate:
+	@scripts/deps.sh protobuf-compiler
+	protoc --plugin=protoc-gen-go="$$($(GO) tool -n protoc-gen-go)" --plugin=protoc-gen-go-grpc="$$($(GO) tool -n protoc-gen-go-grpc)" \
+		-I modules/sdwan/sdwanpb --go_out=paths=source_relative:modules/sdwan/sdwanpb \
+		--go-grpc_out=paths=source_relative:modules/sdwan/sdwanpb modules/sdwan/sdwanpb/sdwan.proto
 
 clean:
 	rm -rf $(BUILD)

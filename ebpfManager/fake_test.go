@@ -206,6 +206,7 @@ type fakeModule struct {
 	failOn   string
 	attached map[string]bool
 	ranges   []netip.Prefix // the service ranges New was given
+	hostIfs  []string       // the host interfaces New was given
 }
 
 func (f *fakeModule) record(call string) error {
@@ -271,7 +272,7 @@ func (p *fakePlugins) Open(path string) (module.NewFunc, module.MapSizesFunc, er
 		if p.panicOn[base.Name] == "New" {
 			panic("fake New panic")
 		}
-		f := &fakeModule{panicOn: p.panicOn[base.Name], failOn: p.failOn[base.Name], attached: map[string]bool{}, ranges: base.ServiceRanges}
+		f := &fakeModule{panicOn: p.panicOn[base.Name], failOn: p.failOn[base.Name], attached: map[string]bool{}, ranges: base.ServiceRanges, hostIfs: base.HostInterfaces}
 		base.Router.HandleFunc("/state", func(w http.ResponseWriter, _ *http.Request) {
 			if f.panicOn == "handler" {
 				panic("fake handler panic")

@@ -207,7 +207,8 @@ func (m *Manager) start(in *instance, newFn module.NewFunc, sizesFn module.MapSi
 	in.router = newModuleRouter(in.name)
 	base := module.Base{ID: in.id, Name: in.name, Priority: in.rank.priority, Config: in.config, Router: in.router,
 		Log: m.opts.Log.WithFields(logrus.Fields{"module": in.name, "id": in.id}), Services: m.opts.Table,
-		ServiceRanges: append([]netip.Prefix(nil), m.opts.ServiceRanges...), DataPlane: in.dp.SDK()}
+		ServiceRanges: append([]netip.Prefix(nil), m.opts.ServiceRanges...), DataPlane: in.dp.SDK(),
+		HostInterfaces: append([]string(nil), in.scope.interfaces...)}
 	if err := m.guard(in, "New", func() (err error) { in.mod, err = newFn(base); return }); err != nil {
 		m.closeDataPlane(in)
 		return moduleError(err)

@@ -241,6 +241,9 @@ func TestScopedInstances(t *testing.T) {
 	h.assertChain(t, 2)
 	h.assertChain(t, 3, only.ID)
 	h.assertChain(t, 9, host.ID)
+	if got := h.p.mods["dropper"][0].hostIfs; !slices.Equal(got, []string{"eth9"}) {
+		t.Fatalf("the module was told host interfaces %v, want [eth9]", got)
+	}
 	_ = h.deploy(t, svc("a.b.c.f", 4))
 	h.assertChain(t, 4)
 	_ = h.m.DeleteAll()

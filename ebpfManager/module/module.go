@@ -139,6 +139,11 @@ type Base struct {
 	// to them.
 	ServiceRanges []netip.Prefix
 	DataPlane     *DataPlane
+	// HostInterfaces are the host interfaces the load request named
+	// ("interfaces"), in its order: the instance is attached to each of
+	// them after New. Modules that give host interfaces roles check their
+	// config against it.
+	HostInterfaces []string
 }
 
 // Module is a running control plane.

@@ -6,6 +6,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "bits.h"
 #include "parse.h"
 #include "verdicts.h"
 #include "firewall.h"
@@ -89,20 +90,6 @@ struct {
 	__type(key, struct fw_flow);
 	__type(value, __u64);
 } flows SEC(".maps");
-
-/* lowest_bit returns the index of the lowest set bit of a non-zero x. */
-static __always_inline __u32 lowest_bit(__u64 x)
-{
-	__u32 n = 0;
-	x &= -x;
-	if (x & 0xffffffff00000000ULL) n += 32;
-	if (x & 0xffff0000ffff0000ULL) n += 16;
-	if (x & 0xff00ff00ff00ff00ULL) n += 8;
-	if (x & 0xf0f0f0f0f0f0f0f0ULL) n += 4;
-	if (x & 0xccccccccccccccccULL) n += 2;
-	if (x & 0xaaaaaaaaaaaaaaaaULL) n += 1;
-	return n;
-}
 
 /* The AND over the words in use runs in bpf_loop, FW_CHUNK words per
  * iteration, so the verifier checks the body once, and a large rule set costs

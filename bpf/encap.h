@@ -1,0 +1,77 @@
+/* Encapsulation helpers for TC data planes: GRE over IPv4 (RFC 2784, no
+ * optional fields), the bpf_skb_adjust_room flags for it, and the outer
+ * header's checksum.
+ *
+ * Encapsulation inserts room after the Ethernet header with
+ * NM_ENCAP_GRE4_FLAGS, so GSO packets are later segmented as GRE packets; the
+ * program then writes the outer IPv4 and GRE headers itself. Decapsulation
+ * removes them with a negative length and NM_DECAP_FLAGS(inner family). */
+#pragma once
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <bpf/bpf_endian.h>
+
+#include "csum.h"
+
+/* The 6.1 uapi headers installed here predate the decap flags (Linux 6.3). */
+#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV4
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
+#endif
+
+
+#define NM_IP_DF (0x4000)
+
+/* The base GRE header: no checksum, key or sequence number, version 0. */
+struct nm_grehdr {
+	__be16 flags; /* C, K, S bits and version: all zero here */
+	__be16 proto; /* ethertype of the payload */
+};
+
+#define NM_GRE4_OVERHEAD (sizeof(struct iphdr) + sizeof(struct nm_grehdr))
+
+/* Room for an outer IPv4 + GRE header, marked as a GRE tunnel for GSO. The
+ * kernel lowers gso_size by the added length so segments still fit. */
+#define NM_ENCAP_GRE4_FLAGS (BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE)
+
+/* Removing an outer header: keep gso_size (the inner TCP's MSS) and say
+ * which IP version the packet carries from now on. */
+#define NM_DECAP_FLAGS(inner_v6)                                               \
+	(BPF_F_ADJ_ROOM_FIXED_GSO |                                            \
+	 ((inner_v6) ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : BPF_F_ADJ_ROOM_DECAP_L3_IPV4))
+
+/* outer4_csum_base sums the outer IPv4 header's 16-bit words that do not
+ * change from packet to packet (all but the version/ToS word and tot_len;
+ * the id is 0 because DF is set, RFC 6864): what a control plane can
+ * precompute once per tunnel. Values in network byte order, as in the header. */
+static __always_inline __u32 outer4_csum_base(__be32 saddr, __be32 daddr, __u8 ttl)
+{
+	__u32 sum = bpf_htons(NM_IP_DF);
+	sum += bpf_htons(((__u16)ttl << 8) | IPPROTO_GRE);
+	sum += (saddr & 0xffff) + (saddr >> 16);
+	sum += (daddr & 0xffff) + (daddr >> 16);
+	return sum;
+}
+
+/* outer4_fill writes an outer IPv4 header for a GRE payload of inner_len
+ * bytes (the inner L3 packet), its checksum completed from base
+ * (outer4_csum_base of the same addresses and TTL). */
+static __always_inline void outer4_fill(struct iphdr *ip, __u32 base, __be32 saddr, __be32 daddr, __u8 ttl,
+					 __u8 tos, __u32 inner_len)
+{
+	__be16 tot = bpf_htons(inner_len + NM_GRE4_OVERHEAD);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = tos;
+	ip->tot_len = tot;
+	ip->id = 0;
+	ip->frag_off = bpf_htons(NM_IP_DF);
+	ip->ttl = ttl;
+	ip->protocol = IPPROTO_GRE;
+	ip->saddr = saddr;
+	ip->daddr = daddr;
+	__u32 sum = base + tot + bpf_htons((__u16)(0x4500 | tos));
+	ip->check = csum_fold(sum);
+}
