@@ -102,12 +102,16 @@ func TestDecap(t *testing.T) {
 // policy (pass here, drop with defaultPolicy drop), each counted.
 func TestDecapRefusals(t *testing.T) {
 	inner := bpftest.Serialize(t, ip4("10.2.0.7", "10.1.0.5", layers.IPProtocolUDP, 0), bpftest.UDP(1, 2))
-	good := func(t testing.TB) []byte { return greFrame(t, "192.0.2.2", "192.0.2.1", layers.EthernetTypeIPv4, inner) }
+	good := func(t testing.TB) []byte {
+		return greFrame(t, "192.0.2.2", "192.0.2.1", layers.EthernetTypeIPv4, inner)
+	}
 	cases := []struct {
 		name, reason string
 		frame        func(t testing.TB) []byte
 	}{
-		{"unknown peer", "unknownPeer", func(t testing.TB) []byte { return greFrame(t, "192.0.2.99", "192.0.2.1", layers.EthernetTypeIPv4, inner) }},
+		{"unknown peer", "unknownPeer", func(t testing.TB) []byte {
+			return greFrame(t, "192.0.2.99", "192.0.2.1", layers.EthernetTypeIPv4, inner)
+		}},
 		{"peer of the other WAN", "unknownPeer", func(t testing.TB) []byte {
 			return greFrame(t, "198.51.100.2", "198.51.100.1", layers.EthernetTypeIPv4, inner)
 		}},

@@ -225,13 +225,13 @@ func (w *wanState) report(g *SDWAN, r probeResult) {
 
 // probePacket is the GRE header and an sd_probe request.
 func probePacket(wan uint8, seq uint32, sent uint64) []byte {
-	b := make([]byte, 4+20)
+	b := make([]byte, 4+24) // GRE header, sd_probe
 	binary.BigEndian.PutUint16(b[2:], sdProbeProto)
 	binary.BigEndian.PutUint32(b[4:], sdProbeMagic)
 	b[8] = sdProbeRequest
 	b[9] = wan
 	binary.BigEndian.PutUint32(b[12:], seq)
-	binary.NativeEndian.PutUint64(b[16:], sent)
+	binary.NativeEndian.PutUint64(b[20:], sent)
 	return b
 }
 
@@ -243,7 +243,7 @@ func parseReply(pkt []byte, wan uint8) (uint32, error) {
 	}
 	ihl := int(pkt[0]&0x0f) * 4
 	b := pkt[ihl:]
-	if len(b) < 24 || binary.BigEndian.Uint16(b[2:]) != sdProbeProto || binary.BigEndian.Uint32(b[4:]) != sdProbeMagic {
+	if len(b) < 28 || binary.BigEndian.Uint16(b[2:]) != sdProbeProto || binary.BigEndian.Uint32(b[4:]) != sdProbeMagic {
 		return 0, errors.New("not a probe")
 	}
 	if b[8] != sdProbeReply || b[9] != wan {

@@ -100,6 +100,7 @@ type (
 		WAN   uint8
 		Pad   uint16
 		Seq   [4]byte
+		Pad2  uint32
 		Sent  uint64
 	}
 )

@@ -167,5 +167,6 @@ struct sd_probe {
 	__u8 wan;  /* the sender's WAN index */
 	__u16 pad;
 	__be32 seq;
+	__u32 pad2;
 	__u64 sent; /* sender's clock, opaque to the reflector */
 };
