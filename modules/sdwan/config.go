@@ -189,6 +189,12 @@ func readConfig(raw json.RawMessage) (Config, doc, error) {
 		raw = b
 	}
 	var root yaml.Node
+	if yaml.Unmarshal(raw, &root) != nil && json.Valid(raw) {
+		// JSON with an escape YAML lacks (\/): re-encode it plainly.
+		var v any
+		_ = json.Unmarshal(raw, &v)
+		raw, _ = json.Marshal(v)
+	}
 	if err := yaml.Unmarshal(raw, &root); err != nil {
 		return c, doc{}, fmt.Errorf("config: %v", err)
 	}

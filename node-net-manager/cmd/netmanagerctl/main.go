@@ -34,6 +34,19 @@ commands:
   modules show ID               one instance with its attachments
   modules delete ID|--all       stop one instance, or all
   modules get ID PATH           GET a module's own route, e.g. modules get 1 /counts
+  sdwan [--grpc HOST:PORT] SUBCOMMAND
+                                the sdwan module's gRPC Gateway API (default 127.0.0.1:50051):
+    list [--json]               the gateway's PDRs and LBRs
+    create|update pdr --id N --action pass|drop|redirect [--precedence P]
+          [--src CIDR] [--dst CIDR] [--proto tcp|udp|icmp|icmpv6|N] [--tos T]
+          [--src-ports LO-HI|P] [--dst-ports LO-HI|P] [--interface lan|lbr|N]
+                                create a PDR, or replace one whole; a redirect's interface
+                                is the LAN, the LBR or GRE-WAN N (1-based)
+    delete pdr --id N           delete a PDR
+    create|update lbr (--tos T | --default) --overlay N:W [--overlay N:W ...]
+                                a ToS class's (or the default class's) LBR: GRE-WAN N, weight W
+    delete lbr (--tos T | --default)
+                                delete a class's LBR
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -92,6 +105,8 @@ func dispatch(ctx context.Context, c *client.Client, cmd string, args []string, 
 		return undeployCmd(ctx, c, args, stdout, stderr)
 	case "modules":
 		return modulesCmd(ctx, c, args, stdout, stderr)
+	case "sdwan":
+		return sdwanCmd(ctx, args, stdout, stderr)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
