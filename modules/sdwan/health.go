@@ -223,7 +223,8 @@ func (w *wanState) report(g *SDWAN, r probeResult) {
 	g.healthChanged(w.idx, changed)
 }
 
-// probePacket is the GRE header and an sd_probe request.
+// probePacket is the GRE header and an sd_probe request (sdwan.h; the
+// layout is checked byte by byte by TestProbeReflection).
 func probePacket(wan uint8, seq uint32, sent uint64) []byte {
 	b := make([]byte, 4+24) // GRE header, sd_probe
 	binary.BigEndian.PutUint16(b[2:], sdProbeProto)

@@ -94,13 +94,4 @@ type (
 		Hash   uint32
 	}
 	sdWANStat struct{ TxPackets, TxBytes, RxPackets, RxBytes uint64 }
-	sdProbe   struct {
-		Magic [4]byte
-		Type  uint8
-		WAN   uint8
-		Pad   uint16
-		Seq   [4]byte
-		Pad2  uint32
-		Sent  uint64
-	}
 )
