@@ -123,6 +123,15 @@ func (s *site) gateway(t *testing.T) pb.GatewayClient {
 	return pb.NewGatewayClient(conn)
 }
 
+// serveIperf runs an iperf3 server in ns until the test ends.
+func serveIperf(t *testing.T, ns *nstest.Netns) {
+	srv := exec.Command("ip", "netns", "exec", ns.Name, "iperf3", "-s")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+}
+
 func iperf(t *testing.T, from *nstest.Netns, args ...string) (string, error) {
 	return from.Exec(append([]string{"iperf3", "-c", "10.2.0.5", "-J"}, args...)...)
 }
@@ -131,11 +140,7 @@ func iperf(t *testing.T, from *nstest.Netns, args ...string) (string, error) {
 // both gateways.
 func TestSDWANTwoSites(t *testing.T) {
 	a, b := twoSites(t)
-	srv := exec.Command("ip", "netns", "exec", b.host.Name, "iperf3", "-s")
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	serveIperf(t, b.host)
 	assertPing(t, a.host, "10.2.0.5")
 	for _, dir := range [][]string{{"-t", "2"}, {"-t", "2", "-R"}} {
 		if out, err := iperf(t, a.host, dir...); err != nil {
@@ -157,11 +162,7 @@ func TestSDWANTwoSites(t *testing.T) {
 // and WAN 1 is reported down on both gateways.
 func TestSDWANFailover(t *testing.T) {
 	a, b := twoSites(t)
-	srv := exec.Command("ip", "netns", "exec", b.host.Name, "iperf3", "-s")
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	serveIperf(t, b.host)
 	assertPing(t, a.host, "10.2.0.5")
 	type result struct {
 		out string
