@@ -84,6 +84,9 @@ func (c *capture) frames(t *testing.T) []frame {
 	buf, oob := make([]byte, 4096), make([]byte, 256)
 	for {
 		n, oobn, _, from, err := unix.Recvmsg(c.fd, buf, oob, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue // a socket with SO_RCVTIMEO is not restarted after Go's preemption signal
+		}
 		if errors.Is(err, unix.EAGAIN) {
 			return out
 		}
