@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 
 	"github.com/cilium/ebpf"
 
@@ -35,6 +36,11 @@ func (g *SDWAN) healthChanged(i int, upChanged bool) {
 		w.mu.Unlock()
 		if err := g.tables.m["wans"].Put(uint32(i), e); err != nil {
 			g.base.Log.WithError(err).Warn("sdwan: write a WAN's state")
+		}
+		if e.Up == 0 {
+			if err := w.nh.release(int(e.Ifindex), netip.AddrFrom4(e.Nexthop)); err != nil {
+				g.base.Log.WithError(err).Warn("sdwan: release the next hop of a WAN that is down")
+			}
 		}
 		g.base.Log.WithField("wan", g.cfg.WANs[i].Name).WithField("up", e.Up == 1).Info("sdwan: WAN state changed")
 	}

@@ -116,6 +116,7 @@ type wanState struct {
 	entry sdWAN
 	mu    sync.Mutex
 	h     *health
+	nh    *nexthops // opened on Attach
 	stop  chan struct{}
 	done  chan struct{}
 }

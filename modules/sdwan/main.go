@@ -139,6 +139,11 @@ func (g *SDWAN) Attach(a module.Attachment) error {
 			return err
 		}
 		ws := g.wans[i]
+		if ws.nh == nil {
+			if ws.nh, err = openNexthops(); err != nil {
+				return fmt.Errorf("WAN %s: %w", w.Name, err)
+			}
+		}
 		ws.entry = entry
 		ws.entry.Up = 1
 		if err := g.tables.m["wans"].Put(uint32(i), ws.entry); err != nil {
@@ -202,6 +207,8 @@ func (g *SDWAN) Detach(a module.Attachment) error {
 	for i, w := range g.cfg.WANs {
 		if w.Interface == a.Interface.Name {
 			g.wans[i].stopProbes()
+			g.wans[i].nh.close()
+			g.wans[i].nh = nil
 			g.wans[i].entry = sdWAN{}
 			errs = append(errs, g.tables.m["wans"].Put(uint32(i), sdWAN{}))
 		}
@@ -216,6 +223,7 @@ func (g *SDWAN) Close() error {
 	}
 	for _, w := range g.wans {
 		w.stopProbes()
+		w.nh.close()
 	}
 	return nil
 }
