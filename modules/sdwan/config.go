@@ -77,19 +77,33 @@ type Health struct {
 // Duration is a time.Duration written as "100ms".
 type Duration struct{ time.Duration }
 
-// UnmarshalYAML reads "100ms" or a number of milliseconds.
+// UnmarshalYAML reads "100ms" or a number of milliseconds. Its errors are
+// nodeErrors, which readConfig turns into errors naming the field.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	kinds := map[yaml.Kind]string{yaml.MappingNode: "a mapping", yaml.SequenceNode: "a sequence"}
+	if k, ok := kinds[n.Kind]; ok {
+		return &nodeError{line: n.Line, column: n.Column, msg: k + " is not a duration (e.g. 100ms)"}
+	}
 	if v, err := strconv.ParseFloat(n.Value, 64); err == nil && n.Tag != "!!str" {
 		d.Duration = time.Duration(v * float64(time.Millisecond))
 		return nil
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("%q is not a duration (e.g. 100ms)", n.Value)
+		return &nodeError{line: n.Line, column: n.Column, msg: fmt.Sprintf("%q is not a duration (e.g. 100ms)", n.Value)}
 	}
 	d.Duration = v
 	return nil
 }
+
+// nodeError is an UnmarshalYAML's error about the value at a line and
+// column, which only the whole document can name (see doc.nodeErr).
+type nodeError struct {
+	line, column int
+	msg          string
+}
+
+func (e *nodeError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
 
 // MarshalJSON writes the duration as "100ms".
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
@@ -144,6 +158,42 @@ func (d doc) line(path ...any) int {
 		n, line = next, next.Line
 	}
 	return line
+}
+
+// pathTo returns the path (map keys and sequence indexes) of the value
+// node under n at line and column, appended to path.
+func pathTo(n *yaml.Node, line, column int, path []any) ([]any, bool) {
+	if n.Line == line && n.Column == column && n.Kind != yaml.DocumentNode {
+		return path, true
+	}
+	for i, c := range n.Content {
+		var p []any
+		switch n.Kind {
+		case yaml.DocumentNode:
+			p = path
+		case yaml.MappingNode:
+			if i%2 == 0 {
+				continue // a key
+			}
+			p = append(path[:len(path):len(path)], n.Content[i-1].Value)
+		case yaml.SequenceNode:
+			p = append(path[:len(path):len(path)], i)
+		}
+		if found, ok := pathTo(c, line, column, p); ok {
+			return found, true
+		}
+	}
+	return nil, false
+}
+
+// nodeErr turns a nodeError into a fieldError naming the value's field.
+func (d doc) nodeErr(e *nodeError) error {
+	if d.root != nil {
+		if path, ok := pathTo(d.root, e.line, e.column, nil); ok && len(path) > 0 {
+			return d.errAt("%s", path, e.msg)
+		}
+	}
+	return &fieldError{path: "config", line: e.line, msg: e.msg}
 }
 
 // errAt builds a fieldError for path.
@@ -201,6 +251,10 @@ func readConfig(raw json.RawMessage) (Config, doc, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
+		var ne *nodeError
+		if errors.As(err, &ne) {
+			return c, doc{}, doc{root: &root}.nodeErr(ne)
+		}
 		return c, doc{}, fmt.Errorf("config: %v", err)
 	}
 	return c, doc{root: &root}, nil

@@ -80,7 +80,18 @@ func decodeInterface(i int, v uint32, c *Config) (string, error) {
 	return "", fmt.Errorf("ies[%d] (INTERFACE): %d is not 0 (NON-GRE), 1-%d (GRE-WAN) or 0xFFFFFFFF (LBR)", i, v, len(c.WANs))
 }
 
+// once records an IE of a type that may occur only once in a rule, and
+// fails if one occurred before.
+func once(i int, t pb.IEType, seen map[pb.IEType]bool) error {
+	if seen[t] {
+		return fmt.Errorf("ies[%d]: %s appears twice", i, t)
+	}
+	seen[t] = true
+	return nil
+}
+
 // decodePDR turns a PDR's IEs into a Rule; a delete needs only RULE_ID.
+// Every PDR IE occurs at most once.
 func decodePDR(r *pb.Rule, c *Config, del bool) (Rule, error) {
 	var out Rule
 	seen := map[pb.IEType]bool{}
@@ -88,10 +99,9 @@ func decodePDR(r *pb.Rule, c *Config, del bool) (Rule, error) {
 		if err := checkIE(i, ie); err != nil {
 			return out, err
 		}
-		if seen[ie.GetType()] {
-			return out, fmt.Errorf("ies[%d]: %s appears twice", i, ie.GetType())
+		if err := once(i, ie.GetType(), seen); err != nil {
+			return out, err
 		}
-		seen[ie.GetType()] = true
 		if del && ie.GetType() != pb.IEType_RULE_ID {
 			return out, fmt.Errorf("ies[%d]: a delete carries only RULE_ID, not %s", i, ie.GetType())
 		}
@@ -139,9 +149,13 @@ func decodePDR(r *pb.Rule, c *Config, del bool) (Rule, error) {
 }
 
 // decodeLBR turns an LBR's IEs into an LBRConfig: TOS or DEFAULT_CLASS,
-// then INTERFACE, WEIGHT pairs (a delete: the class alone).
+// then INTERFACE, WEIGHT pairs (a delete: the class alone). TOS and
+// DEFAULT_CLASS occur at most once, INTERFACE once per overlay, and WEIGHT
+// at most once after each INTERFACE.
 func decodeLBR(r *pb.Rule, c *Config) (LBRConfig, error) {
 	var out LBRConfig
+	seen := map[pb.IEType]bool{}
+	iface, weighted := -1, false // the last INTERFACE's index; whether it has its WEIGHT
 	for i, ie := range r.GetIes() {
 		if err := checkIE(i, ie); err != nil {
 			return out, err
@@ -149,20 +163,34 @@ func decodeLBR(r *pb.Rule, c *Config) (LBRConfig, error) {
 		v := ieUint(ie)
 		switch ie.GetType() {
 		case pb.IEType_TOS:
+			if err := once(i, ie.GetType(), seen); err != nil {
+				return out, err
+			}
 			t := int(v)
 			out.TOS = &t
 		case pb.IEType_DEFAULT_CLASS:
-			out.Default = v == 1
+			if err := once(i, ie.GetType(), seen); err != nil {
+				return out, err
+			}
+			if v != 1 {
+				return out, fmt.Errorf("ies[%d] (DEFAULT_CLASS): value must be 1, got %d", i, v)
+			}
+			out.Default = true
 		case pb.IEType_INTERFACE:
 			name, err := decodeInterface(i, v, c)
 			if err != nil || name == "lan" || name == "lbr" {
 				return out, fmt.Errorf("ies[%d] (INTERFACE): an LBR's overlays are GRE-WANs 1-%d, not %d", i, len(c.WANs), v)
 			}
 			out.Overlays = append(out.Overlays, Overlay{WAN: name, Weight: 1})
+			iface, weighted = i, false
 		case pb.IEType_WEIGHT:
-			if len(out.Overlays) == 0 {
+			if iface < 0 {
 				return out, fmt.Errorf("ies[%d] (WEIGHT): a WEIGHT follows an INTERFACE", i)
 			}
+			if weighted {
+				return out, fmt.Errorf("ies[%d]: WEIGHT appears twice for the INTERFACE at ies[%d]", i, iface)
+			}
+			weighted = true
 			out.Overlays[len(out.Overlays)-1].Weight = int(v)
 		default:
 			return out, fmt.Errorf("ies[%d]: %s is not an IE of an LBR", i, ie.GetType())
@@ -186,15 +214,32 @@ func encodeInterface(target string, c *Config) uint32 {
 	return uint32(c.wanIndex(target) + 1)
 }
 
+// prefixValue is the SRC_IP or DST_IP value of a validated rule's prefix,
+// or nil for an open one. parseRule keeps a /0 prefix as the rule's family
+// alone (pfx invalid, the field set), so that is the family's zero address
+// with prefix length 0.
+func prefixValue(pfx netip.Prefix, set bool, family int) []byte {
+	switch {
+	case pfx.IsValid():
+		return append(pfx.Addr().AsSlice(), byte(pfx.Bits()))
+	case !set:
+		return nil
+	case family == 6:
+		return make([]byte, 17) // ::/0
+	}
+	return make([]byte, 5) // 0.0.0.0/0
+}
+
 // encodePDR is decodePDR's inverse for a validated rule.
 func encodePDR(p *pdr, c *Config) *pb.Rule {
 	ies := []*pb.IE{ieOf(pb.IEType_RULE_ID, u32(p.ID)), ieOf(pb.IEType_PRECEDENCE, u32(p.Precedence))}
 	for _, f := range []struct {
 		t   pb.IEType
 		pfx netip.Prefix
-	}{{pb.IEType_SRC_IP, p.src}, {pb.IEType_DST_IP, p.dst}} {
-		if f.pfx.IsValid() {
-			ies = append(ies, ieOf(f.t, append(f.pfx.Addr().AsSlice(), byte(f.pfx.Bits()))))
+		set bool
+	}{{pb.IEType_SRC_IP, p.src, p.Src != ""}, {pb.IEType_DST_IP, p.dst, p.Dst != ""}} {
+		if v := prefixValue(f.pfx, f.set, p.family); v != nil {
+			ies = append(ies, ieOf(f.t, v))
 		}
 	}
 	if p.proto >= 0 {

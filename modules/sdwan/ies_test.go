@@ -204,6 +204,19 @@ func TestDecodePDRInvalid(t *testing.T) {
 	}
 }
 
+// TestDecodePDRRepeats: every PDR IE may occur only once; a second one of
+// any type is an error naming the type.
+func TestDecodePDRRepeats(t *testing.T) {
+	for _, ie := range fullPDR().GetIes() {
+		t.Run(ie.GetType().String(), func(t *testing.T) {
+			r := fullPDR()
+			r.Ies = append(r.Ies, ie)
+			_, err := decodePDR(r, testConfig(), false)
+			wantErrContains(t, err, "ies[10]", ie.GetType().String()+" appears twice")
+		})
+	}
+}
+
 func TestDecodePDRDelete(t *testing.T) {
 	got, err := decodePDR(pdrOf(ieV(pb.IEType_RULE_ID, beU32(42)...)), testConfig(), true)
 	if err != nil {
@@ -260,6 +273,15 @@ func TestDecodeLBRInvalid(t *testing.T) {
 		{"action is not an LBR IE", lbrOf(tos, ieV(pb.IEType_ACTION, 1)), []string{"ies[1]", "ACTION", "not an IE of an LBR"}},
 		{"bad length", lbrOf(tos, ieV(pb.IEType_INTERFACE, 1)), []string{"ies[1] (INTERFACE)", "must be 4"}},
 		{"unknown type", lbrOf(ieV(pb.IEType(13), 1)), []string{"ies[0]", "unknown IE type 13"}},
+		{"tos twice", lbrOf(tos, ieV(pb.IEType_INTERFACE, beU32(1)...), ieV(pb.IEType_TOS, 8)), []string{"ies[2]", "TOS appears twice"}},
+		{"tos twice, same value", lbrOf(tos, tos), []string{"ies[1]", "TOS appears twice"}},
+		{"default class twice", lbrOf(ieV(pb.IEType_DEFAULT_CLASS, 1), ieV(pb.IEType_DEFAULT_CLASS, 1)),
+			[]string{"ies[1]", "DEFAULT_CLASS appears twice"}},
+		{"weight twice for one interface", lbrOf(tos, ieV(pb.IEType_INTERFACE, beU32(1)...), ieV(pb.IEType_WEIGHT, beU32(3)...),
+			ieV(pb.IEType_WEIGHT, beU32(4)...)), []string{"ies[3]", "WEIGHT appears twice", "INTERFACE at ies[1]"}},
+		{"default class 0", lbrOf(ieV(pb.IEType_DEFAULT_CLASS, 0)), []string{"ies[0] (DEFAULT_CLASS)", "value must be 1, got 0"}},
+		{"default class 2", lbrOf(ieV(pb.IEType_DEFAULT_CLASS, 2)), []string{"ies[0] (DEFAULT_CLASS)", "value must be 1, got 2"}},
+		{"default class 255 after tos", lbrOf(tos, ieV(pb.IEType_DEFAULT_CLASS, 255)), []string{"ies[1] (DEFAULT_CLASS)", "value must be 1, got 255"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := decodeLBR(tc.r, testConfig())
@@ -283,6 +305,15 @@ func TestPDRRoundTrip(t *testing.T) {
 		{"to lbr", pdrOf(id, prec, ieV(pb.IEType_PROTOCOL, 6), ieV(pb.IEType_SRC_PORTS, portsV(0, 1023)...), ieV(pb.IEType_ACTION, 3),
 			ieV(pb.IEType_INTERFACE, beU32(0xffffffff)...))},
 		{"to wan 3", pdrOf(id, prec, ieV(pb.IEType_DST_IP, 203, 0, 113, 0, 24), ieV(pb.IEType_ACTION, 3), ieV(pb.IEType_INTERFACE, beU32(3)...))},
+		{"v4 src /0", pdrOf(id, prec, ieV(pb.IEType_SRC_IP, 0, 0, 0, 0, 0), ieV(pb.IEType_ACTION, 1))},
+		{"v4 dst /0", pdrOf(id, prec, ieV(pb.IEType_DST_IP, 0, 0, 0, 0, 0), ieV(pb.IEType_ACTION, 2))},
+		{"v6 src /0", pdrOf(id, prec, ieV(pb.IEType_SRC_IP, ip6V("::", 0)...), ieV(pb.IEType_ACTION, 1))},
+		{"v6 dst /0", pdrOf(id, prec, ieV(pb.IEType_DST_IP, ip6V("::", 0)...), ieV(pb.IEType_ACTION, 2))},
+		{"v4 both /0", pdrOf(id, prec, ieV(pb.IEType_SRC_IP, 0, 0, 0, 0, 0), ieV(pb.IEType_DST_IP, 0, 0, 0, 0, 0), ieV(pb.IEType_ACTION, 1))},
+		{"v6 src /0 and dst prefix", pdrOf(id, prec, ieV(pb.IEType_SRC_IP, ip6V("::", 0)...), ieV(pb.IEType_DST_IP, ip6V("fd00::", 8)...),
+			ieV(pb.IEType_ACTION, 3), ieV(pb.IEType_INTERFACE, beU32(2)...))},
+		{"v4 src prefix and dst /0", pdrOf(id, prec, ieV(pb.IEType_SRC_IP, 10, 0, 0, 0, 8), ieV(pb.IEType_DST_IP, 0, 0, 0, 0, 0),
+			ieV(pb.IEType_ACTION, 1))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testConfig()
@@ -296,6 +327,34 @@ func TestPDRRoundTrip(t *testing.T) {
 			}
 			if got := encodePDR(p, c); !proto.Equal(got, tc.r) {
 				t.Errorf("round trip\n got %v\nwant %v", got, tc.r)
+			}
+		})
+	}
+}
+
+// TestEncodePDRZeroPrefix: a /0 prefix as the config writes it is encoded
+// with its family and field, and decodes to the masked prefix.
+func TestEncodePDRZeroPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		r        Rule
+		src, dst string // as decoded back
+	}{
+		{"v4 src", Rule{Src: "0.0.0.0/0"}, "0.0.0.0/0", ""},
+		{"v6 dst", Rule{Dst: "::/0"}, "", "::/0"},
+		{"v4 host bits", Rule{Dst: "10.1.2.3/0"}, "", "0.0.0.0/0"},
+		{"v6 src and dst", Rule{Src: "::/0", Dst: "2001:db8::/32"}, "::/0", "2001:db8::/32"},
+		{"v4 src and dst", Rule{Src: "192.0.2.0/24", Dst: "0.0.0.0/0"}, "192.0.2.0/24", "0.0.0.0/0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig()
+			tc.r.ID, tc.r.Action = 4, "pass"
+			got, err := decodePDR(encodePDR(mustRule(t, tc.r), c), c, false)
+			if err != nil {
+				t.Fatalf("decodePDR(encodePDR(%+v)): %v", tc.r, err)
+			}
+			if got.Src != tc.src || got.Dst != tc.dst {
+				t.Errorf("%+v encoded and decoded: src %q dst %q, want %q %q", tc.r, got.Src, got.Dst, tc.src, tc.dst)
 			}
 		})
 	}
