@@ -177,11 +177,14 @@ func probeSocket(ifname string, local [4]byte) (int, error) {
 }
 
 // probe sends a probe every interval, matches replies and reports changes.
+// It closes the socket once the reader is gone (so the reader never reads
+// a closed, or reused, descriptor), then reports done.
 func (w *wanState) probe(g *SDWAN, fd int) {
 	defer close(w.done)
-	defer syscall.Close(fd)
+	readerDone := make(chan struct{})
+	defer func() { <-readerDone; syscall.Close(fd) }()
 	replies := make(chan uint32, 64)
-	go readReplies(fd, uint8(w.idx), replies, w.stop)
+	go func() { defer close(readerDone); readReplies(fd, uint8(w.idx), replies, w.stop) }()
 	epoch := time.Now()
 	tick := time.NewTicker(w.cfg.Health.Interval.Duration)
 	defer tick.Stop()

@@ -34,6 +34,9 @@ func TestStructsMatchC(t *testing.T) {
 			}
 		}
 	}
+	if n := spec.Maps["rulesets"].MaxEntries; n != sdGens {
+		t.Errorf("rulesets has %d generations, sdGens is %d", n, sdGens)
+	}
 	var bits *btf.Struct
 	if err := spec.Types.TypeByName("sd_bits", &bits); err != nil || int(bits.Size) != int(reflect.TypeOf(sdBits{}).Size()) {
 		t.Fatalf("sd_bits: %v", err)

@@ -5,6 +5,7 @@ package main
 
 const (
 	sdMaxWANs      = 8
+	sdGens         = 4
 	sdMaxRules     = 256
 	sdWords        = sdMaxRules / 64
 	sdLBRSlots     = 128

@@ -47,7 +47,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, SD_GENS);
 	__type(key, __u32);
 	__type(value, struct sd_ruleset);
 } rulesets SEC(".maps");
@@ -268,7 +268,7 @@ __attribute__((noinline)) int classify(struct sd_flow_key *k, __u32 gen)
 	struct sd_bits *src, *dst, *any_src, *any_dst;
 	if (!k)
 		return -1;
-	__u32 g = gen & 1;
+	__u32 g = gen & (SD_GENS - 1);
 	struct sd_ruleset *rs = bpf_map_lookup_elem(&rulesets, &g);
 	if (!rs)
 		return -1;
@@ -351,8 +351,9 @@ static __always_inline int pick_wan(__u8 target, __u8 tos, __u32 hash)
  * change (old): a flow that goes on to the same redirect keeps its WAN. */
 static __always_inline void classify_flow(struct pkt *p, struct sd_state *st, struct sd_flow *old, struct sd_flow *f)
 {
-	int slot = classify(&p->key, st->gen);
-	__u32 g = st->gen & 1;
+	/* One read of the generation: the slot and its rule from one set. */
+	__u32 g = *(volatile __u32 *)&st->gen & (SD_GENS - 1);
+	int slot = classify(&p->key, g);
 	struct sd_ruleset *rs = bpf_map_lookup_elem(&rulesets, &g);
 	f->epoch = st->epoch;
 	f->hash = old ? old->hash : flow_hash(&p->key);

@@ -13,16 +13,17 @@
  * WAN overlay, to the LBR of the packet's ToS class, or to the LAN) is cached
  * with the chosen WAN, so a flow sticks to its WAN until that WAN goes down.
  *
- * Rule sets exist twice (sd_ruleset, generation 0 and 1): the control plane
- * writes a slot's field bits while the slot is disabled, then the inactive
- * generation, then flips sd_state.gen, so a packet is judged by one whole
- * rule set. Downlink (WAN ingress): GRE from the WAN's peer is decapsulated
+ * Rule sets exist SD_GENS times (sd_ruleset, a ring of generations): the
+ * control plane writes a slot's field bits while the slot is disabled, then
+ * the next generation (inactive for a grace period), then flips
+ * sd_state.gen, so a packet is judged by one whole rule set. Downlink (WAN ingress): GRE from the WAN's peer is decapsulated
  * and sent to the LAN host. */
 #pragma once
 
 #include <linux/types.h>
 
 #define SD_MAX_WANS (8)
+#define SD_GENS (4) /* rule set generations; a power of two */
 #define SD_MAX_RULES (256)
 #define SD_WORDS (SD_MAX_RULES / 64)
 #define SD_LBR_SLOTS (128)
@@ -80,7 +81,7 @@ struct sd_bits {
 };
 
 struct sd_state {
-	__u32 gen;          /* active rule set generation, 0 or 1 */
+	__u32 gen;          /* active rule set generation, 0 to SD_GENS - 1 */
 	__u32 epoch;        /* flow cache entries of another epoch are stale */
 	__u32 default_drop; /* unmatched uplink, unknown peers, malformed GRE: drop (else pass) */
 	__u32 pad;

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -14,24 +15,35 @@ import (
 // without sleeping, so no packet still reads it by then.
 const grace = 200 * time.Microsecond
 
+// waitUntil spins (yielding) until deadline, at most a grace period: a
+// sleep that short lasts up to a millisecond in the runtime's timers,
+// which would make back-to-back rule changes five times slower.
+func waitUntil(deadline time.Time) {
+	for time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+}
+
 // mapNames are the data plane's maps the control plane uses.
 var mapNames = []string{"state", "roles", "wans", "rulesets", "src4", "dst4", "src6", "dst6", "protos", "toss",
 	"sports", "dports", "lbrs", "flows", "stats", "wanstats", "ruleflows"}
 
 // tables writes rule sets into the classifier's maps. Each rule has a slot
 // for its life; installing a set writes the field bits of new slots while
-// they are still disabled, then the inactive generation's sd_ruleset, then
-// flips the generation (and the flow cache's epoch). Slots of removed rules
-// are cleared once their generation is past the grace period, before any
-// reuse. A shadow of every map entry makes each change touch only the
-// entries it alters.
+// they are still disabled, then the next generation's sd_ruleset (the
+// generations form a ring, and the next one has been inactive for a grace
+// period), then flips the generation (and the flow cache's epoch). Slots
+// of removed rules are cleared once the flip that removed them is past the
+// grace period, before any reuse. A shadow of every map entry makes each
+// change touch only the entries it alters.
 type tables struct {
 	m        map[string]*ebpf.Map
 	state    sdState
 	lastFlip time.Time
-	slots    [sdMaxRules]*pdr // live rules by slot
-	stale    [sdMaxRules]*pdr // removed, field bits not yet cleared
-	staleAt  time.Time
+	inactive [sdGens]time.Time // when each generation stopped being the active one
+	slots    [sdMaxRules]*pdr  // live rules by slot
+	stale    [sdMaxRules]*pdr  // removed, field bits not yet cleared
+	staleAt  [sdMaxRules]time.Time
 	next     int // where the search for a free slot starts
 	lpm      map[string]map[netip.Prefix]sdBits
 	protos   [256]sdBits
@@ -70,11 +82,12 @@ func (b *sdBits) set(slot int, on bool) {
 	}
 }
 
-// install makes rules the active set. Rules equal to a live one keep its
-// slot; new and changed ones get fresh slots. On error the active set is
+// install makes rules the active set. A rule whose match is unchanged
+// keeps its slot (precedence and action live in the generation); new ones
+// and changed matches get fresh slots. On error the active set is
 // unchanged (slots written so far are never enabled and get cleared).
 func (t *tables) install(rules []*pdr) error {
-	if err := t.sweep(); err != nil {
+	if err := t.sweep(false); err != nil {
 		return err
 	}
 	keep := map[int]bool{}
@@ -83,10 +96,17 @@ func (t *tables) install(rules []*pdr) error {
 	for _, r := range rules {
 		if s := t.find(r); s >= 0 {
 			keep[s] = true
-			t.slots[s] = r // same match and action: refresh the shown fields
+			t.slots[s] = r // same match: the generation carries the rest
 			continue
 		}
 		s := t.free()
+		if s < 0 { // every free slot waits to be cleared
+			if err := t.sweep(true); err != nil {
+				errs = err
+				break
+			}
+			s = t.free()
+		}
 		if s < 0 {
 			errs = errors.New("no free rule slot")
 			break
@@ -108,26 +128,23 @@ func (t *tables) install(rules []*pdr) error {
 	}
 	if errs != nil {
 		for _, s := range added { // never enabled: clear them
-			t.stale[s], t.slots[s] = t.slots[s], nil
+			t.stale[s], t.slots[s], t.staleAt[s] = t.slots[s], nil, time.Time{}
 		}
-		t.staleAt = time.Now()
 		return fmt.Errorf("install rules: %w", errs)
 	}
 	for s, r := range t.slots {
 		if r != nil && !keep[s] {
-			t.stale[s], t.slots[s] = r, nil
+			t.stale[s], t.slots[s], t.staleAt[s] = r, nil, t.lastFlip
 		}
 	}
-	t.staleAt = t.lastFlip
 	return nil
 }
 
-// find returns the live slot holding a rule that matches and acts like r.
+// find returns the live slot of rule r's ID whose field bits match r's.
 func (t *tables) find(r *pdr) int {
 	for s, x := range t.slots {
 		if x != nil && x.ID == r.ID && x.family == r.family && x.src == r.src && x.dst == r.dst && x.proto == r.proto &&
-			x.tos == r.tos && x.sport == r.sport && x.dport == r.dport && x.action == r.action && x.target == r.target &&
-			x.Precedence == r.Precedence {
+			x.tos == r.tos && x.sport == r.sport && x.dport == r.dport {
 			return s
 		}
 	}
@@ -146,21 +163,19 @@ func (t *tables) free() int {
 	return -1
 }
 
-// sweep clears the field bits of removed rules once no packet can use them.
-func (t *tables) sweep() error {
-	any := false
-	for _, r := range t.stale {
-		any = any || r != nil
-	}
-	if !any {
-		return nil
-	}
-	if wait := time.Until(t.staleAt.Add(grace)); wait > 0 {
-		time.Sleep(wait)
-	}
+// sweep clears the field bits of removed rules once no packet can use
+// them: those whose removal is past the grace period, and with wait the
+// others too, after waiting for them.
+func (t *tables) sweep(wait bool) error {
 	for s, r := range t.stale {
 		if r == nil {
 			continue
+		}
+		if until := t.staleAt[s].Add(grace); time.Now().Before(until) {
+			if !wait {
+				continue
+			}
+			waitUntil(until)
 		}
 		if err := t.writeSlot(s, r, false); err != nil {
 			return fmt.Errorf("clear rule slot %d: %w", s, err)
@@ -325,10 +340,8 @@ func (t *tables) flip(keep map[int]bool) error {
 		rs.AnySport.set(s, r.sport == [2]uint16{0, 65535})
 		rs.AnyDport.set(s, r.dport == [2]uint16{0, 65535})
 	}
-	next := 1 - t.state.Gen
-	if wait := time.Until(t.lastFlip.Add(grace)); wait > 0 {
-		time.Sleep(wait)
-	}
+	next := (t.state.Gen + 1) % sdGens
+	waitUntil(t.inactive[next].Add(grace))
 	if err := t.m["rulesets"].Put(next, &rs); err != nil {
 		return fmt.Errorf("rule set: %w", err)
 	}
@@ -338,8 +351,9 @@ func (t *tables) flip(keep map[int]bool) error {
 	if err := t.m["state"].Put(uint32(0), st); err != nil {
 		return fmt.Errorf("flip generation: %w", err)
 	}
-	t.state = st
 	t.lastFlip = time.Now()
+	t.inactive[t.state.Gen] = t.lastFlip
+	t.state = st
 	return nil
 }
 
