@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -255,9 +256,68 @@ func readConfig(raw json.RawMessage) (Config, doc, error) {
 		if errors.As(err, &ne) {
 			return c, doc{}, doc{root: &root}.nodeErr(ne)
 		}
+		if path, msg := misfit(&root, reflect.TypeOf(c), nil); path != nil {
+			return c, doc{}, doc{root: &root}.errAt("%s", path, msg)
+		}
 		return c, doc{}, fmt.Errorf("config: %v", err)
 	}
 	return c, doc{root: &root}, nil
+}
+
+// misfit finds the value under n that does not decode into typ (a wrong
+// type: the decoder's own error names only a line, and a JSON config is
+// one line): its path, appended to path, and what is wrong with it.
+func misfit(n *yaml.Node, typ reflect.Type, path []any) ([]any, string) {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		return misfit(n.Content[0], typ, path)
+	}
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	err := n.Decode(reflect.New(typ).Interface())
+	if err == nil {
+		return nil, ""
+	}
+	switch {
+	case n.Kind == yaml.MappingNode && typ.Kind() == reflect.Struct:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if f, ok := fieldByKey(typ, n.Content[i].Value); ok {
+				if p, msg := misfit(n.Content[i+1], f.Type, append(path[:len(path):len(path)], n.Content[i].Value)); p != nil {
+					return p, msg
+				}
+			}
+		}
+	case n.Kind == yaml.SequenceNode && typ.Kind() == reflect.Slice:
+		for i, c := range n.Content {
+			if p, msg := misfit(c, typ.Elem(), append(path[:len(path):len(path)], i)); p != nil {
+				return p, msg
+			}
+		}
+	}
+	var te *yaml.TypeError
+	if len(path) == 0 || !errors.As(err, &te) || len(te.Errors) == 0 {
+		return nil, ""
+	}
+	msg := te.Errors[0]
+	if _, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(msg, "line ") {
+		msg = rest
+	}
+	return path, msg
+}
+
+// fieldByKey is the struct field a YAML key decodes into.
+func fieldByKey(typ reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		if name == key && f.IsExported() {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 // validateTop checks the fields that need no interface: policy, sizes,
