@@ -13,7 +13,7 @@ import (
 	"github.com/oakestra/netmanager/test/bpftest"
 )
 
-// BenchmarkDataPlane: ns/packet of encapsulation (LAN ingress, a cached
+// BenchmarkGRE: ns/packet of encapsulation (LAN ingress, a cached
 // flow redirected over WAN 1) and decapsulation (GRE from WAN 1's peer, to
 // the LAN host by the FIB), IPv4 and IPv6 inner packets, beside a no-op
 // program measured the same way.
@@ -25,7 +25,7 @@ import (
 // without a context happens on the loopback device (ifindex 1): the
 // benchmark gives ifindex 1 the role of the interface the packet arrives
 // on.
-func BenchmarkDataPlane(b *testing.B) {
+func BenchmarkGRE(b *testing.B) {
 	w := newGW(b, `[{"id": 1, "dst": "10.2.0.0/16", "action": "redirect", "target": "wan1"},
 	  {"id": 2, "dst": "fd02::/16", "action": "redirect", "target": "wan1"}]`, `[]`, "")
 	noop, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "MIT",
