@@ -64,7 +64,8 @@ nsmin() {
   echo
   echo "Each packet is one BPF_PROG_TEST_RUN of one repeat (the program rewrites the packet, and repeats"
   echo "would see their own output), so the harness costs more per packet than in the table above; the"
-  echo "no-op is measured the same way. The median of ${BENCHTIME:-1000000x} packets, the smallest of ${COUNT:-5} runs."
+  bt=${BENCHTIME:-1000000x}
+  echo "no-op is measured the same way. The median of ${bt%x} packets, the smallest of ${COUNT:-5} runs."
   echo "An IPv4 or IPv6 TCP segment from the LAN (a cached flow) encapsulated for WAN 1, and GRE from WAN 1's"
   echo "peer decapsulated and sent to the LAN host by the FIB."
   echo
