@@ -37,6 +37,8 @@ func RenderSDWAN(r SDWANResult, dir string) (string, error) {
 		fmt.Fprintf(&md, "| gRPC rule update (%s) p50 / p90 / p99 / max, %d updates | **%.0f / %.0f / %.0f / %.0f µs** | p50 ≤ 200, p99 ≤ 1000 |\n",
 			u.how, len(u.v), pct(u.v, 50), pct(u.v, 90), pct(u.v, 99), slices.Max(u.v))
 	}
+	fmt.Fprintf(&md, "| gRPC List (back to back; no map written) p50 / p90 / p99, %d calls | %.0f / %.0f / %.0f µs | |\n",
+		len(r.ListUs), pct(r.ListUs, 50), pct(r.ListUs, 90), pct(r.ListUs, 99))
 	md.WriteString("\n![gRPC rule update latency CDF](bench-sdwan-update-cdf.png)\n")
 
 	var lines []string

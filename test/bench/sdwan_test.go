@@ -33,6 +33,7 @@ type SDWANResult struct {
 	Resets     int                  `json:"resets"`                  // streams that ended in an error
 	UpdateUs   []float64            `json:"updateMicroseconds"`      // back to back
 	PacedUs    []float64            `json:"updatePacedMicroseconds"` // one every millisecond
+	ListUs     []float64            `json:"listMicroseconds"`        // List, back to back: the transport alone
 }
 
 // BenchmarkSDWAN runs once (-benchtime 1x) and writes $BENCH_SDWAN_OUT
@@ -56,6 +57,7 @@ func BenchmarkSDWAN(b *testing.B) {
 		}
 	}
 	r.UpdateUs, r.PacedUs = updateLatency(b, a, 1000, 0), updateLatency(b, a, 1000, time.Millisecond)
+	r.ListUs = listLatency(b, a, 1000)
 	data, _ := json.MarshalIndent(r, "", "  ")
 	if err := os.WriteFile(out, data, 0o644); err != nil {
 		b.Fatal(err)
@@ -245,6 +247,24 @@ func updateLatency(b *testing.B, a *sdwansite.Site, n int, every time.Duration) 
 		req := &pb.Request{Operand: pb.Operand_UPDATE, Rules: []*pb.Rule{rule(7 + uint32(i%2))}}
 		start := time.Now()
 		if _, err := g.Apply(b.Context(), req); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, float64(time.Since(start).Nanoseconds())/1000)
+	}
+	return out
+}
+
+// listLatency times n List calls back to back: a round trip to the same
+// server that writes no map, beside which the updates' cost shows.
+func listLatency(b *testing.B, a *sdwansite.Site, n int) []float64 {
+	g := a.Gateway(b)
+	if _, err := g.List(b.Context(), &pb.ListRequest{}); err != nil { // connects
+		b.Fatal(err)
+	}
+	out := make([]float64, 0, n)
+	for range n {
+		start := time.Now()
+		if _, err := g.List(b.Context(), &pb.ListRequest{}); err != nil {
 			b.Fatal(err)
 		}
 		out = append(out, float64(time.Since(start).Nanoseconds())/1000)
