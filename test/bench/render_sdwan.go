@@ -9,6 +9,21 @@ import (
 	"strings"
 )
 
+// SDWANResult is what BenchmarkSDWAN measures on docs/sdwan.md's two sites.
+type SDWANResult struct {
+	OverlayGbs []float64 `json:"overlayGbitPerS"` // iperf3 TCP A→B over the GRE overlay (WAN 1)
+	PlainGbs   []float64 `json:"plainGbitPerS"`   // the same, routed by the kernel (a PASS rule)
+	// WAN 1 cut → reported down on A, and → first bytes over WAN 2, by
+	// how it is cut: "link down" (B's end; A's loses carrier) or "drop"
+	// (an eBPF program on B's end drops both ways; no carrier change).
+	DetectMs   map[string][]float64 `json:"detectMs"`
+	FailoverMs map[string][]float64 `json:"failoverMs"`
+	Resets     int                  `json:"resets"`                  // streams that ended in an error
+	UpdateUs   []float64            `json:"updateMicroseconds"`      // back to back
+	PacedUs    []float64            `json:"updatePacedMicroseconds"` // one every millisecond
+	ListUs     []float64            `json:"listMicroseconds"`        // List, back to back: the transport alone
+}
+
 // RenderSDWAN returns the SD-WAN section of docs/benchmarks.md and draws the
 // CDF of gRPC rule-update latencies into dir (bench-sdwan-update-cdf.png).
 func RenderSDWAN(r SDWANResult, dir string) (string, error) {
