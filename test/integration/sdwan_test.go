@@ -87,8 +87,9 @@ func TestSDWANFailover(t *testing.T) {
 	}
 }
 
-// A rule created over gRPC takes effect on live traffic; deleting it
-// restores the traffic; a malformed request changes nothing.
+// A rule created over gRPC takes effect on live traffic, and so does its
+// update; deleting it restores the traffic; a malformed request changes
+// nothing.
 func TestSDWANRulesOverGRPC(t *testing.T) {
 	a, _ := twoSites(t)
 	assertPing(t, a.Host, "10.2.0.5")
@@ -107,6 +108,18 @@ func TestSDWANRulesOverGRPC(t *testing.T) {
 	bad := &pb.Rule{Type: pb.RuleType_PDR, Ies: []*pb.IE{ie(pb.IEType_RULE_ID, u32(3)), ie(pb.IEType_ACTION, []byte{9})}}
 	if _, err := gw.Apply(c, &pb.Request{Operand: pb.Operand_CREATE, Rules: []*pb.Rule{bad}}); err == nil || !strings.Contains(err.Error(), "ACTION") {
 		t.Fatalf("an action out of range: %v", err)
+	}
+	// Updated in place: the same match now redirected over GRE-WAN 2.
+	toWAN2 := &pb.Rule{Type: pb.RuleType_PDR, Ies: []*pb.IE{ie(pb.IEType_RULE_ID, u32(2)), ie(pb.IEType_PRECEDENCE, u32(1)),
+		ie(pb.IEType_DST_IP, []byte{10, 2, 0, 5, 32}), ie(pb.IEType_PROTOCOL, []byte{1}), ie(pb.IEType_ACTION, []byte{3}),
+		ie(pb.IEType_INTERFACE, u32(2))}}
+	if _, err := gw.Apply(c, &pb.Request{Operand: pb.Operand_UPDATE, Rules: []*pb.Rule{toWAN2}}); err != nil {
+		t.Fatal(err)
+	}
+	before := a.WANs(t)["wan2"].TxPackets
+	assertPing(t, a.Host, "10.2.0.5")
+	if got := a.WANs(t)["wan2"].TxPackets; got < before+2 {
+		t.Fatalf("after the update the pings did not go over WAN 2: tx %d -> %d", before, got)
 	}
 	del := &pb.Rule{Type: pb.RuleType_PDR, Ies: []*pb.IE{ie(pb.IEType_RULE_ID, u32(2))}}
 	if _, err := gw.Apply(c, &pb.Request{Operand: pb.Operand_DELETE, Rules: []*pb.Rule{del}}); err != nil {
