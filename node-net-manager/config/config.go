@@ -40,10 +40,16 @@ type Config struct {
 	ProxyTun       string `json:"proxyTun"`   // its TUN device
 }
 
-// Default returns the built-in configuration.
+// DefaultSocket is where the Oakestra NodeEngine dials the NetManager: it
+// never uses TCP.
+const DefaultSocket = "/etc/netmanager/netmanager.sock"
+
+// Default returns the built-in configuration: the API on both the
+// NodeEngine's unix socket and 127.0.0.1:6000.
 func Default() Config {
 	return Config{
 		Listen:         "127.0.0.1:6000",
+		Socket:         DefaultSocket,
 		StateDir:       "/var/lib/netmanager",
 		LogLevel:       "info",
 		Bridge:         "goProxyBridge",

@@ -16,6 +16,10 @@ func TestDefaultIsValid(t *testing.T) {
 	if n.Gateway.String() != "10.18.0.1" || n.GatewayV6.String() != "fd00:18::1" || n.NodeIP != n.Gateway {
 		t.Fatalf("derived addresses: %+v", n)
 	}
+	// The NodeEngine dials only the unix socket; operators and tools use TCP.
+	if c := Default(); c.Socket != "/etc/netmanager/netmanager.sock" || c.Listen != "127.0.0.1:6000" {
+		t.Fatalf("default API: socket %q, listen %q", c.Socket, c.Listen)
+	}
 }
 
 func TestValidateNamesTheField(t *testing.T) {

@@ -34,6 +34,26 @@ func (f *fakeNet) addPID(pid int) {
 	f.pids[pid] = fmt.Sprintf("/proc/%d/ns/net", pid)
 }
 
+func (f *fakeNet) ProcessExists(pid int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.pids[pid]
+	return ok || pid == f.ownPID
+}
+
+// kill ends a fake process: its namespace, and the veth end in it, go too.
+func (f *fakeNet) kill(pid int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	path := f.pids[pid]
+	delete(f.pids, pid)
+	for veth, a := range f.links {
+		if a.Netns == path {
+			delete(f.links, veth)
+		}
+	}
+}
+
 func (f *fakeNet) ContainerNetns(pid int) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

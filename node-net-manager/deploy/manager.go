@@ -34,6 +34,8 @@ type Network interface {
 	Detach(a netenv.Attachment) error
 	// Readopt takes back what an earlier run's Attach made, if it is intact.
 	Readopt(a netenv.Attachment) (netenv.Attached, error)
+	// ProcessExists says whether pid is a running process.
+	ProcessExists(pid int) bool
 }
 
 // Table is the service table the manager keeps up to date.
@@ -125,6 +127,9 @@ func (m *Manager) Deploy(ctx context.Context, req Request) (Record, error) {
 	}
 	m.ops.Lock()
 	defer m.ops.Unlock()
+	if rec, done, err := m.handleExisting(ctx, req, ports); done || err != nil {
+		return rec, err
+	}
 	if err := m.checkFree(req, ports); err != nil {
 		return Record{}, err
 	}
@@ -144,6 +149,30 @@ func (m *Manager) Deploy(ctx context.Context, req Request) (Record, error) {
 	m.save()
 	m.opts.Log.WithFields(logrus.Fields{"service": rec.ServiceName, "instance": rec.Instance, "veth": rec.HostVeth, "ip": rec.NsAddress}).Info("service deployed")
 	return rec.public(), nil
+}
+
+// handleExisting acts on the instance's existing record, if any: the same
+// request again is answered with it (done), a record whose container is
+// gone is torn down so the deploy replaces it. The caller holds ops.
+func (m *Manager) handleExisting(ctx context.Context, req Request, ports []netenv.PortMapping) (Record, bool, error) {
+	m.mu.RLock()
+	rec := m.recs[key{req.ServiceName, req.Instance}]
+	closed := m.closed
+	m.mu.RUnlock()
+	if rec == nil || closed {
+		return Record{}, false, nil
+	}
+	switch decideRedeploy(rec, req, ports, rec.Kind == KindContainer && m.opts.Env.ProcessExists(rec.PID)) {
+	case answerSame:
+		return rec.public(), true, nil
+	case replaceStale:
+		m.opts.Log.WithFields(logrus.Fields{"service": rec.ServiceName, "instance": rec.Instance, "pid": rec.PID}).
+			Info("replacing a deployment whose container is gone")
+		if err := m.teardown(ctx, rec); err != nil {
+			return Record{}, false, fmt.Errorf("replace the stale deployment: %w", err)
+		}
+	}
+	return Record{}, false, nil // a clash: checkFree answers it
 }
 
 // checkFree refuses a deploy that clashes with what is deployed: the same

@@ -80,3 +80,13 @@ func (e *Env) DeleteNetns(name string) error {
 	}
 	return nil
 }
+
+// ProcessExists says whether pid is a running process (in the NetManager's
+// PID namespace).
+func (e *Env) ProcessExists(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	_, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid)))
+	return err == nil
+}

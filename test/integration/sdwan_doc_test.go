@@ -62,7 +62,7 @@ func TestSDWANWalkthrough(t *testing.T) {
 			}
 		}
 		for _, n := range []string{names["sdwan-a"], names["sdwan-b"]} {
-			for _, p := range []string{"/sys/fs/bpf/" + n, "/tmp/" + n + ".state", "/tmp/" + n + ".pid", "/tmp/" + n + ".yaml"} {
+			for _, p := range []string{"/sys/fs/bpf/" + n, "/tmp/" + n + ".state", "/tmp/" + n + ".pid", "/tmp/" + n + ".yaml", "/tmp/" + n + ".sock"} {
 				if _, err := os.Stat(p); err == nil {
 					t.Errorf("%s left behind", p)
 					_ = os.RemoveAll(p)
