@@ -12,10 +12,10 @@ import (
 type redeploy int
 
 const (
-	deployFresh   redeploy = iota // no record: deploy
-	answerSame                    // the same request again: answer with the record
-	replaceStale                  // the record's container is gone: tear it down, deploy
-	refuseClash                   // another live deployment holds the instance: 409
+	deployFresh  redeploy = iota // no record: deploy
+	answerSame                   // the same request again: answer with the record
+	replaceStale                 // the record's container is gone: tear it down, deploy
+	refuseClash                  // another live deployment holds the instance: 409
 )
 
 // decideRedeploy chooses, for an instance that may already be deployed, as
