@@ -352,7 +352,7 @@ func (r *Record) attachmentSpec() netenv.Attachment {
 	return netenv.Attachment{
 		ServiceName: r.ServiceName, Instance: r.Instance, Netns: r.Netns,
 		HostVeth: names.HostVeth, TempPeer: names.TempPeer, Peer: r.Peer,
-		IPv4: r.NsAddress, IPv6: r.NsAddressV6, Ports: r.PortMappings,
+		IPv4: r.NsAddress, IPv6: r.NsAddressV6, Ports: r.PortMappings, Unikernel: r.Kind == KindUnikernel,
 	}
 }
 

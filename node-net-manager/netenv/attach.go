@@ -14,8 +14,9 @@ import (
 
 // Attach connects a service namespace to the bridge: a veth pair whose peer
 // moves into the namespace with the service's addresses and default routes, the
-// host end on the bridge, and DNAT rules for the port mappings. On error
-// everything it made is removed again.
+// host end on the bridge, and DNAT rules for the port mappings; for a
+// unikernel also its tap and NAT in the namespace. On error everything it made
+// outside the namespace is removed again (the namespace is the caller's).
 func (e *Env) Attach(a Attachment) (att Attached, err error) {
 	if _, err := netlink.LinkByName(a.HostVeth); err == nil {
 		return att, fmt.Errorf("%w: interface %s already exists on the node", errdefs.ErrConflict, a.HostVeth)
@@ -43,6 +44,11 @@ func (e *Env) Attach(a Attachment) (att Attached, err error) {
 	}
 	if att.Peer, err = e.configurePeer(a); err != nil {
 		return att, err
+	}
+	if a.Unikernel {
+		if err := setupUnikernel(a.Netns, att.Peer, a.IPv4); err != nil {
+			return att, err
+		}
 	}
 	if err := netlink.LinkSetMaster(host, br); err != nil {
 		return att, fmt.Errorf("put %s on %s: %w", a.HostVeth, e.net.Bridge, err)

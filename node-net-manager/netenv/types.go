@@ -91,6 +91,7 @@ type Attachment struct {
 	IPv4        netip.Addr
 	IPv6        netip.Addr // invalid when IPv6 is off
 	Ports       []PortMapping
+	Unikernel   bool // also make the unikernel's virbr0, tap0 and NAT in the namespace
 }
 
 // Attached is what Attach made.

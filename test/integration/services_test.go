@@ -77,6 +77,8 @@ func TestPortMappingsReachTheService(t *testing.T) {
 	n.stop(t)
 }
 
+// A unikernel's namespace is made as the NodeEngine expects it, and removed
+// whole on undeploy.
 func TestUnikernelNamespaceIsMadeAndRemoved(t *testing.T) {
 	t.Parallel()
 	n := newNode(t)
@@ -95,8 +97,22 @@ func TestUnikernelNamespaceIsMadeAndRemoved(t *testing.T) {
 	if out := uk.MustExec(t, "ip", "-br", "addr", "show", "eth0"); !strings.Contains(out, resp.NsAddress+"/24") {
 		t.Fatalf("unikernel namespace eth0: %s", out)
 	}
-	assertPing(t, c.ns, resp.NsAddress)
-	assertPing(t, uk, rc.NsAddress)
+	// What the NodeEngine looks for: tap0 (its MAC goes to crosvm or qemu) on
+	// virbr0, 192.168.1.1/30 the guest's gateway, and NAT between the guest
+	// (192.168.1.2) and eth0.
+	if out := uk.MustExec(t, "ip", "-d", "link", "show", "tap0"); !strings.Contains(out, "master virbr0") || !strings.Contains(out, "tun type tap") {
+		t.Fatalf("tap0 in the unikernel namespace: %s", out)
+	}
+	if out := uk.MustExec(t, "ip", "-br", "addr", "show", "virbr0"); !strings.Contains(out, "192.168.1.1/30") {
+		t.Fatalf("virbr0: %s", out)
+	}
+	nat := uk.MustExec(t, "iptables", "-t", "nat", "-S")
+	for _, rule := range []string{"-A POSTROUTING -o eth0 -j SNAT --to-source " + resp.NsAddress, "-A PREROUTING -i eth0 -j DNAT --to-destination 192.168.1.2"} {
+		if !strings.Contains(nat, rule) {
+			t.Fatalf("unikernel NAT lacks %q:\n%s", rule, nat)
+		}
+	}
+	assertPing(t, uk, rc.NsAddress) // the namespace's own traffic (the guest's is NATed to it)
 	undeploy(t, n, deploy.KindUnikernel, svc, inst)
 	if _, err := os.Stat(uk.Path()); err == nil {
 		t.Fatalf("namespace %s left after undeploy", nsName)
