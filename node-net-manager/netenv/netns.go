@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/vishvananda/netns"
@@ -82,11 +83,25 @@ func (e *Env) DeleteNetns(name string) error {
 }
 
 // ProcessExists says whether pid is a running process (in the NetManager's
-// PID namespace).
+// PID namespace); a zombie, dead but not yet reaped, is not.
 func (e *Env) ProcessExists(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
-	_, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid)))
-	return err == nil
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	return processRunning(string(stat))
+}
+
+// processRunning reads the state from a /proc/<pid>/stat line: the field
+// after the command, which is in parentheses and may hold any character.
+func processRunning(stat string) bool {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return false
+	}
+	state := stat[i+2]
+	return state != 'Z' && state != 'X' && state != 'x'
 }

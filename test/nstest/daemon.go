@@ -70,9 +70,12 @@ func StartDaemon(t testing.TB, bin string, node *Netns, args ...string) *Daemon 
 	dir := t.TempDir()
 	d := &Daemon{Node: node, Socket: filepath.Join(dir, "nm.sock"), PinDir: filepath.Join("/sys/fs/bpf", UniqueName("nm-test")),
 		log: &syncBuffer{}, done: make(chan error, 1)}
-	for i, a := range args { // an explicit --pin-dir (e.g. a restart reusing one) wins
+	for i, a := range args { // an explicit --pin-dir (e.g. a restart reusing one) or --socket wins
 		if a == "--pin-dir" && i+1 < len(args) {
 			d.PinDir = args[i+1]
+		}
+		if a == "--socket" && i+1 < len(args) {
+			d.Socket = args[i+1]
 		}
 	}
 	full := append([]string{"--net=" + node.Path(), bin, "--socket", d.Socket, "--listen", "127.0.0.1:6000",
