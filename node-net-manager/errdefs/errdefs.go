@@ -15,6 +15,9 @@ var (
 	// ErrUnprocessable marks a well-formed request that cannot be carried out,
 	// such as a module that fails to load (422).
 	ErrUnprocessable = errors.New("cannot be processed")
+	// ErrUnavailable marks a request that needs something outside the node
+	// that cannot be reached now, such as the cluster's broker (503).
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // HTTPStatus returns the status code for err: the code of the first sentinel
@@ -31,6 +34,8 @@ func HTTPStatus(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrUnprocessable):
 		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}

@@ -17,6 +17,7 @@ func TestHTTPStatus(t *testing.T) {
 		{fmt.Errorf("outer: %w", fmt.Errorf("%w: no such", ErrNotFound)), http.StatusNotFound},
 		{fmt.Errorf("%w: twice", ErrConflict), http.StatusConflict},
 		{fmt.Errorf("%w: verifier", ErrUnprocessable), http.StatusUnprocessableEntity},
+		{fmt.Errorf("%w: broker", ErrUnavailable), http.StatusServiceUnavailable},
 		{errors.New("boom"), http.StatusInternalServerError},
 	}
 	for _, c := range cases {

@@ -1,0 +1,271 @@
+package clusterstub
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/oakestra/netmanager/node-net-manager/cluster"
+)
+
+// Manager stands in for the cluster service manager.
+type Manager struct {
+	tb      testing.TB
+	mq      mqtt.Client
+	mu      sync.Mutex
+	subnets []cluster.SubnetResult // handed out in order
+	given   map[string]cluster.SubnetResult
+	jobs    map[string]*job
+	log     []Message
+	silent  bool // answer no table query (a cluster that does not answer)
+}
+
+// job is one service: its round-robin IP and its instances by number.
+type job struct {
+	rr, rr6   string
+	instances map[int]instance
+	interest  map[string]bool // nodes that queried it
+}
+
+type instance struct {
+	cluster.Instance
+	node string
+}
+
+// Message is one message a node sent.
+type Message struct {
+	Node, Topic string // Topic without nodes/<node>/net/
+	Payload     json.RawMessage
+}
+
+var nodeTopicRE = regexp.MustCompile(`^nodes/([^/]+)/net/(.+)$`)
+
+// NewManager connects to the broker at addr and serves the cluster's side
+// of the topics. Subnets are handed to registering nodes in order.
+func NewManager(tb testing.TB, addr string, subnets ...cluster.SubnetResult) *Manager {
+	tb.Helper()
+	m := &Manager{tb: tb, subnets: subnets, given: map[string]cluster.SubnetResult{}, jobs: map[string]*job{}}
+	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("cluster-manager-%d", time.Now().UnixNano())).
+		SetCleanSession(true).SetOrderMatters(false).SetAutoReconnect(true).SetKeepAlive(5 * time.Second).
+		SetOnConnectHandler(func(c mqtt.Client) { c.Subscribe("nodes/+/net/#", 1, m.onMessage) })
+	m.mq = mqtt.NewClient(o)
+	if tok := m.mq.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		tb.Fatalf("stand-in cluster manager: connect to %s: %v", addr, tok.Error())
+	}
+	tb.Cleanup(func() { m.mq.Disconnect(100) })
+	return m
+}
+
+// Service gives a job its round-robin IPs before any instance exists.
+func (m *Manager) Service(name, rr, rr6 string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.job(name).rr, m.job(name).rr6 = rr, rr6
+}
+
+func (m *Manager) job(name string) *job {
+	j := m.jobs[name]
+	if j == nil {
+		j = &job{instances: map[int]instance{}, interest: map[string]bool{}}
+		m.jobs[name] = j
+	}
+	return j
+}
+
+// Silent makes the manager stop answering table queries (or answer again).
+func (m *Manager) Silent(on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.silent = on
+}
+
+// Messages returns what nodes sent on a topic (e.g. "service/deployed").
+func (m *Manager) Messages(topic string) []Message {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Message
+	for _, msg := range m.log {
+		if msg.Topic == topic {
+			out = append(out, msg)
+		}
+	}
+	return out
+}
+
+// Instances returns a job's instances as the cluster knows them.
+func (m *Manager) Instances(name string) []cluster.Instance {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.instanceList(name)
+}
+
+// Remove forgets an instance (as when the cluster undeploys it) and tells
+// the interested nodes.
+func (m *Manager) Remove(name string, n int) {
+	m.mu.Lock()
+	delete(m.job(name).instances, n)
+	m.mu.Unlock()
+	m.announce(name, "UNDEPLOYMENT")
+}
+
+func (m *Manager) onMessage(_ mqtt.Client, msg mqtt.Message) {
+	sub := nodeTopicRE.FindStringSubmatch(msg.Topic())
+	if sub == nil {
+		return
+	}
+	node, topic := sub[1], sub[2]
+	m.mu.Lock()
+	m.log = append(m.log, Message{Node: node, Topic: topic, Payload: append(json.RawMessage(nil), msg.Payload()...)})
+	m.mu.Unlock()
+	var err error
+	switch topic {
+	case "subnet":
+		err = m.onSubnet(node, msg.Payload())
+	case "service/deployed":
+		err = m.onDeployed(node, msg.Payload())
+	case "tablequery/request":
+		err = m.onQuery(node, msg.Payload())
+	case "interest/remove":
+		var r cluster.InterestRemove
+		if err = json.Unmarshal(msg.Payload(), &r); err == nil {
+			m.mu.Lock()
+			delete(m.job(r.AppName).interest, node)
+			m.mu.Unlock()
+		}
+	}
+	if err != nil {
+		m.tb.Logf("stand-in cluster manager: %s from %s: %v", topic, node, err)
+	}
+}
+
+func (m *Manager) onSubnet(node string, b []byte) error {
+	var r cluster.SubnetRequest
+	if err := json.Unmarshal(b, &r); err != nil || r.Method != "GET" {
+		return fmt.Errorf("not a GET: %s", b)
+	}
+	m.mu.Lock()
+	s, ok := m.given[node]
+	if !ok && len(m.subnets) > 0 {
+		s, m.subnets = m.subnets[0], m.subnets[1:]
+		m.given[node] = s
+		ok = true
+	}
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no subnet left for %s", node)
+	}
+	return m.publish("nodes/"+node+"/net/subnetwork/result", s)
+}
+
+func (m *Manager) onDeployed(node string, b []byte) error {
+	var d cluster.Deployed
+	if err := json.Unmarshal(b, &d); err != nil {
+		return err
+	}
+	var port int
+	if _, err := fmt.Sscan(d.HostPort, &port); err != nil || d.Status != "DEPLOYED" {
+		return fmt.Errorf("host_port %q or status %q", d.HostPort, d.Status)
+	}
+	m.mu.Lock()
+	m.job(d.AppName).instances[d.InstanceNumber] = instance{node: node, Instance: cluster.Instance{InstanceNumber: d.InstanceNumber,
+		NamespaceIP: d.NsIP, NamespaceIPv6: d.NsIPv6, HostIP: d.HostIP, HostPort: port}}
+	m.mu.Unlock()
+	m.announce(d.AppName, "DEPLOYMENT")
+	return nil
+}
+
+func (m *Manager) onQuery(node string, b []byte) error {
+	var q cluster.TableQuery
+	if err := json.Unmarshal(b, &q); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if m.silent {
+		m.mu.Unlock()
+		return nil
+	}
+	name, key := q.Sname, q.Sname
+	if q.Sip != "" {
+		name, key = m.byIP(q.Sip), q.Sip
+	}
+	var list []cluster.Instance
+	if name != "" {
+		m.job(name).interest[node] = true
+		list = m.instanceList(name)
+	}
+	m.mu.Unlock()
+	return m.publish("nodes/"+node+"/net/tablequery/result", cluster.TableResult{AppName: name, InstanceList: list, QueryKey: key})
+}
+
+// byIP finds the job with a round-robin or instance IP; the caller holds mu.
+func (m *Manager) byIP(ip string) string {
+	for name, j := range m.jobs {
+		if j.rr == ip || j.rr6 == ip {
+			return name
+		}
+		for n := range j.instances {
+			if a, a6 := instanceIP(j, n); a == ip || a6 == ip {
+				return name
+			}
+		}
+	}
+	return ""
+}
+
+// instanceIP derives an instance IP from the job's RR IP: .<2+n> in its /24.
+func instanceIP(j *job, n int) (string, string) {
+	i := strings.LastIndexByte(j.rr, '.')
+	k := strings.LastIndexByte(j.rr6, ':')
+	if i < 0 || k < 0 {
+		return "", ""
+	}
+	return fmt.Sprintf("%s.%d", j.rr[:i], 2+n), fmt.Sprintf("%s:%x", j.rr6[:k], 2+n)
+}
+
+// instanceList is a job's instances with their service IPs, as the cluster
+// formats them; the caller holds mu.
+func (m *Manager) instanceList(name string) []cluster.Instance {
+	j := m.jobs[name]
+	if j == nil {
+		return []cluster.Instance{}
+	}
+	nums := make([]int, 0, len(j.instances))
+	for n := range j.instances {
+		nums = append(nums, n)
+	}
+	sort.Ints(nums)
+	out := make([]cluster.Instance, 0, len(nums))
+	for _, n := range nums {
+		in := j.instances[n].Instance
+		a, a6 := instanceIP(j, n)
+		in.ServiceIP = []cluster.ServiceIP{{IPType: "RR", Address: j.rr, AddressV6: j.rr6}, {IPType: "instance_ip", Address: a, AddressV6: a6}}
+		out = append(out, in)
+	}
+	return out
+}
+
+// announce publishes a job's change for the nodes that follow it.
+func (m *Manager) announce(name, typ string) {
+	if err := m.publish("jobs/"+name+"/updates_available", map[string]string{"type": typ}); err != nil {
+		m.tb.Logf("stand-in cluster manager: announce %s: %v", name, err)
+	}
+}
+
+func (m *Manager) publish(topic string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tok := m.mq.Publish(topic, 1, false, b)
+	if !tok.WaitTimeout(5 * time.Second) {
+		return fmt.Errorf("publish %s: timeout", topic)
+	}
+	return tok.Error()
+}
