@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 
+	"github.com/oakestra/netmanager/node-net-manager/cluster"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
 	"github.com/oakestra/netmanager/node-net-manager/events"
@@ -23,11 +24,19 @@ type Deployer interface {
 	List() []deploy.Record
 }
 
+// Registrar joins the node to its cluster at POST /register.
+type Registrar interface {
+	Register(ctx context.Context, clientID, clusterAddress string) (cluster.Registered, error)
+}
+
 // Options configures the router.
 type Options struct {
 	Deployer Deployer
-	Version  string
-	Log      logrus.FieldLogger
+	// Registrar, when set, connects a registration that names a cluster;
+	// without it (or without cluster_address) the node stays standalone.
+	Registrar Registrar
+	Version   string
+	Log       logrus.FieldLogger
 }
 
 type server struct {
@@ -41,7 +50,10 @@ type Registration struct {
 	ClientID       string `json:"client_id"`
 	ClusterAddress string `json:"cluster_address"`
 	ClusterPort    int    `json:"cluster_port,omitempty"`
-	Mode           string `json:"mode"`
+	Mode           string `json:"mode"`             // standalone or cluster
+	Broker         string `json:"broker,omitempty"` // cluster mode: the MQTT broker
+	Subnet         string `json:"subnet,omitempty"` // cluster mode: the node subnet the cluster gave
+	SubnetV6       string `json:"subnetv6,omitempty"`
 }
 
 // NewRouter returns the API's router. Further route sets (the eBPF Manager's)
@@ -163,9 +175,16 @@ func (s *server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.Mode = "standalone"
+	if b.ClusterAddress != "" && s.opts.Registrar != nil {
+		reg, err := s.opts.Registrar.Register(r.Context(), b.ClientID, b.ClusterAddress)
+		if err != nil {
+			WriteError(w, fmt.Errorf("register with the cluster: %w", err))
+			return
+		}
+		b.Mode, b.Broker, b.Subnet, b.SubnetV6 = "cluster", reg.Broker, reg.Subnet.Address, reg.Subnet.AddressV6
+	}
 	s.reg = &b
-	s.opts.Log.WithFields(logrus.Fields{"client_id": b.ClientID, "cluster": b.ClusterAddress}).
-		Info("node registered; the cluster table is not implemented, service addressing stays standalone")
+	s.opts.Log.WithFields(logrus.Fields{"client_id": b.ClientID, "cluster": b.ClusterAddress, "mode": b.Mode}).Info("node registered")
 	WriteJSON(w, http.StatusOK, b)
 }
 

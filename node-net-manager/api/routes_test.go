@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/oakestra/netmanager/node-net-manager/cluster"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
 )
@@ -193,5 +194,42 @@ func TestPanickingHandlerIs500(t *testing.T) {
 	}
 	if code, _ := do(r, "GET", "/healthz", ""); code != 200 {
 		t.Fatalf("router unusable after a panic: %d", code)
+	}
+}
+
+type fakeRegistrar struct {
+	err   error
+	calls []string
+}
+
+func (f *fakeRegistrar) Register(_ context.Context, id, addr string) (cluster.Registered, error) {
+	f.calls = append(f.calls, id+"@"+addr)
+	if f.err != nil {
+		return cluster.Registered{}, f.err
+	}
+	return cluster.Registered{Broker: "tcp://" + addr + ":10003", Subnet: cluster.SubnetResult{Address: "10.18.1.0", AddressV6: "fd00:18:1::"}}, nil
+}
+
+// A registration naming a cluster joins it; one the cluster refuses is an
+// error with the registrar's status, and leaves the node unregistered.
+func TestRegisterWithCluster(t *testing.T) {
+	log := logrus.New()
+	log.SetLevel(logrus.PanicLevel)
+	f := &fakeRegistrar{err: fmt.Errorf("%w: cluster broker tcp://192.0.2.10:10003: connection refused", errdefs.ErrUnavailable)}
+	h := NewRouter(Options{Deployer: &fakeDeployer{recs: map[string]deploy.Record{}}, Registrar: f, Log: log})
+	code, out := do(h, "POST", "/register", `{"client_id": "node-1", "cluster_address": "192.0.2.10"}`)
+	if code != 503 || !strings.Contains(fmt.Sprint(out["error"]), "tcp://192.0.2.10:10003") {
+		t.Fatalf("unreachable cluster: %d %v", code, out)
+	}
+	f.err = nil
+	code, out = do(h, "POST", "/register", `{"client_id": "node-2", "cluster_address": "192.0.2.10"}`)
+	if code != 200 || out["mode"] != "cluster" || out["subnet"] != "10.18.1.0" || out["broker"] != "tcp://192.0.2.10:10003" {
+		t.Fatalf("register with the cluster after a refusal: %d %v", code, out)
+	}
+	if code, out := do(h, "POST", "/register", `{"client_id": "node-3", "cluster_address": "192.0.2.10"}`); code != 409 {
+		t.Fatalf("register with another id: %d %v", code, out)
+	}
+	if len(f.calls) != 2 {
+		t.Fatalf("registrar calls: %v", f.calls)
 	}
 }

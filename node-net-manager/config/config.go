@@ -38,6 +38,10 @@ type Config struct {
 	Proxy          bool   `json:"proxy"`      // run the user-space service proxy
 	Persist        bool   `json:"persist"`    // leave services running at shutdown and re-adopt them at start
 	ProxyTun       string `json:"proxyTun"`   // its TUN device
+	// ClientID and ClusterAddress register the node with its cluster at
+	// start, as POST /register would (both or neither).
+	ClientID       string `json:"clientID"`
+	ClusterAddress string `json:"clusterAddress"` // host or host:port of the cluster's MQTT broker
 }
 
 // DefaultSocket is where the Oakestra NodeEngine dials the NetManager: it
@@ -90,6 +94,9 @@ func (c Config) Validate() (Network, error) {
 	var n Network
 	if c.Listen == "" && c.Socket == "" {
 		return n, errors.New("listen and socket are both empty: the API would be unreachable")
+	}
+	if (c.ClientID == "") != (c.ClusterAddress == "") {
+		return n, errors.New("clientID and clusterAddress: give both (cluster mode) or neither (standalone)")
 	}
 	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
 		return n, fmt.Errorf("logLevel: %w", err)
@@ -208,6 +215,8 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 		{"bridge", "node bridge name", &c.Bridge},
 		{"pin-dir", "bpffs directory for eBPF module pins", &c.PinDir},
 		{"tc-mode", "how eBPF modules are chained: auto, tcx or legacy", &c.TCMode},
+		{"client-id", "register with the cluster at start under this node id (with --cluster-address)", &c.ClientID},
+		{"cluster-address", "the cluster's MQTT broker, host or host:port (default port 10003)", &c.ClusterAddress},
 	}
 	vals := map[string]*string{}
 	for _, f := range flags {

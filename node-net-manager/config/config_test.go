@@ -28,6 +28,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		want   string
 	}{
 		{func(c *Config) { c.Listen, c.Socket = "", "" }, "unreachable"},
+		{func(c *Config) { c.ClientID = "node-1" }, "clusterAddress"},
+		{func(c *Config) { c.ClusterAddress = "192.0.2.10" }, "clientID"},
 		{func(c *Config) { c.LogLevel = "loud" }, "logLevel"},
 		{func(c *Config) { c.Bridge = "a-name-much-too-long" }, "bridge"},
 		{func(c *Config) { c.PeerName = "eth 0" }, "peerName"},

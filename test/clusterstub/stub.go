@@ -3,6 +3,8 @@ package clusterstub
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/oakestra/netmanager/node-net-manager/cluster"
+	"github.com/oakestra/netmanager/test/nstest"
 )
 
 // Manager stands in for the cluster service manager.
@@ -51,10 +54,25 @@ var nodeTopicRE = regexp.MustCompile(`^nodes/([^/]+)/net/(.+)$`)
 // of the topics. Subnets are handed to registering nodes in order.
 func NewManager(tb testing.TB, addr string, subnets ...cluster.SubnetResult) *Manager {
 	tb.Helper()
+	return NewManagerIn(tb, nil, addr, subnets...)
+}
+
+// NewManagerIn is NewManager for a broker reachable inside ns (nil: here).
+func NewManagerIn(tb testing.TB, ns *nstest.Netns, addr string, subnets ...cluster.SubnetResult) *Manager {
+	tb.Helper()
 	m := &Manager{tb: tb, subnets: subnets, given: map[string]cluster.SubnetResult{}, jobs: map[string]*job{}}
 	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("cluster-manager-%d", time.Now().UnixNano())).
 		SetCleanSession(true).SetOrderMatters(false).SetAutoReconnect(true).SetKeepAlive(5 * time.Second).
 		SetOnConnectHandler(func(c mqtt.Client) { c.Subscribe("nodes/+/net/#", 1, m.onMessage) })
+	if ns != nil {
+		o.SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (c net.Conn, err error) {
+			err = ns.Do(func() error {
+				c, err = net.DialTimeout("tcp", u.Host, 5*time.Second)
+				return err
+			})
+			return c, err
+		})
+	}
 	m.mq = mqtt.NewClient(o)
 	if tok := m.mq.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		tb.Fatalf("stand-in cluster manager: connect to %s: %v", addr, tok.Error())

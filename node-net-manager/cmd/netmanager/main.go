@@ -22,6 +22,7 @@ import (
 	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
 	"github.com/oakestra/netmanager/ebpfManager/kernel"
 	"github.com/oakestra/netmanager/node-net-manager/api"
+	"github.com/oakestra/netmanager/node-net-manager/cluster"
 	"github.com/oakestra/netmanager/node-net-manager/config"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
@@ -100,7 +101,10 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	if err != nil {
 		return errors.Join(err, env.Teardown())
 	}
-	router := api.NewRouter(api.Options{Deployer: mgr, Version: version.Version, Log: log})
+	link := cluster.NewLink(cluster.LinkOptions{Services: mgr.Services, Node: netip.AddrPortFrom(n.NodeIP, uint16(n.TunnelPort)), Log: log})
+	defer link.Close()
+	bus.Subscribe("cluster", link.HandleEvent)
+	router := api.NewRouter(api.Options{Deployer: mgr, Registrar: link, Version: version.Version, Log: log})
 	ps := parts{cfg: cfg, net: n, env: env, table: tab, deploy: mgr, bus: bus, router: router, log: log}
 	em, emErr := startEBPFManager(ps)
 	if emErr != nil {
@@ -142,6 +146,13 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		log.WithError(err).Warn("could not clean up after the previous run")
 	} else if n > 0 {
 		log.WithField("services", n).Warn("removed what the previous run's services left behind")
+	}
+	if cfg.ClusterAddress != "" {
+		reg, err := link.Register(context.Background(), cfg.ClientID, cfg.ClusterAddress)
+		if err != nil {
+			return fmt.Errorf("register with the cluster: %w", err)
+		}
+		log.WithFields(logrus.Fields{"broker": reg.Broker, "subnet": reg.Subnet.Address}).Info("registered with the cluster")
 	}
 	lns, err := listen(cfg)
 	if err != nil {

@@ -1,0 +1,139 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/oakestra/netmanager/node-net-manager/errdefs"
+	"github.com/oakestra/netmanager/node-net-manager/events"
+)
+
+// LinkOptions configures a Link.
+type LinkOptions struct {
+	// Services lists the instances deployed on the node, to report them
+	// when the link comes up and again after a reconnect.
+	Services func() []events.Service
+	// Node is the node's address and tunnel port, the host_ip and
+	// host_port other nodes reach its instances at.
+	Node netip.AddrPort
+	// Client is what Connect gets; ClientID and Broker come from Register.
+	Client Options
+	Log    logrus.FieldLogger
+}
+
+// Link is the node's membership in its cluster: it connects at
+// registration, reports every instance the node deploys, and reports them
+// all again after a reconnect.
+type Link struct {
+	o      LinkOptions
+	mu     sync.Mutex
+	c      *Client
+	subnet SubnetResult
+}
+
+// NewLink returns a Link that is not connected yet.
+func NewLink(o LinkOptions) *Link {
+	if o.Log == nil {
+		o.Log = logrus.StandardLogger()
+	}
+	return &Link{o: o}
+}
+
+// Registered is what a registration with the cluster found out.
+type Registered struct {
+	Broker string
+	Subnet SubnetResult
+}
+
+// Register connects to the cluster's broker at addr as clientID, asks for
+// the node subnet and reports the node's instances. It fails, leaving no
+// connection, when the broker or the cluster does not answer.
+func (l *Link) Register(ctx context.Context, clientID, addr string) (Registered, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c != nil {
+		return Registered{Broker: l.o.Client.Broker, Subnet: l.subnet}, nil
+	}
+	o := l.o.Client
+	o.ClientID, o.Broker, o.Log = clientID, addr, l.o.Log
+	o.OnReconnect = l.republish
+	c, err := Connect(ctx, o)
+	if err != nil {
+		return Registered{}, err
+	}
+	sn, err := c.Subnet(ctx)
+	if err != nil {
+		c.Close()
+		return Registered{}, fmt.Errorf("%w: cluster %s: %v", errdefs.ErrUnavailable, addr, err)
+	}
+	l.c, l.subnet, l.o.Client = c, sn, o
+	for _, s := range l.o.Services() {
+		if err := c.Deployed(l.deployed(s)); err != nil {
+			l.o.Log.WithError(err).WithField("service", s.ServiceName).Warn("cluster: report a deployed instance")
+		}
+	}
+	return Registered{Broker: addr, Subnet: sn}, nil
+}
+
+// HandleEvent reports a new instance to the cluster (an events.Bus handler).
+func (l *Link) HandleEvent(_ context.Context, ev events.Event) error {
+	l.mu.Lock()
+	c := l.c
+	l.mu.Unlock()
+	if c == nil || ev.Type != events.ServiceCreated {
+		return nil
+	}
+	if err := c.Deployed(l.deployed(ev.Service)); err != nil {
+		// The instance runs; the cluster learns of it on the next reconnect.
+		l.o.Log.WithError(err).WithField("service", ev.Service.ServiceName).Warn("cluster: report a deployed instance")
+	}
+	return nil
+}
+
+// republish reports every instance again (after a reconnect).
+func (l *Link) republish() {
+	l.mu.Lock()
+	c := l.c
+	l.mu.Unlock()
+	if c == nil {
+		return
+	}
+	for _, s := range l.o.Services() {
+		if err := c.Deployed(l.deployed(s)); err != nil {
+			l.o.Log.WithError(err).Warn("cluster: report the node's instances after a reconnect")
+			return
+		}
+	}
+}
+
+// deployed is the service/deployed message for an instance.
+func (l *Link) deployed(s events.Service) Deployed {
+	d := Deployed{AppName: s.ServiceName, Status: "DEPLOYED", InstanceNumber: s.Instance, NsIP: s.IPv4.String(),
+		HostIP: l.o.Node.Addr().String(), HostPort: strconv.Itoa(int(l.o.Node.Port()))}
+	if s.IPv6.IsValid() {
+		d.NsIPv6 = s.IPv6.String()
+	}
+	return d
+}
+
+// Client returns the connection, nil before Register.
+func (l *Link) Client() *Client {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.c
+}
+
+// Close disconnects.
+func (l *Link) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c != nil {
+		l.c.Close()
+		l.c = nil
+	}
+}
