@@ -101,11 +101,17 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	if err != nil {
 		return errors.Join(err, env.Teardown())
 	}
-	link := cluster.NewLink(cluster.LinkOptions{Services: mgr.Services, Node: netip.AddrPortFrom(n.NodeIP, uint16(n.TunnelPort)), Log: log})
+	// In cluster mode the proxy's table is the cluster's (ctab), asked on a
+	// miss and refreshed on a job's update; before registration, the node's.
+	var ctab *cluster.Table
+	link := cluster.NewLink(cluster.LinkOptions{Services: mgr.Services, Node: netip.AddrPortFrom(n.NodeIP, uint16(n.TunnelPort)), Log: log,
+		Client: cluster.Options{OnUpdate: func(job string) { ctab.Refresh(job) }}})
+	ctab = cluster.NewTable(tab, link, n.ServiceRanges(), log)
 	defer link.Close()
 	bus.Subscribe("cluster", link.HandleEvent)
+	bus.Subscribe("cluster table", ctab.HandleEvent)
 	router := api.NewRouter(api.Options{Deployer: mgr, Registrar: link, Version: version.Version, Log: log})
-	ps := parts{cfg: cfg, net: n, env: env, table: tab, deploy: mgr, bus: bus, router: router, log: log}
+	ps := parts{cfg: cfg, net: n, env: env, table: tab, resolver: ctab, deploy: mgr, bus: bus, router: router, log: log}
 	em, emErr := startEBPFManager(ps)
 	if emErr != nil {
 		log.WithError(emErr).Warn("eBPF Manager disabled: modules cannot be loaded on this node")
@@ -213,14 +219,16 @@ func startEBPFManager(d parts) (*ebpfmanager.Manager, error) {
 
 // parts are the daemon's pieces the eBPF Manager and the proxy start with.
 type parts struct {
-	cfg    config.Config
-	net    config.Network
-	env    *netenv.Env
-	table  *table.Standalone
-	deploy *deploy.Manager
-	bus    *events.Bus
-	router *mux.Router
-	log    *logrus.Logger
+	cfg   config.Config
+	net   config.Network
+	env   *netenv.Env
+	table *table.Standalone
+	// resolver is the user-space proxy's table: the cluster's in cluster mode.
+	resolver proxy.Resolver
+	deploy   *deploy.Manager
+	bus      *events.Bus
+	router   *mux.Router
+	log      *logrus.Logger
 }
 
 // startProxy runs the user-space service proxy on its TUN device and the
@@ -245,7 +253,7 @@ func startProxy(d parts) (func(), error) {
 		tunnel.Close()
 		return nil, fmt.Errorf("user-space proxy: %w", err)
 	}
-	tr := proxy.NewTranslator(d.table, proxy.Options{Ranges: ranges, Timeout: 2 * time.Minute, Self: self})
+	tr := proxy.NewTranslator(d.resolver, proxy.Options{Ranges: ranges, Timeout: 2 * time.Minute, Self: self})
 	cancelSub := d.bus.Subscribe("user-space proxy", func(_ context.Context, ev events.Event) error {
 		if ev.Type == events.ServiceRemoved {
 			tr.Forget(ev.Service.IPv4, ev.Service.IPv6)
