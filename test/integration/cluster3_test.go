@@ -44,24 +44,48 @@ func (n *node) register(t *testing.T, id string) {
 	}
 }
 
+const brokerAddr = "192.168.77.254:10003"
+
+// newCluster makes an underlay namespace (a bridge, the broker on
+// 192.168.77.254:10003), the stand-in cluster manager with the services
+// app.ns.cli.ns and app.ns.srv.ns, and n registered nodes.
+func newCluster(t *testing.T, n int) (*nstest.Netns, *clusterstub.Broker, *clusterstub.Manager, []*node) {
+	t.Helper()
+	ul := nstest.NewNetns(t, "nm-ul")
+	ul.MustExec(t, "ip", "link", "add", "ulbr", "type", "bridge")
+	ul.MustExec(t, "ip", "addr", "add", "192.168.77.254/24", "dev", "ulbr")
+	ul.MustExec(t, "ip", "link", "set", "ulbr", "up")
+	br := clusterstub.StartBroker(t, ul, brokerAddr)
+	m := newManager(t, ul, n)
+	var nodes []*node
+	for i := 1; i <= n; i++ {
+		nd := underlayNode(t, ul, i)
+		nd.register(t, fmt.Sprintf("node-%c", 'a'+i-1))
+		nodes = append(nodes, nd)
+	}
+	return ul, br, m, nodes
+}
+
+// newManager starts a stand-in cluster manager on the underlay's broker.
+func newManager(t *testing.T, ul *nstest.Netns, n int) *clusterstub.Manager {
+	var subnets []cluster.SubnetResult
+	for i := 1; i <= n; i++ {
+		subnets = append(subnets, cluster.SubnetResult{Address: fmt.Sprintf("10.18.%d.0", i)})
+	}
+	m := clusterstub.NewManagerIn(t, ul, brokerAddr, subnets...)
+	m.Service("app.ns.cli.ns", "10.30.8.1", "fdff:2000::8:1")
+	m.Service("app.ns.srv.ns", "10.30.9.1", "fdff:2000::9:1")
+	m.Service("app.ns.late.ns", "10.30.10.1", "fdff:2000::10:1")
+	return m
+}
+
 // Three nodes on one underlay, one broker, the stand-in cluster manager: a
 // client on node A reaches a round-robin service IP whose instances run on
 // nodes B and C through the tunnel, over TCP and UDP, by round robin; when
 // C's instance goes, new flows go to B.
 func TestClusterThreeNodes(t *testing.T) {
-	ul := nstest.NewNetns(t, "nm-ul")
-	ul.MustExec(t, "ip", "link", "add", "ulbr", "type", "bridge")
-	ul.MustExec(t, "ip", "addr", "add", "192.168.77.254/24", "dev", "ulbr")
-	ul.MustExec(t, "ip", "link", "set", "ulbr", "up")
-	clusterstub.StartBroker(t, ul, "192.168.77.254:10003")
-	m := clusterstub.NewManagerIn(t, ul, "192.168.77.254:10003", cluster.SubnetResult{Address: "10.18.1.0"},
-		cluster.SubnetResult{Address: "10.18.2.0"}, cluster.SubnetResult{Address: "10.18.3.0"})
-	m.Service("app.ns.cli.ns", "10.30.8.1", "fdff:2000::8:1")
-	m.Service("app.ns.srv.ns", "10.30.9.1", "fdff:2000::9:1")
-	a, b, c := underlayNode(t, ul, 1), underlayNode(t, ul, 2), underlayNode(t, ul, 3)
-	for i, n := range []*node{a, b, c} {
-		n.register(t, fmt.Sprintf("node-%c", 'a'+i))
-	}
+	_, _, m, nodes := newCluster(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
 	cli := newContainer(t)
 	deployContainer(t, a, cli, "app.ns.cli.ns", 0, "")
 	for i, n := range []*node{b, c} {
@@ -109,6 +133,48 @@ func TestClusterThreeNodes(t *testing.T) {
 	undeploy(t, b, "container", "app.ns.srv.ns", 0)
 	undeploy(t, a, "container", "app.ns.cli.ns", 0)
 	for _, n := range []*node{a, b, c} {
+		n.stop(t)
+	}
+}
+
+// The broker is lost under way: flows to instances the node has cached keep
+// going through the tunnel; when the broker is back, the nodes report their
+// instances again (the new manager knew none) and a service never asked
+// about before is found.
+func TestClusterBrokerLost(t *testing.T) {
+	ul, br, m, nodes := newCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	cli, srv, late := newContainer(t), newContainer(t), newContainer(t)
+	deployContainer(t, a, cli, "app.ns.cli.ns", 0, "")
+	deployContainer(t, b, srv, "app.ns.srv.ns", 0, "")
+	serveName(t, srv.ns, "7000", "srv-0")
+	waitUntil(t, "the cluster knows both instances", func() bool {
+		return len(m.Instances("app.ns.srv.ns")) == 1 && len(m.Instances("app.ns.cli.ns")) == 1
+	})
+	if got, err := ask(cli, "tcp", "10.30.9.1:7000"); err != nil || got != "srv-0" {
+		t.Fatalf("before the loss: %q %v", got, err)
+	}
+	br.Stop()
+	for i := 0; i < 3; i++ {
+		if got, err := ask(cli, "tcp", "10.30.9.1:7000"); err != nil || got != "srv-0" {
+			t.Fatalf("a cached service while the broker is gone: %q %v", got, err)
+		}
+	}
+	clusterstub.StartBroker(t, ul, brokerAddr)
+	m2 := newManager(t, ul, 2)
+	waitUntil(t, "the nodes report their instances again", func() bool {
+		return len(m2.Instances("app.ns.srv.ns")) == 1 && len(m2.Instances("app.ns.cli.ns")) == 1
+	})
+	deployContainer(t, b, late, "app.ns.late.ns", 0, "")
+	serveName(t, late.ns, "7000", "late-0")
+	waitUntil(t, "a new service is found through the cluster", func() bool {
+		got, err := ask(cli, "tcp", "10.30.10.1:7000")
+		return err == nil && got == "late-0"
+	})
+	undeploy(t, b, "container", "app.ns.late.ns", 0)
+	undeploy(t, b, "container", "app.ns.srv.ns", 0)
+	undeploy(t, a, "container", "app.ns.cli.ns", 0)
+	for _, n := range nodes {
 		n.stop(t)
 	}
 }
