@@ -23,7 +23,10 @@ type LinkOptions struct {
 	Node netip.AddrPort
 	// Client is what Connect gets; ClientID and Broker come from Register.
 	Client Options
-	Log    logrus.FieldLogger
+	// OnRegistered runs (in its own goroutine) once the node is registered
+	// and after each reconnect, with the jobs of the node's instances.
+	OnRegistered func(jobs []string)
+	Log          logrus.FieldLogger
 }
 
 // Link is the node's membership in its cluster: it connects at
@@ -77,6 +80,7 @@ func (l *Link) Register(ctx context.Context, clientID, addr string) (Registered,
 			l.o.Log.WithError(err).WithField("service", s.ServiceName).Warn("cluster: report a deployed instance")
 		}
 	}
+	l.registered()
 	return Registered{Broker: addr, Subnet: sn}, nil
 }
 
@@ -109,6 +113,23 @@ func (l *Link) republish() {
 			return
 		}
 	}
+	l.registered()
+}
+
+// registered hands the jobs of the node's instances to OnRegistered.
+func (l *Link) registered() {
+	if l.o.OnRegistered == nil {
+		return
+	}
+	seen := map[string]bool{}
+	var jobs []string
+	for _, s := range l.o.Services() {
+		if !seen[s.ServiceName] {
+			seen[s.ServiceName] = true
+			jobs = append(jobs, s.ServiceName)
+		}
+	}
+	go l.o.OnRegistered(jobs)
 }
 
 // deployed is the service/deployed message for an instance.

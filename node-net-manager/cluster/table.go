@@ -51,7 +51,9 @@ func (t *Table) Lookup(ctx context.Context, q table.Query) ([]table.Entry, error
 		return es, nil
 	}
 	if q.IP.IsValid() && !t.inRanges(q.IP) {
-		return nil, nil // a namespace IP not in the cache: not an instance the node knows
+		// A namespace IP the cache lacks: an instance of this node's is in
+		// the node's own table (with its locally allocated service IPs).
+		return t.local.Lookup(ctx, q)
 	}
 	t.mu.Lock()
 	since, missed := t.misses[q.IP]
@@ -115,6 +117,21 @@ func (t *Table) HandleEvent(_ context.Context, ev events.Event) error {
 	}
 	go t.Refresh(job)
 	return nil
+}
+
+// RefreshAll asks the cluster about every job in jobs (the node's own, at
+// registration and after a reconnect) and follows them.
+func (t *Table) RefreshAll(jobs []string) {
+	c := t.link.Client()
+	if c == nil {
+		return
+	}
+	for _, job := range jobs {
+		if err := c.Watch(job); err != nil {
+			t.log.WithError(err).WithField("job", job).Warn("cluster: follow a job's updates")
+		}
+		t.Refresh(job)
+	}
 }
 
 // store replaces a job's entries with the cluster's answer.

@@ -15,7 +15,7 @@ import (
 // underlayNode is a node on the test's underlay: its namespace is joined
 // to the underlay bridge (192.168.77.<i>/24) before its NetManager starts,
 // with a node subnet of its own.
-func underlayNode(t *testing.T, ul *nstest.Netns, i int) *node {
+func underlayNode(t *testing.T, ul *nstest.Netns, i int, args ...string) *node {
 	t.Helper()
 	n := &node{ns: nstest.NewNetns(t, "nm-node")}
 	host, peer := fmt.Sprintf("ul%d%s", i, n.ns.Name[len(n.ns.Name)-4:]), "underlay0"
@@ -29,7 +29,7 @@ func underlayNode(t *testing.T, ul *nstest.Netns, i int) *node {
 		t.Fatal(err)
 	}
 	n.pristine = n.settled(t)
-	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, "--config", cfg)
+	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, append([]string{"--modules-dir", modulesDir, "--config", cfg}, args...)...)
 	n.ready = n.settled(t)
 	return n
 }
@@ -46,16 +46,23 @@ func (n *node) register(t *testing.T, id string) {
 
 const brokerAddr = "192.168.77.254:10003"
 
-// newCluster makes an underlay namespace (a bridge, the broker on
-// 192.168.77.254:10003), the stand-in cluster manager with the services
-// app.ns.cli.ns and app.ns.srv.ns, and n registered nodes.
-func newCluster(t *testing.T, n int) (*nstest.Netns, *clusterstub.Broker, *clusterstub.Manager, []*node) {
+// newUnderlay makes the underlay namespace: a bridge, and the broker on
+// 192.168.77.254:10003.
+func newUnderlay(t *testing.T) (*nstest.Netns, *clusterstub.Broker) {
 	t.Helper()
 	ul := nstest.NewNetns(t, "nm-ul")
 	ul.MustExec(t, "ip", "link", "add", "ulbr", "type", "bridge")
 	ul.MustExec(t, "ip", "addr", "add", "192.168.77.254/24", "dev", "ulbr")
 	ul.MustExec(t, "ip", "link", "set", "ulbr", "up")
-	br := clusterstub.StartBroker(t, ul, brokerAddr)
+	return ul, clusterstub.StartBroker(t, ul, brokerAddr)
+}
+
+// newCluster makes the underlay, the stand-in cluster manager with the
+// services app.ns.cli.ns, app.ns.srv.ns and app.ns.late.ns, and n
+// registered nodes.
+func newCluster(t *testing.T, n int) (*nstest.Netns, *clusterstub.Broker, *clusterstub.Manager, []*node) {
+	t.Helper()
+	ul, br := newUnderlay(t)
 	m := newManager(t, ul, n)
 	var nodes []*node
 	for i := 1; i <= n; i++ {
@@ -175,6 +182,59 @@ func TestClusterBrokerLost(t *testing.T) {
 	undeploy(t, b, "container", "app.ns.srv.ns", 0)
 	undeploy(t, a, "container", "app.ns.cli.ns", 0)
 	for _, n := range nodes {
+		n.stop(t)
+	}
+}
+
+// A node restarts with its services kept (persist); it registers again and
+// reports them, and they are reachable from the other node again. Replies
+// need the cluster's table, which only a registered node has.
+func TestClusterNodeRestart(t *testing.T) {
+	ul, _ := newUnderlay(t)
+	m := newManager(t, ul, 2)
+	a := underlayNode(t, ul, 1)
+	a.register(t, "node-a")
+	state := "--state-dir=" + t.TempDir()
+	b := underlayNode(t, ul, 2, state, "--persist")
+	b.register(t, "node-b")
+	cli, srv := newContainer(t), newContainer(t)
+	deployContainer(t, a, cli, "app.ns.cli.ns", 0, "")
+	deployContainer(t, b, srv, "app.ns.srv.ns", 0, "")
+	serveName(t, srv.ns, "7000", "srv-0")
+	if got, err := ask(cli, "tcp", "10.30.9.1:7000"); err != nil || got != "srv-0" {
+		t.Fatalf("before the restart: %q %v", got, err)
+	}
+	before := len(m.Messages("service/deployed"))
+	pins := b.d.PinDir
+	b.d.Stop(t)
+	cfg := filepath.Join(t.TempDir(), "netmanager.json")
+	if err := os.WriteFile(cfg, []byte(`{"nodeSubnet": "10.18.2.0/24", "nodeSubnetV6": "fd00:18:2::/64", "nodeIP": "192.168.77.2"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.d = nstest.StartDaemon(t, netmanagerBin, b.ns, "--modules-dir", modulesDir, "--config", cfg, state, "--persist", "--pin-dir", pins)
+	if got, err := ask(cli, "tcp", "10.30.9.1:7000"); err == nil {
+		t.Fatalf("reached the restarted node before it registered (%q): its replies need the cluster's table", got)
+	}
+	b.register(t, "node-b")
+	waitUntil(t, "the restarted node reports its instance", func() bool { return len(m.Messages("service/deployed")) > before })
+	var got string
+	var err error
+	for i := 0; i < 10; i++ { // each try waits up to 2 s
+		if got, err = ask(cli, "tcp", "10.30.9.1:7000"); err == nil && got == "srv-0" {
+			break
+		}
+	}
+	if err != nil || got != "srv-0" {
+		var pa, pb map[string]any
+		getJSON(t, a, "/proxy", &pa)
+		getJSON(t, b, "/proxy", &pb)
+		t.Fatalf("not reachable after the restart and registration: %q %v\nA: %v\nB: %v", got, err, pa, pb)
+	}
+	undeploy(t, b, "container", "app.ns.srv.ns", 0)
+	undeploy(t, a, "container", "app.ns.cli.ns", 0)
+	b.d.Stop(t)
+	b.d = nstest.StartDaemon(t, netmanagerBin, b.ns, "--modules-dir", modulesDir, "--config", cfg, state, "--pin-dir", pins)
+	for _, n := range []*node{a, b} {
 		n.stop(t)
 	}
 }

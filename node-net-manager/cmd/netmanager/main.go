@@ -105,7 +105,7 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	// miss and refreshed on a job's update; before registration, the node's.
 	var ctab *cluster.Table
 	link := cluster.NewLink(cluster.LinkOptions{Services: mgr.Services, Node: netip.AddrPortFrom(n.NodeIP, uint16(n.TunnelPort)), Log: log,
-		Client: cluster.Options{OnUpdate: func(job string) { ctab.Refresh(job) }}})
+		Client: cluster.Options{OnUpdate: func(job string) { ctab.Refresh(job) }}, OnRegistered: func(jobs []string) { ctab.RefreshAll(jobs) }})
 	ctab = cluster.NewTable(tab, link, n.ServiceRanges(), log)
 	defer link.Close()
 	bus.Subscribe("cluster", link.HandleEvent)
