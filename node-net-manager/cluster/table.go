@@ -52,8 +52,13 @@ func (t *Table) Lookup(ctx context.Context, q table.Query) ([]table.Entry, error
 	}
 	if q.IP.IsValid() && !t.inRanges(q.IP) {
 		// A namespace IP the cache lacks: an instance of this node's is in
-		// the node's own table (with its locally allocated service IPs).
-		return t.local.Lookup(ctx, q)
+		// the node's own table. Its service IPs there are allocated locally,
+		// not the cluster's: leave them out, so no flow is sent from them.
+		es, err := t.local.Lookup(ctx, q)
+		for i := range es {
+			es[i].ServiceIPs = nil
+		}
+		return es, err
 	}
 	t.mu.Lock()
 	since, missed := t.misses[q.IP]
@@ -142,6 +147,7 @@ func (t *Table) store(r TableResult) {
 			es = append(es, e)
 		}
 	}
+	t.log.WithFields(logrus.Fields{"job": r.AppName, "key": r.QueryKey, "instances": len(es)}).Debug("cluster: table entries")
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.jobs[r.AppName] = es

@@ -28,6 +28,7 @@ type Manager struct {
 	jobs    map[string]*job
 	log     []Message
 	silent  bool // answer no table query (a cluster that does not answer)
+	inbox   chan mqtt.Message
 }
 
 // job is one service: its round-robin IP and its instances by number.
@@ -60,9 +61,26 @@ func NewManager(tb testing.TB, addr string, subnets ...cluster.SubnetResult) *Ma
 // NewManagerIn is NewManager for a broker reachable inside ns (nil: here).
 func NewManagerIn(tb testing.TB, ns *nstest.Netns, addr string, subnets ...cluster.SubnetResult) *Manager {
 	tb.Helper()
-	m := &Manager{tb: tb, subnets: subnets, given: map[string]cluster.SubnetResult{}, jobs: map[string]*job{}}
+	m := &Manager{tb: tb, subnets: subnets, given: map[string]cluster.SubnetResult{}, jobs: map[string]*job{}, inbox: make(chan mqtt.Message, 1024)}
+	// One message at a time, in arrival order, as the cluster service
+	// manager's MQTT loop handles them: a node's report is recorded before
+	// its next query is answered.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case msg := <-m.inbox:
+				m.handle(msg)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	tb.Cleanup(func() { close(stop); <-done })
 	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("cluster-manager-%d", time.Now().UnixNano())).
-		SetCleanSession(true).SetOrderMatters(false).SetAutoReconnect(true).SetKeepAlive(5 * time.Second).
+		SetCleanSession(true).SetOrderMatters(true).SetAutoReconnect(true).SetKeepAlive(5 * time.Second).
 		SetOnConnectHandler(func(c mqtt.Client) { c.Subscribe("nodes/+/net/#", 1, m.onMessage) })
 	if ns != nil {
 		o.SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (c net.Conn, err error) {
@@ -133,7 +151,9 @@ func (m *Manager) Remove(name string, n int) {
 	m.announce(name, "UNDEPLOYMENT")
 }
 
-func (m *Manager) onMessage(_ mqtt.Client, msg mqtt.Message) {
+func (m *Manager) onMessage(_ mqtt.Client, msg mqtt.Message) { m.inbox <- msg }
+
+func (m *Manager) handle(msg mqtt.Message) {
 	sub := nodeTopicRE.FindStringSubmatch(msg.Topic())
 	if sub == nil {
 		return

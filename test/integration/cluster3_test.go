@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/oakestra/netmanager/node-net-manager/cluster"
 	"github.com/oakestra/netmanager/test/clusterstub"
@@ -174,10 +175,7 @@ func TestClusterBrokerLost(t *testing.T) {
 	})
 	deployContainer(t, b, late, "app.ns.late.ns", 0, "")
 	serveName(t, late.ns, "7000", "late-0")
-	waitUntil(t, "a new service is found through the cluster", func() bool {
-		got, err := ask(cli, "tcp", "10.30.10.1:7000")
-		return err == nil && got == "late-0"
-	})
+	askUntil(t, a, b, cli, "10.30.10.1:7000", "late-0", "a new service found through the cluster")
 	undeploy(t, b, "container", "app.ns.late.ns", 0)
 	undeploy(t, b, "container", "app.ns.srv.ns", 0)
 	undeploy(t, a, "container", "app.ns.cli.ns", 0)
@@ -217,19 +215,7 @@ func TestClusterNodeRestart(t *testing.T) {
 	}
 	b.register(t, "node-b")
 	waitUntil(t, "the restarted node reports its instance", func() bool { return len(m.Messages("service/deployed")) > before })
-	var got string
-	var err error
-	for i := 0; i < 10; i++ { // each try waits up to 2 s
-		if got, err = ask(cli, "tcp", "10.30.9.1:7000"); err == nil && got == "srv-0" {
-			break
-		}
-	}
-	if err != nil || got != "srv-0" {
-		var pa, pb map[string]any
-		getJSON(t, a, "/proxy", &pa)
-		getJSON(t, b, "/proxy", &pb)
-		t.Fatalf("not reachable after the restart and registration: %q %v\nA: %v\nB: %v", got, err, pa, pb)
-	}
+	askUntil(t, a, b, cli, "10.30.9.1:7000", "srv-0", "reachable after the restart and registration")
 	undeploy(t, b, "container", "app.ns.srv.ns", 0)
 	undeploy(t, a, "container", "app.ns.cli.ns", 0)
 	b.d.Stop(t)
@@ -237,4 +223,22 @@ func TestClusterNodeRestart(t *testing.T) {
 	for _, n := range []*node{a, b} {
 		n.stop(t)
 	}
+}
+
+// askUntil asks addr from c over TCP until the answer is want (at most 10
+// tries of up to 2 s each); on failure it shows both nodes' proxy counters.
+func askUntil(t *testing.T, a, b *node, c *container, addr, want, what string) {
+	t.Helper()
+	var got string
+	var err error
+	for i := 0; i < 10; i++ {
+		if got, err = ask(c, "tcp", addr); err == nil && got == want {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var pa, pb map[string]any
+	getJSON(t, a, "/proxy", &pa)
+	getJSON(t, b, "/proxy", &pb)
+	t.Fatalf("%s: %q %v\nA: %v\nB: %v", what, got, err, pa, pb)
 }
