@@ -295,7 +295,10 @@ func (t *Translator) via(e table.Entry) netip.AddrPort {
 }
 
 // choose picks the instance a new flow to a service IP goes to: the one an
-// instance IP names, or the next in round-robin order. The caller holds mu.
+// instance IP names; for a closest IP, round robin over the instances on
+// this node when there are any (tunnel RTTs are not measured yet, so among
+// other nodes' instances all are equal); else the next in round-robin
+// order. The caller holds mu.
 func (t *Translator) choose(ip netip.Addr) (table.Entry, bool) {
 	entries, err := t.res.Lookup(context.Background(), table.Query{IP: ip})
 	if err != nil || len(entries) == 0 {
@@ -303,6 +306,7 @@ func (t *Translator) choose(ip netip.Addr) (table.Entry, bool) {
 	}
 	v6 := ip.Is6()
 	usable := make([]table.Entry, 0, len(entries))
+	closest := false
 	for _, e := range entries {
 		if !e.NsAddr(v6).IsValid() {
 			continue
@@ -310,7 +314,13 @@ func (t *Translator) choose(ip netip.Addr) (table.Entry, bool) {
 		if inst, ok := e.ServiceIPOf(table.PolicyInstance, v6); ok && inst == ip {
 			return e, true
 		}
+		if c, ok := e.ServiceIPOf(table.PolicyClosest, v6); ok && c == ip {
+			closest = true
+		}
 		usable = append(usable, e)
+	}
+	if closest {
+		usable = t.preferLocal(usable)
 	}
 	if len(usable) == 0 {
 		return table.Entry{}, false
@@ -319,6 +329,20 @@ func (t *Translator) choose(ip netip.Addr) (table.Entry, bool) {
 	n := t.rr[ip]
 	t.rr[ip] = n + 1
 	return usable[n%uint64(len(usable))], true
+}
+
+// preferLocal keeps the entries of this node's instances, if there are any.
+func (t *Translator) preferLocal(es []table.Entry) []table.Entry {
+	var local []table.Entry
+	for _, e := range es {
+		if t.local(e) {
+			local = append(local, e)
+		}
+	}
+	if len(local) == 0 {
+		return es
+	}
+	return local
 }
 
 func (t *Translator) drop(reason string) Verdict {

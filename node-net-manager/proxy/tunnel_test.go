@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -215,5 +216,61 @@ func TestRunOverUDP(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("Run: %v", err)
 		}
+	}
+}
+
+// fixedTable answers a lookup with the entries that have the address as a
+// namespace or service IP.
+type fixedTable []table.Entry
+
+func (f fixedTable) Lookup(_ context.Context, q table.Query) ([]table.Entry, error) {
+	var out []table.Entry
+	for _, e := range f {
+		match := e.NsIP == q.IP
+		for _, s := range e.ServiceIPs {
+			match = match || s.Address == q.IP
+		}
+		if match {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// A closest service IP picks an instance on this node when there is one,
+// whatever the round-robin turn; with none here, it spreads over the others.
+func TestClosestPrefersThisNode(t *testing.T) {
+	ip := netip.MustParseAddr
+	closest := table.ServiceIP{Policy: table.PolicyClosest, Address: ip("10.30.9.1")}
+	mk := func(n int, ns string, node netip.AddrPort) table.Entry {
+		return table.Entry{ServiceName: "app.ns.web.ns", Instance: n, NsIP: ip(ns), NodeIP: node.Addr(), NodePort: int(node.Port()),
+			ServiceIPs: []table.ServiceIP{closest, {Policy: table.PolicyInstance, Address: ip(fmt.Sprintf("10.30.9.%d", 2+n))}}}
+	}
+	client := table.Entry{ServiceName: "app.ns.cli.ns", NsIP: ip("10.18.0.2"), NodeIP: nodeA.Addr(), NodePort: int(nodeA.Port()),
+		ServiceIPs: []table.ServiceIP{{Policy: table.PolicyInstance, Address: ip("10.30.8.2")}}}
+	ranges := []netip.Prefix{netip.MustParsePrefix("10.30.0.0/16")}
+	for _, c := range []struct {
+		name    string
+		entries []table.Entry
+		want    []string // destinations of four new flows
+	}{
+		{"one here", []table.Entry{mk(0, "10.19.0.2", nodeB), mk(1, "10.18.0.3", nodeA), mk(2, "10.19.0.4", nodeB)},
+			[]string{"10.18.0.3", "10.18.0.3", "10.18.0.3", "10.18.0.3"}},
+		{"none here", []table.Entry{mk(0, "10.19.0.2", nodeB), mk(1, "10.19.0.3", nodeB)},
+			[]string{"10.19.0.2", "10.19.0.3", "10.19.0.2", "10.19.0.3"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res := fixedTable(append([]table.Entry{client}, c.entries...))
+			tr := NewTranslator(res, Options{Ranges: ranges, Timeout: time.Minute, Self: nodeA})
+			for i, want := range c.want {
+				syn := tcp(t, "10.18.0.2", "10.30.9.1", uint16(40000+i), 80)
+				if v := tr.Translate(syn); v.Drop != "" {
+					t.Fatalf("flow %d dropped: %s", i, v.Drop)
+				}
+				if got, _ := decoded(t, syn); got.DstIP.String() != want {
+					t.Fatalf("flow %d went to %s, want %s", i, got.DstIP, want)
+				}
+			}
+		})
 	}
 }
