@@ -8,27 +8,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oakestra/netmanager/node-net-manager/cluster"
 	"github.com/oakestra/netmanager/test/clusterstub"
+	"github.com/oakestra/netmanager/test/clustersite"
 	"github.com/oakestra/netmanager/test/nstest"
 )
 
-// underlayNode is a node on the test's underlay: its namespace is joined
-// to the underlay bridge (192.168.77.<i>/24) before its NetManager starts,
-// with a node subnet of its own.
+// underlayNode is node i on the test's underlay, its NetManager started
+// once its namespace is joined (the tunnel binds the underlay address).
 func underlayNode(t *testing.T, ul *nstest.Netns, i int, args ...string) *node {
 	t.Helper()
 	n := &node{ns: nstest.NewNetns(t, "nm-node")}
-	host, peer := fmt.Sprintf("ul%d%s", i, n.ns.Name[len(n.ns.Name)-4:]), "underlay0"
-	nstest.Run(t, "ip", "link", "add", host, "netns", ul.Name, "type", "veth", "peer", "name", peer, "netns", n.ns.Name)
-	ul.MustExec(t, "ip", "link", "set", host, "master", "ulbr", "up")
-	n.ns.MustExec(t, "ip", "addr", "add", fmt.Sprintf("192.168.77.%d/24", i), "dev", peer)
-	n.ns.MustExec(t, "ip", "link", "set", peer, "up")
-	cfg := filepath.Join(t.TempDir(), "netmanager.json")
-	text := fmt.Sprintf(`{"nodeSubnet": "10.18.%d.0/24", "nodeSubnetV6": "fd00:18:%d::/64", "nodeIP": "192.168.77.%d"}`, i, i, i)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := clustersite.Join(t, ul, n.ns, i)
 	n.pristine = n.settled(t)
 	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, append([]string{"--modules-dir", modulesDir, "--config", cfg}, args...)...)
 	n.ready = n.settled(t)
@@ -45,26 +35,12 @@ func (n *node) register(t *testing.T, id string) {
 	}
 }
 
-const brokerAddr = "192.168.77.254:10003"
-
-// newUnderlay makes the underlay namespace: a bridge, and the broker on
-// 192.168.77.254:10003.
-func newUnderlay(t *testing.T) (*nstest.Netns, *clusterstub.Broker) {
-	t.Helper()
-	ul := nstest.NewNetns(t, "nm-ul")
-	ul.MustExec(t, "ip", "link", "add", "ulbr", "type", "bridge")
-	ul.MustExec(t, "ip", "addr", "add", "192.168.77.254/24", "dev", "ulbr")
-	ul.MustExec(t, "ip", "link", "set", "ulbr", "up")
-	return ul, clusterstub.StartBroker(t, ul, brokerAddr)
-}
-
-// newCluster makes the underlay, the stand-in cluster manager with the
-// services app.ns.cli.ns, app.ns.srv.ns and app.ns.late.ns, and n
+// newCluster makes the underlay, the stand-in cluster manager and n
 // registered nodes.
 func newCluster(t *testing.T, n int) (*nstest.Netns, *clusterstub.Broker, *clusterstub.Manager, []*node) {
 	t.Helper()
-	ul, br := newUnderlay(t)
-	m := newManager(t, ul, n)
+	ul, br := clustersite.NewUnderlay(t)
+	m := clustersite.NewManager(t, ul, n)
 	var nodes []*node
 	for i := 1; i <= n; i++ {
 		nd := underlayNode(t, ul, i)
@@ -72,19 +48,6 @@ func newCluster(t *testing.T, n int) (*nstest.Netns, *clusterstub.Broker, *clust
 		nodes = append(nodes, nd)
 	}
 	return ul, br, m, nodes
-}
-
-// newManager starts a stand-in cluster manager on the underlay's broker.
-func newManager(t *testing.T, ul *nstest.Netns, n int) *clusterstub.Manager {
-	var subnets []cluster.SubnetResult
-	for i := 1; i <= n; i++ {
-		subnets = append(subnets, cluster.SubnetResult{Address: fmt.Sprintf("10.18.%d.0", i)})
-	}
-	m := clusterstub.NewManagerIn(t, ul, brokerAddr, subnets...)
-	m.Service("app.ns.cli.ns", "10.30.8.1", "fdff:2000::8:1")
-	m.Service("app.ns.srv.ns", "10.30.9.1", "fdff:2000::9:1")
-	m.Service("app.ns.late.ns", "10.30.10.1", "fdff:2000::10:1")
-	return m
 }
 
 // Three nodes on one underlay, one broker, the stand-in cluster manager: a
@@ -168,8 +131,8 @@ func TestClusterBrokerLost(t *testing.T) {
 			t.Fatalf("a cached service while the broker is gone: %q %v", got, err)
 		}
 	}
-	clusterstub.StartBroker(t, ul, brokerAddr)
-	m2 := newManager(t, ul, 2)
+	clusterstub.StartBroker(t, ul, clustersite.BrokerAddr)
+	m2 := clustersite.NewManager(t, ul, 2)
 	waitUntil(t, "the nodes report their instances again", func() bool {
 		return len(m2.Instances("app.ns.srv.ns")) == 1 && len(m2.Instances("app.ns.cli.ns")) == 1
 	})
@@ -188,8 +151,8 @@ func TestClusterBrokerLost(t *testing.T) {
 // reports them, and they are reachable from the other node again. Replies
 // need the cluster's table, which only a registered node has.
 func TestClusterNodeRestart(t *testing.T) {
-	ul, _ := newUnderlay(t)
-	m := newManager(t, ul, 2)
+	ul, _ := clustersite.NewUnderlay(t)
+	m := clustersite.NewManager(t, ul, 2)
 	a := underlayNode(t, ul, 1)
 	a.register(t, "node-a")
 	state := "--state-dir=" + t.TempDir()

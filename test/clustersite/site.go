@@ -1,0 +1,62 @@
+package clustersite
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/oakestra/netmanager/node-net-manager/cluster"
+	"github.com/oakestra/netmanager/test/clusterstub"
+	"github.com/oakestra/netmanager/test/nstest"
+)
+
+// BrokerAddr is the broker's address on the underlay.
+const BrokerAddr = "192.168.77.254:10003"
+
+// NewUnderlay makes the underlay namespace (the bridge ulbr) and starts
+// the broker in it.
+func NewUnderlay(tb testing.TB) (*nstest.Netns, *clusterstub.Broker) {
+	tb.Helper()
+	ul := nstest.NewNetns(tb, "nm-ul")
+	ul.MustExec(tb, "ip", "link", "add", "ulbr", "type", "bridge")
+	ul.MustExec(tb, "ip", "addr", "add", "192.168.77.254/24", "dev", "ulbr")
+	ul.MustExec(tb, "ip", "link", "set", "ulbr", "up")
+	return ul, clusterstub.StartBroker(tb, ul, BrokerAddr)
+}
+
+// Join links node namespace ns to the underlay as node i (192.168.77.<i>)
+// and returns the path of a NetManager config for it: node subnet
+// 10.18.<i>.0/24 (fd00:18:<i>::/64), node IP 192.168.77.<i>.
+func Join(tb testing.TB, ul, ns *nstest.Netns, i int) string {
+	tb.Helper()
+	host, peer := fmt.Sprintf("ul%d%s", i, ns.Name[len(ns.Name)-4:]), "underlay0"
+	nstest.Run(tb, "ip", "link", "add", host, "netns", ul.Name, "type", "veth", "peer", "name", peer, "netns", ns.Name)
+	ul.MustExec(tb, "ip", "link", "set", host, "master", "ulbr", "up")
+	ns.MustExec(tb, "ip", "addr", "add", NodeIP(i)+"/24", "dev", peer)
+	ns.MustExec(tb, "ip", "link", "set", peer, "up")
+	cfg := filepath.Join(tb.TempDir(), "netmanager.json")
+	text := fmt.Sprintf(`{"nodeSubnet": "10.18.%d.0/24", "nodeSubnetV6": "fd00:18:%d::/64", "nodeIP": %q}`, i, i, NodeIP(i))
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return cfg
+}
+
+// NodeIP is node i's address on the underlay.
+func NodeIP(i int) string { return fmt.Sprintf("192.168.77.%d", i) }
+
+// NewManager starts the stand-in cluster manager on the underlay's broker
+// with subnets for n nodes and the services the tests use.
+func NewManager(tb testing.TB, ul *nstest.Netns, n int) *clusterstub.Manager {
+	tb.Helper()
+	var subnets []cluster.SubnetResult
+	for i := 1; i <= n; i++ {
+		subnets = append(subnets, cluster.SubnetResult{Address: fmt.Sprintf("10.18.%d.0", i)})
+	}
+	m := clusterstub.NewManagerIn(tb, ul, BrokerAddr, subnets...)
+	m.Service("app.ns.cli.ns", "10.30.8.1", "fdff:2000::8:1")
+	m.Service("app.ns.srv.ns", "10.30.9.1", "fdff:2000::9:1")
+	m.Service("app.ns.late.ns", "10.30.10.1", "fdff:2000::10:1")
+	return m
+}
