@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oakestra/netmanager/test/clusterstub"
 	"github.com/oakestra/netmanager/test/clustersite"
+	"github.com/oakestra/netmanager/test/clusterstub"
 	"github.com/oakestra/netmanager/test/nstest"
 )
 
