@@ -8,10 +8,12 @@ cmd2=(go test -run '^$' -count 1 -benchtime "${ATTACHTIME:-100x}" -bench 'Servic
 sp=$(mktemp -d)
 cmd3=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench ServicePaths ./test/bench/)
 cmd4=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench SDWAN ./test/bench/)
+cmd5=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench CrossNode ./test/bench/)
 "${cmd[@]}" | tee "$out"
 "${cmd2[@]}" | tee -a "$out"
 BENCH_OUT="$sp/servicepath.json" "${cmd3[@]}" | grep -v 'level=' | tee -a "$out"
 BENCH_SDWAN_OUT="$sp/sdwan.json" "${cmd4[@]}" | grep -v 'level=' | tee -a "$out"
+BENCH_CROSS_OUT="$sp/cross.json" "${cmd5[@]}" | grep -v 'level=' | tee -a "$out"
 # nsmin NAME: the smallest ns/packet of the runs of one benchmark (the least disturbed).
 nsmin() {
   grep -E "^$1(-[0-9]+)? " "$out" | awk '{for(i=1;i<=NF;i++) if($(i)=="ns/packet") print $(i-1)}' | sort -g | head -1
@@ -90,6 +92,15 @@ nsmin() {
   echo
   cat "$sp/sdwan.md"
   echo
+  echo "## Services across nodes: the user-space tunnel against plain routing"
+  echo
+  echo "Two NetManagers in cluster mode on an underlay namespace (one broker, the stand-in cluster"
+  echo "manager of the tests), a client on node A and a server on node B, in one run: by the server's"
+  echo "round-robin service IP through the user-space proxy and the UDP tunnel, and to the server's"
+  echo "namespace IP over plain routing between the node subnets (no tunnel), samples alternating."
+  echo
+  cat "$sp/cross.md"
+  echo
   echo "## Attaching modules to a new service veth (both hooks, detach not timed)"
   echo
   echo "| benchmark | ms per veth |"
@@ -107,6 +118,7 @@ nsmin() {
   echo "${cmd2[*]}"
   echo "BENCH_OUT=... ${cmd3[*]}"
   echo "BENCH_SDWAN_OUT=... ${cmd4[*]}"
+  echo "BENCH_CROSS_OUT=... ${cmd5[*]}"
   echo '```'
   echo
   echo "Raw output:"

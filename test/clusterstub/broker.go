@@ -29,7 +29,7 @@ func StartBroker(tb testing.TB, ns *nstest.Netns, addr string) *Broker {
 		tb.Fatal(err)
 	}
 	conf := filepath.Join(tb.TempDir(), "mosquitto.conf")
-	text := fmt.Sprintf("listener %s %s\nallow_anonymous true\npersistence false\nlog_dest stderr\n", port, host)
+	text := fmt.Sprintf("listener %s %s\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n", port, host)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		tb.Fatal(err)
 	}
