@@ -27,6 +27,9 @@ type Deployer interface {
 // Registrar joins the node to its cluster at POST /register.
 type Registrar interface {
 	Register(ctx context.Context, clientID, clusterAddress string) (cluster.Registered, error)
+	// ClientID is the id the node joined its cluster as, also when that
+	// happened at start rather than through the API ("" when it has not).
+	ClientID() string
 }
 
 // Options configures the router.
@@ -173,6 +176,12 @@ func (s *server) register(w http.ResponseWriter, r *http.Request) {
 	if s.reg != nil && s.reg.ClientID != b.ClientID {
 		WriteError(w, fmt.Errorf("%w: this node is already registered as %q", errdefs.ErrConflict, s.reg.ClientID))
 		return
+	}
+	if s.opts.Registrar != nil {
+		if id := s.opts.Registrar.ClientID(); id != "" && id != b.ClientID {
+			WriteError(w, fmt.Errorf("%w: this node is already registered with its cluster as %q", errdefs.ErrConflict, id))
+			return
+		}
 	}
 	b.Mode = "standalone"
 	if b.ClusterAddress != "" && s.opts.Registrar != nil {

@@ -200,13 +200,17 @@ func TestPanickingHandlerIs500(t *testing.T) {
 type fakeRegistrar struct {
 	err   error
 	calls []string
+	id    string // registered as
 }
+
+func (f *fakeRegistrar) ClientID() string { return f.id }
 
 func (f *fakeRegistrar) Register(_ context.Context, id, addr string) (cluster.Registered, error) {
 	f.calls = append(f.calls, id+"@"+addr)
 	if f.err != nil {
 		return cluster.Registered{}, f.err
 	}
+	f.id = id
 	return cluster.Registered{Broker: "tcp://" + addr + ":10003", Subnet: cluster.SubnetResult{Address: "10.18.1.0", AddressV6: "fd00:18:1::"}}, nil
 }
 
@@ -231,5 +235,20 @@ func TestRegisterWithCluster(t *testing.T) {
 	}
 	if len(f.calls) != 2 {
 		t.Fatalf("registrar calls: %v", f.calls)
+	}
+}
+
+// A node registered at start (flags) refuses another id at POST /register,
+// and takes the same one.
+func TestRegisterAfterStartupRegistration(t *testing.T) {
+	log := logrus.New()
+	log.SetLevel(logrus.PanicLevel)
+	f := &fakeRegistrar{id: "node-1"}
+	h := NewRouter(Options{Deployer: &fakeDeployer{recs: map[string]deploy.Record{}}, Registrar: f, Log: log})
+	if code, out := do(h, "POST", "/register", `{"client_id": "node-2", "cluster_address": "192.0.2.10"}`); code != 409 || !strings.Contains(fmt.Sprint(out["error"]), "node-1") {
+		t.Fatalf("another id: %d %v", code, out)
+	}
+	if code, out := do(h, "POST", "/register", `{"client_id": "node-1", "cluster_address": "192.0.2.10"}`); code != 200 || out["mode"] != "cluster" {
+		t.Fatalf("the same id: %d %v", code, out)
 	}
 }

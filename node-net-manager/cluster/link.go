@@ -142,6 +142,16 @@ func (l *Link) deployed(s events.Service) Deployed {
 	return d
 }
 
+// ClientID is the id the node registered as ("" before Register).
+func (l *Link) ClientID() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c == nil {
+		return ""
+	}
+	return l.o.Client.ClientID
+}
+
 // Client returns the connection, nil before Register.
 func (l *Link) Client() *Client {
 	l.mu.Lock()

@@ -32,9 +32,12 @@ func TestLinkReportsInstances(t *testing.T) {
 	l := cluster.NewLink(cluster.LinkOptions{Services: func() []events.Service { return running },
 		Node: netip.MustParseAddrPort("192.0.2.10:50103")})
 	defer l.Close()
+	if id := l.ClientID(); id != "" {
+		t.Fatalf("client id before registering: %q", id)
+	}
 	reg, err := l.Register(ctx(t), "n1", addr)
-	if err != nil || reg.Subnet.Address != "10.18.3.0" || reg.Broker != addr {
-		t.Fatalf("register: %+v %v", reg, err)
+	if err != nil || reg.Subnet.Address != "10.18.3.0" || reg.Broker != addr || l.ClientID() != "n1" {
+		t.Fatalf("register: %+v %v (client id %q)", reg, err, l.ClientID())
 	}
 	waitFor(t, "the running instance reported", func() bool { return len(m.Messages("service/deployed")) == 1 })
 	running = append(running, svc("app.ns.b.ns", 1, "10.18.0.3", ""))
