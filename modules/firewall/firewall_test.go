@@ -37,22 +37,11 @@ type fw struct {
 func newFW(t testing.TB, config string) *fw {
 	t.Helper()
 	bpftest.RequireRoot(t)
-	spec, err := ebpf.LoadCollectionSpec(bpftest.ModuleObject(t, "modules", "firewall"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	sizes, err := MapSizes(json.RawMessage(config))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, n := range sizes {
-		spec.Maps[name].MaxEntries = n
-	}
-	coll, err := ebpf.NewCollection(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(coll.Close)
+	coll := bpftest.LoadSized(t, "modules", "firewall", sizes)
 	router := mux.NewRouter()
 	log := logrus.New()
 	log.SetLevel(logrus.PanicLevel)

@@ -75,22 +75,11 @@ func newGW(t testing.TB, rules, lbr, extra string) *gw {
 	ns.MustExec(t, "ip", "neigh", "add", "10.1.0.5", "lladdr", hostMAC.String(), "dev", "lan0", "nud", "permanent")
 	ns.MustExec(t, "ip", "-6", "neigh", "add", "fd01::5", "lladdr", hostMAC.String(), "dev", "lan0", "nud", "permanent")
 	cfg := json.RawMessage(fmt.Sprintf(gwConfig, rules, lbr, extra))
-	spec, err := ebpf.LoadCollectionSpec(bpftest.ModuleObject(t, "modules", "sdwan"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	sizes, err := MapSizes(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, n := range sizes {
-		spec.Maps[name].MaxEntries = n
-	}
-	coll, err := ebpf.NewCollection(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(coll.Close)
+	coll := bpftest.LoadSized(t, "modules", "sdwan", sizes)
 	log := logrus.New()
 	log.SetLevel(logrus.PanicLevel)
 	w := &gw{ns: ns, coll: coll, ifidx: map[string]int{}, router: mux.NewRouter()}

@@ -115,3 +115,27 @@ func Verdict(v int32) string {
 		return fmt.Sprintf("verdict(%d)", v)
 	}
 }
+
+// LoadSized loads a built module's object (build/<dir>/<name>/<name>.o)
+// with the map sizes its MapSizes gave, as the eBPF Manager does; the
+// collection is closed when the test ends.
+func LoadSized(t testing.TB, dir, name string, sizes map[string]uint32) *ebpf.Collection {
+	t.Helper()
+	spec, err := ebpf.LoadCollectionSpec(ModuleObject(t, dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m, n := range sizes {
+		ms, ok := spec.Maps[m]
+		if !ok {
+			t.Fatalf("%s has no map %q to size", name, m)
+		}
+		ms.MaxEntries = n
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(coll.Close)
+	return coll
+}
