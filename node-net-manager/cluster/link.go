@@ -75,10 +75,8 @@ func (l *Link) Register(ctx context.Context, clientID, addr string) (Registered,
 		return Registered{}, fmt.Errorf("%w: cluster %s: %v", errdefs.ErrUnavailable, addr, err)
 	}
 	l.c, l.subnet, l.o.Client = c, sn, o
-	for _, s := range l.o.Services() {
-		if err := c.Deployed(l.deployed(s)); err != nil {
-			l.o.Log.WithError(err).WithField("service", s.ServiceName).Warn("cluster: report a deployed instance")
-		}
+	if err := l.reportAll(c); err != nil {
+		l.o.Log.WithError(err).Warn("cluster: report the node's instances at registration")
 	}
 	l.registered()
 	return Registered{Broker: addr, Subnet: sn}, nil
@@ -107,13 +105,23 @@ func (l *Link) republish() {
 	if c == nil {
 		return
 	}
-	for _, s := range l.o.Services() {
-		if err := c.Deployed(l.deployed(s)); err != nil {
-			l.o.Log.WithError(err).Warn("cluster: report the node's instances after a reconnect")
-			return
-		}
+	if err := l.reportAll(c); err != nil {
+		l.o.Log.WithError(err).Warn("cluster: report the node's instances after a reconnect")
+		return
 	}
 	l.registered()
+}
+
+// reportAll tells the cluster of every instance on the node; it stops at
+// the first failure (the connection is gone: the next reconnect reports
+// them again).
+func (l *Link) reportAll(c *Client) error {
+	for _, s := range l.o.Services() {
+		if err := c.Deployed(l.deployed(s)); err != nil {
+			return fmt.Errorf("report %s instance %d: %w", s.ServiceName, s.Instance, err)
+		}
+	}
+	return nil
 }
 
 // registered hands the jobs of the node's instances to OnRegistered.

@@ -158,6 +158,9 @@ func (t *Table) store(r TableResult) {
 	}
 }
 
+// policies are the cluster's IpType values.
+var policies = map[string]table.Policy{"RR": table.PolicyRoundRobin, "instance_ip": table.PolicyInstance, "Closest": table.PolicyClosest}
+
 // entry converts one instance of the cluster's answer.
 func entry(job string, in Instance) (table.Entry, bool) {
 	e := table.Entry{ServiceName: job, Instance: in.InstanceNumber, NodePort: in.HostPort}
@@ -169,7 +172,6 @@ func entry(job string, in Instance) (table.Entry, bool) {
 	if e.NodeIP, err = netip.ParseAddr(in.HostIP); err != nil {
 		return e, false
 	}
-	policies := map[string]table.Policy{"RR": table.PolicyRoundRobin, "instance_ip": table.PolicyInstance, "Closest": table.PolicyClosest}
 	for _, s := range in.ServiceIP {
 		p, ok := policies[s.IPType]
 		if !ok {
