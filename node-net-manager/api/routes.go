@@ -55,8 +55,13 @@ type Registration struct {
 	ClusterPort    int    `json:"cluster_port,omitempty"`
 	Mode           string `json:"mode"`             // standalone or cluster
 	Broker         string `json:"broker,omitempty"` // cluster mode: the MQTT broker
-	Subnet         string `json:"subnet,omitempty"` // cluster mode: the node subnet the cluster gave
-	SubnetV6       string `json:"subnetv6,omitempty"`
+	// Subnet and SubnetV6 are, in cluster mode, the node subnets in use: the
+	// cluster's, unless the node could not move to it (see docs/cluster.md).
+	Subnet   string `json:"subnet,omitempty"`
+	SubnetV6 string `json:"subnetv6,omitempty"`
+	// ClusterSubnet and ClusterSubnetV6 are the first addresses the cluster gave.
+	ClusterSubnet   string `json:"clusterSubnet,omitempty"`
+	ClusterSubnetV6 string `json:"clusterSubnetV6,omitempty"`
 }
 
 // NewRouter returns the API's router. Further route sets (the eBPF Manager's)
@@ -190,7 +195,13 @@ func (s *server) register(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, fmt.Errorf("register with the cluster: %w", err))
 			return
 		}
-		b.Mode, b.Broker, b.Subnet, b.SubnetV6 = "cluster", reg.Broker, reg.Subnet.Address, reg.Subnet.AddressV6
+		b.Mode, b.Broker, b.ClusterSubnet, b.ClusterSubnetV6 = "cluster", reg.Broker, reg.Subnet.Address, reg.Subnet.AddressV6
+		if reg.NodeSubnet.IsValid() {
+			b.Subnet = reg.NodeSubnet.String()
+		}
+		if reg.NodeSubnetV6.IsValid() {
+			b.SubnetV6 = reg.NodeSubnetV6.String()
+		}
 	}
 	s.reg = &b
 	s.opts.Log.WithFields(logrus.Fields{"client_id": b.ClientID, "cluster": b.ClusterAddress, "mode": b.Mode}).Info("node registered")

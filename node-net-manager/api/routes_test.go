@@ -211,7 +211,8 @@ func (f *fakeRegistrar) Register(_ context.Context, id, addr string) (cluster.Re
 		return cluster.Registered{}, f.err
 	}
 	f.id = id
-	return cluster.Registered{Broker: "tcp://" + addr + ":10003", Subnet: cluster.SubnetResult{Address: "10.18.1.0", AddressV6: "fd00:18:1::"}}, nil
+	return cluster.Registered{Broker: "tcp://" + addr + ":10003", Subnet: cluster.SubnetResult{Address: "10.18.1.0", AddressV6: "fd00:18:1::"},
+		NodeSubnet: netip.MustParsePrefix("10.18.1.0/26"), NodeSubnetV6: netip.MustParsePrefix("fd00:18:1::/120")}, nil
 }
 
 // A registration naming a cluster joins it; one the cluster refuses is an
@@ -227,7 +228,8 @@ func TestRegisterWithCluster(t *testing.T) {
 	}
 	f.err = nil
 	code, out = do(h, "POST", "/register", `{"client_id": "node-2", "cluster_address": "192.0.2.10"}`)
-	if code != 200 || out["mode"] != "cluster" || out["subnet"] != "10.18.1.0" || out["broker"] != "tcp://192.0.2.10:10003" {
+	if code != 200 || out["mode"] != "cluster" || out["subnet"] != "10.18.1.0/26" || out["subnetv6"] != "fd00:18:1::/120" ||
+		out["clusterSubnet"] != "10.18.1.0" || out["clusterSubnetV6"] != "fd00:18:1::" || out["broker"] != "tcp://192.0.2.10:10003" {
 		t.Fatalf("register with the cluster after a refusal: %d %v", code, out)
 	}
 	if code, out := do(h, "POST", "/register", `{"client_id": "node-3", "cluster_address": "192.0.2.10"}`); code != 409 {

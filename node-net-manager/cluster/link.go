@@ -50,7 +50,10 @@ func NewLink(o LinkOptions) *Link {
 // Registered is what a registration with the cluster found out.
 type Registered struct {
 	Broker string
-	Subnet SubnetResult
+	Subnet SubnetResult // the cluster's answer
+	// NodeSubnet and NodeSubnetV6 are the node subnets in use afterwards,
+	// set by whoever moves the node to the cluster's (not the Link).
+	NodeSubnet, NodeSubnetV6 netip.Prefix
 }
 
 // Register connects to the cluster's broker at addr as clientID, asks for

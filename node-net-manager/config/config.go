@@ -29,19 +29,27 @@ type Config struct {
 	// ServiceRangeV6 is where IPv6 service and instance IPs come from; "" gives
 	// services IPv4 service IPs only, as does turning IPv6 off (nodeSubnetV6 "").
 	ServiceRangeV6 string `json:"serviceRangeV6"`
-	MTU            int    `json:"mtu"`        // MTU of the bridge and every veth
-	PeerName       string `json:"peerName"`   // name of the interface inside a service's namespace
-	NodeIP         string `json:"nodeIP"`     // address other nodes reach this node on; "" = bridge gateway
-	TunnelPort     int    `json:"tunnelPort"` // UDP port of the inter-node tunnel
-	PinDir         string `json:"pinDir"`     // bpffs directory for module pins
-	TCMode         string `json:"tcMode"`     // how module programs are chained: auto, tcx, legacy
-	Proxy          bool   `json:"proxy"`      // run the user-space service proxy
-	Persist        bool   `json:"persist"`    // leave services running at shutdown and re-adopt them at start
-	ProxyTun       string `json:"proxyTun"`   // its TUN device
+	MTU            int    `json:"mtu"`      // MTU of the bridge and every veth
+	PeerName       string `json:"peerName"` // name of the interface inside a service's namespace
+	// NodeIP is the address other nodes reach this node on; "" is the source
+	// address of the node's default route (as the reference NetManager picks
+	// it), or the bridge gateway on a node without one.
+	NodeIP     string `json:"nodeIP"`
+	TunnelPort int    `json:"tunnelPort"` // UDP port of the inter-node tunnel
+	PinDir     string `json:"pinDir"`     // bpffs directory for module pins
+	TCMode     string `json:"tcMode"`     // how module programs are chained: auto, tcx, legacy
+	Proxy      bool   `json:"proxy"`      // run the user-space service proxy
+	Persist    bool   `json:"persist"`    // leave services running at shutdown and re-adopt them at start
+	ProxyTun   string `json:"proxyTun"`   // its TUN device
 	// ClientID and ClusterAddress register the node with its cluster at
 	// start, as POST /register would (both or neither).
 	ClientID       string `json:"clientID"`
 	ClusterAddress string `json:"clusterAddress"` // host or host:port of the cluster's MQTT broker
+	// ClusterSubnetBits and ClusterSubnetBitsV6 are the prefix lengths of the
+	// node subnet a cluster hands out (it sends only the first address):
+	// Oakestra's are /26 and /120.
+	ClusterSubnetBits   int `json:"clusterSubnetBits"`
+	ClusterSubnetBitsV6 int `json:"clusterSubnetBitsV6"`
 }
 
 // DefaultSocket is where the Oakestra NodeEngine dials the NetManager: it
@@ -68,6 +76,9 @@ func Default() Config {
 		TCMode:         "auto",
 		Proxy:          true,
 		ProxyTun:       "goProxyTun",
+
+		ClusterSubnetBits:   26,
+		ClusterSubnetBitsV6: 120,
 	}
 }
 
@@ -83,7 +94,13 @@ type Network struct {
 	MTU            int
 	PeerName       string
 	NodeIP         netip.Addr
-	TunnelPort     int
+	// NodeIPSet says NodeIP was configured; otherwise it is the bridge
+	// gateway until the daemon finds the node's outbound address.
+	NodeIPSet  bool
+	TunnelPort int
+	// ClusterBits and ClusterBitsV6 are the prefix lengths of a node subnet
+	// the cluster gives (Adopt).
+	ClusterBits, ClusterBitsV6 int
 }
 
 var ifnameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
@@ -157,7 +174,15 @@ func (c Config) Validate() (Network, error) {
 		if n.NodeIP, err = netip.ParseAddr(c.NodeIP); err != nil {
 			return n, fmt.Errorf("nodeIP: %w", err)
 		}
+		n.NodeIPSet = true
 	}
+	if c.ClusterSubnetBits < 8 || c.ClusterSubnetBits > 30 {
+		return n, fmt.Errorf("clusterSubnetBits %d: must be within 8-30", c.ClusterSubnetBits)
+	}
+	if c.ClusterSubnetBitsV6 < 64 || c.ClusterSubnetBitsV6 > 126 || 128-c.ClusterSubnetBitsV6 < 32-c.ClusterSubnetBits {
+		return n, fmt.Errorf("clusterSubnetBitsV6 %d: must be within 64-126 and give at least as many addresses as clusterSubnetBits", c.ClusterSubnetBitsV6)
+	}
+	n.ClusterBits, n.ClusterBitsV6 = c.ClusterSubnetBits, c.ClusterSubnetBitsV6
 	n.Bridge, n.MTU, n.PeerName, n.TunnelPort = c.Bridge, c.MTU, c.PeerName, c.TunnelPort
 	return n, nil
 }
@@ -217,6 +242,7 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 		{"tc-mode", "how eBPF modules are chained: auto, tcx or legacy", &c.TCMode},
 		{"client-id", "register with the cluster at start under this node id (with --cluster-address)", &c.ClientID},
 		{"cluster-address", "the cluster's MQTT broker, host or host:port (default port 10003)", &c.ClusterAddress},
+		{"node-ip", "the address other nodes reach this node on (default: the default route's source address)", &c.NodeIP},
 	}
 	vals := map[string]*string{}
 	for _, f := range flags {

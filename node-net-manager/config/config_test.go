@@ -46,6 +46,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.MTU = 100 }, "mtu"},
 		{func(c *Config) { c.TunnelPort = 70000 }, "tunnelPort"},
 		{func(c *Config) { c.NodeIP = "nope" }, "nodeIP"},
+		{func(c *Config) { c.ClusterSubnetBits = 31 }, "clusterSubnetBits 31"},
+		{func(c *Config) { c.ClusterSubnetBitsV6 = 127 }, "clusterSubnetBitsV6 127"},
+		{func(c *Config) { c.ClusterSubnetBitsV6 = 126 }, "at least as many addresses"},
 		{func(c *Config) { c.TCMode = "xdp" }, "tcMode"},
 		{func(c *Config) { c.PinDir = "relative" }, "pinDir"},
 	}

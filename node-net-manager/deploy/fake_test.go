@@ -1,11 +1,14 @@
 package deploy
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
 
+	"github.com/oakestra/netmanager/node-net-manager/config"
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
 	"github.com/oakestra/netmanager/node-net-manager/netenv"
 )
@@ -20,6 +23,9 @@ type fakeNet struct {
 	namedNetns map[string]bool
 	links      map[string]netenv.Attachment // host veth -> attachment
 	failAttach bool
+	// subnet is what Renumber moved the node to; failRenumber makes it fail.
+	subnet       netip.Prefix
+	failRenumber bool
 	ops        []string
 	ifindex    int
 }
@@ -149,4 +155,19 @@ func (f *fakeNet) Readopt(a netenv.Attachment) (netenv.Attached, error) {
 	f.ops = append(f.ops, "readopt "+a.HostVeth)
 	f.ifindex++
 	return netenv.Attached{HostIfindex: f.ifindex + 100, Peer: a.Peer}, nil
+}
+
+// Renumber models the one invariant the manager relies on: nothing is
+// attached while the node changes subnet.
+func (f *fakeNet) Renumber(n config.Network) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.links) > 0 {
+		return fmt.Errorf("renumber with %d veths attached", len(f.links))
+	}
+	if f.failRenumber {
+		return errors.New("renumber: injected failure")
+	}
+	f.subnet = n.NodeSubnet
+	return nil
 }

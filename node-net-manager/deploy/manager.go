@@ -36,6 +36,9 @@ type Network interface {
 	Readopt(a netenv.Attachment) (netenv.Attached, error)
 	// ProcessExists says whether pid is a running process.
 	ProcessExists(pid int) bool
+	// Renumber moves the node to another subnet; nothing is attached. On
+	// error the node keeps its subnet.
+	Renumber(n config.Network) error
 }
 
 // Table is the service table the manager keeps up to date.

@@ -67,6 +67,9 @@ func (e *Env) Setup() (err error) {
 		if err := e.sweepStaleVeths(); err != nil {
 			return err
 		}
+		if err := e.removeSavedSubnet(); err != nil {
+			return err
+		}
 	}
 	if err := e.setupBridge(); err != nil {
 		return err
@@ -151,7 +154,7 @@ func (e *Env) setupBridge() error {
 	default:
 		return fmt.Errorf("find bridge %s: %w", e.net.Bridge, err)
 	}
-	addrs := []*netlink.Addr{addr(e.net.Gateway, e.net.NodeSubnet.Bits())}
+	addrs := gatewayAddrs(e.net)
 	if e.net.NodeSubnetV6.IsValid() {
 		// The link-local address is ours too, without duplicate address
 		// detection: the kernel solicits neighbours for forwarded packets
@@ -160,11 +163,16 @@ func (e *Env) setupBridge() error {
 		if err := netlink.LinkSetIP6AddrGenMode(l, addrGenModeNone); err != nil {
 			return fmt.Errorf("bridge %s: turn off IPv6 address generation: %w", e.net.Bridge, err)
 		}
-		addrs = append(addrs, addr(e.net.GatewayV6, e.net.NodeSubnetV6.Bits()), addr(linkLocal(l.Attrs().HardwareAddr), 64))
+		addrs = append(addrs, addr(linkLocal(l.Attrs().HardwareAddr), 64))
 	}
 	for _, a := range addrs {
 		if err := netlink.AddrReplace(l, a); err != nil {
 			return fmt.Errorf("address %s on %s: %w", a.IPNet, e.net.Bridge, err)
+		}
+	}
+	if e.createdBridge { // ours: an earlier run's other subnet goes
+		if err := removeStrayAddrs(l, addrs); err != nil {
+			return err
 		}
 	}
 	if err := netlink.LinkSetUp(l); err != nil {
@@ -204,9 +212,9 @@ func addr(a netip.Addr, bits int) *netlink.Addr {
 
 func (e *Env) setupIptables() error {
 	for i, t := range e.families {
-		subnet, local := e.net.NodeSubnet.String(), "127.0.0.0/8"
+		local := "127.0.0.0/8"
 		if i == 1 {
-			subnet, local = e.net.NodeSubnetV6.String(), "::1/128"
+			local = "::1/128"
 		}
 		if err := t.ensureChain("nat", chainDNAT); err != nil {
 			return err
@@ -217,16 +225,8 @@ func (e *Env) setupIptables() error {
 		if err := t.ensureChain("filter", chainForward); err != nil {
 			return err
 		}
-		// Service IPs are the proxies' to translate, not the node's to masquerade.
-		masq := []string{"nat", chainMasq, "-s", subnet, "!", "-d", e.net.ServiceRange.String(), "!", "-o", e.net.Bridge, "-j", "MASQUERADE"}
-		if i == 1 {
-			masq = []string{"nat", chainMasq, "-s", subnet, "!", "-o", e.net.Bridge, "-j", "MASQUERADE"}
-			if e.net.ServiceRangeV6.IsValid() {
-				masq = []string{"nat", chainMasq, "-s", subnet, "!", "-d", e.net.ServiceRangeV6.String(), "!", "-o", e.net.Bridge, "-j", "MASQUERADE"}
-			}
-		}
 		rules := [][]string{
-			masq,
+			e.masqRule(i),
 			{"filter", chainForward, "-i", e.net.Bridge, "-j", "ACCEPT"},
 			{"filter", chainForward, "-o", e.net.Bridge, "-j", "ACCEPT"},
 		}
@@ -245,6 +245,36 @@ func (e *Env) setupIptables() error {
 			if err := t.ensureRule(j.table, j.from, j.insert, j.rule...); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// masqRule masquerades what leaves the node subnet of family i (0 IPv4, 1
+// IPv6) for anywhere but the bridge; service IPs are the proxies' to
+// translate, not the node's to masquerade.
+func (e *Env) masqRule(i int) []string {
+	subnet, svc := e.net.NodeSubnet, e.net.ServiceRange
+	if i == 1 {
+		subnet, svc = e.net.NodeSubnetV6, e.net.ServiceRangeV6
+	}
+	r := []string{"nat", chainMasq, "-s", subnet.String()}
+	if svc.IsValid() {
+		r = append(r, "!", "-d", svc.String())
+	}
+	return append(r, "!", "-o", e.net.Bridge, "-j", "MASQUERADE")
+}
+
+// setMasquerade replaces the masquerading rules with those of the current
+// node subnet.
+func (e *Env) setMasquerade() error {
+	for i, t := range e.families {
+		r := e.masqRule(i)
+		if err := t.run("-t", r[0], "-F", r[1]); err != nil {
+			return err
+		}
+		if err := t.run(append([]string{"-t", r[0], "-A", r[1]}, r[2:]...)...); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -286,7 +316,7 @@ func (e *Env) Teardown() error {
 			serr = fmt.Errorf("remove saved sysctls: %w", err)
 		}
 	}
-	errs = append(errs, serr)
+	errs = append(errs, serr, e.removeSavedSubnet())
 	e.sysctls = nil
 	return errors.Join(errs...)
 }

@@ -47,12 +47,13 @@ func Join(tb testing.TB, ul, ns *nstest.Netns, i int) string {
 func NodeIP(i int) string { return fmt.Sprintf("192.168.77.%d", i) }
 
 // NewManager starts the stand-in cluster manager on the underlay's broker
-// with subnets for n nodes and the services the tests use.
+// with subnets for n nodes (10.18.<i>.0, fd00:18:<i>::, handed out in the
+// order the nodes register) and the services the tests use.
 func NewManager(tb testing.TB, ul *nstest.Netns, n int) *clusterstub.Manager {
 	tb.Helper()
 	var subnets []cluster.SubnetResult
 	for i := 1; i <= n; i++ {
-		subnets = append(subnets, cluster.SubnetResult{Address: fmt.Sprintf("10.18.%d.0", i)})
+		subnets = append(subnets, cluster.SubnetResult{Address: fmt.Sprintf("10.18.%d.0", i), AddressV6: fmt.Sprintf("fd00:18:%d::", i)})
 	}
 	m := clusterstub.NewManagerIn(tb, ul, BrokerAddr, subnets...)
 	m.Service("app.ns.cli.ns", "10.30.8.1", "fdff:2000::8:1")

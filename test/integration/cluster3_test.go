@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func underlayNode(t *testing.T, ul *nstest.Netns, i int, args ...string) *node {
 	return n
 }
 
-func (n *node) register(t *testing.T, id string) {
+func (n *node) register(t *testing.T, id string) map[string]string {
 	t.Helper()
 	code, out, err := n.d.Client.Raw(ctx(t), "POST", "/register", fmt.Appendf(nil, `{"client_id": %q, "cluster_address": "192.168.77.254"}`, id))
 	var reg map[string]string
@@ -33,6 +34,7 @@ func (n *node) register(t *testing.T, id string) {
 	if err != nil || code != 200 || reg["mode"] != "cluster" {
 		t.Fatalf("register %s: %d %s %v", id, code, out, err)
 	}
+	return reg
 }
 
 // newCluster makes the underlay, the stand-in cluster manager and n
@@ -157,7 +159,9 @@ func TestClusterNodeRestart(t *testing.T) {
 	a.register(t, "node-a")
 	state := "--state-dir=" + t.TempDir()
 	b := underlayNode(t, ul, 2, state, "--persist")
-	b.register(t, "node-b")
+	if reg := b.register(t, "node-b"); reg["subnet"] != "10.18.2.0/26" {
+		t.Fatalf("node B did not move to the cluster's subnet: %v", reg)
+	}
 	cli, srv := newContainer(t), newContainer(t)
 	deployContainer(t, a, cli, "app.ns.cli.ns", 0, "")
 	deployContainer(t, b, srv, "app.ns.srv.ns", 0, "")
@@ -173,6 +177,9 @@ func TestClusterNodeRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.d = nstest.StartDaemon(t, netmanagerBin, b.ns, "--modules-dir", modulesDir, "--config", cfg, state, "--persist", "--pin-dir", pins)
+	if br := b.ns.MustExec(t, "ip", "-br", "addr", "show", "dev", "goProxyBridge"); !strings.Contains(br, " 10.18.2.1/26 ") {
+		t.Fatalf("the restarted node left the subnet its kept services are in: %s", br)
+	}
 	if got, err := ask(cli, "tcp", "10.30.9.1:7000"); err == nil {
 		t.Fatalf("reached the restarted node before it registered (%q): its replies need the cluster's table", got)
 	}

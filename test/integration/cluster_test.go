@@ -8,6 +8,7 @@ import (
 
 	"github.com/oakestra/netmanager/node-net-manager/cluster"
 	"github.com/oakestra/netmanager/test/clusterstub"
+	"github.com/oakestra/netmanager/test/nstest"
 )
 
 // Registering with a cluster whose broker does not answer is a 503 naming
@@ -24,9 +25,9 @@ func TestClusterBrokerDownAtRegister(t *testing.T) {
 }
 
 // Registration against a real broker (in the node's namespace, on the
-// default port) and the stand-in cluster manager: the cluster gives the
-// subnet, and every instance the node deploys, before and after, is
-// reported with the fields the cluster stores.
+// default port) and the stand-in cluster manager: every instance the node
+// deploys, before and after, is reported with the fields the cluster
+// stores. A node with an instance deployed keeps its subnet.
 func TestClusterRegistration(t *testing.T) {
 	t.Parallel()
 	n := newNode(t)
@@ -37,7 +38,8 @@ func TestClusterRegistration(t *testing.T) {
 	code, out, err := n.d.Client.Raw(ctx(t), "POST", "/register", []byte(`{"client_id": "node-1", "cluster_address": "127.0.0.1"}`))
 	var reg map[string]string
 	_ = json.Unmarshal(out, &reg)
-	if err != nil || code != 200 || reg["mode"] != "cluster" || reg["subnet"] != "10.18.7.0" || reg["subnetv6"] != "fd00:18:7::" {
+	if err != nil || code != 200 || reg["mode"] != "cluster" || reg["clusterSubnet"] != "10.18.7.0" || reg["clusterSubnetV6"] != "fd00:18:7::" ||
+		reg["subnet"] != "10.18.0.0/24" || reg["subnetv6"] != "fd00:18::/64" {
 		t.Fatalf("register: %d %s %v", code, out, err)
 	}
 	b := newContainer(t)
@@ -61,6 +63,65 @@ func TestClusterRegistration(t *testing.T) {
 		inst int
 	}{{"app.ns.first.ns", 0}, {"app.ns.second.ns", 2}} {
 		undeploy(t, n, "container", s.name, s.inst)
+	}
+	n.stop(t)
+}
+
+// A node that registers with nothing deployed moves to the subnet the
+// cluster gives (Oakestra's /26 and /120): the bridge, masquerading and the
+// instances' addresses follow, and it reports the default route's source
+// address as its host_ip. Its shutdown leaves the node as it was, and so
+// does a crash followed by a start without persist.
+func TestClusterAdoptsSubnet(t *testing.T) {
+	t.Parallel()
+	n := &node{ns: nstest.NewNetns(t, "nm-node")}
+	n.ns.MustExec(t, "ip", "link", "add", "nm-up0", "type", "veth", "peer", "name", "nm-up1")
+	n.ns.MustExec(t, "ip", "addr", "add", "192.168.78.1/24", "dev", "nm-up0")
+	n.ns.MustExec(t, "ip", "link", "set", "nm-up0", "up")
+	n.ns.MustExec(t, "ip", "link", "set", "nm-up1", "up")
+	n.ns.MustExec(t, "ip", "route", "add", "default", "via", "192.168.78.254", "dev", "nm-up0")
+	n.pristine = n.settled(t)
+	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir)
+	n.ready = n.settled(t)
+	clusterstub.StartBroker(t, n.ns, "127.0.0.1:10003")
+	m := clusterstub.NewManagerIn(t, n.ns, "127.0.0.1:10003", cluster.SubnetResult{Address: "10.18.7.64", AddressV6: "fd00:18:7::100"})
+	code, out, err := n.d.Client.Raw(ctx(t), "POST", "/register", []byte(`{"client_id": "node-1", "cluster_address": "127.0.0.1"}`))
+	var reg map[string]string
+	_ = json.Unmarshal(out, &reg)
+	if err != nil || code != 200 || reg["subnet"] != "10.18.7.64/26" || reg["subnetv6"] != "fd00:18:7::100/120" || reg["clusterSubnet"] != "10.18.7.64" {
+		t.Fatalf("register: %d %s %v", code, out, err)
+	}
+	br := n.ns.MustExec(t, "ip", "-br", "addr", "show", "dev", "goProxyBridge")
+	if !strings.Contains(br, " 10.18.7.65/26 ") || !strings.Contains(br, " fd00:18:7::101/120 ") || strings.Contains(br, "10.18.0.1") || strings.Contains(br, "fd00:18::1/") {
+		t.Fatalf("bridge after the move: %s", br)
+	}
+	if masq := n.ns.MustExec(t, "iptables", "-t", "nat", "-S", "NETMANAGER-POSTROUTING"); !strings.Contains(masq, "-s 10.18.7.64/26 ") || strings.Contains(masq, "10.18.0.0") {
+		t.Fatalf("masquerading after the move:\n%s", masq)
+	}
+	c := newContainer(t)
+	r := deployContainer(t, n, c, "app.ns.first.ns", 0, "")
+	if r.NsAddress != "10.18.7.66" || r.NsAddressV6 != "fd00:18:7::102" {
+		t.Fatalf("deployed at %s %s, want the cluster's subnet", r.NsAddress, r.NsAddressV6)
+	}
+	c.ns.MustExec(t, "ping", "-c1", "-W2", "10.18.7.65")
+	want := cluster.Deployed{AppName: "app.ns.first.ns", Status: "DEPLOYED", NsIP: "10.18.7.66", NsIPv6: "fd00:18:7::102", HostIP: "192.168.78.1", HostPort: "50103"}
+	waitUntil(t, "the instance reported", func() bool { return len(m.Messages("service/deployed")) == 1 })
+	var d cluster.Deployed
+	if err := json.Unmarshal(m.Messages("service/deployed")[0].Payload, &d); err != nil || d != want {
+		t.Fatalf("service/deployed: %+v %v, want %+v", d, err, want)
+	}
+	undeploy(t, n, "container", "app.ns.first.ns", 0)
+	state := "--state-dir=" + t.TempDir()
+	n.d.Stop(t)
+	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, state)
+	if code, out, err := n.d.Client.Raw(ctx(t), "POST", "/register", []byte(`{"client_id": "node-1", "cluster_address": "127.0.0.1"}`)); err != nil || code != 200 {
+		t.Fatalf("register again: %d %s %v", code, out, err)
+	}
+	pins := n.d.PinDir
+	n.d.Kill(t)
+	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, state, "--pin-dir", pins)
+	if got := n.settled(t); got != n.ready {
+		t.Fatalf("a start after a crash in the cluster's subnet did not return to the configured one:\n%s\nwant\n%s", got, n.ready)
 	}
 	n.stop(t)
 }

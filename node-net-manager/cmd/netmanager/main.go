@@ -79,6 +79,9 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
+	if n, err = nodeNetwork(cfg, n); err != nil {
+		return err
+	}
 	env := netenv.New(netenv.Options{Net: n, StateDir: cfg.StateDir, Persist: cfg.Persist, Log: log})
 	if err := env.Setup(); err != nil {
 		return fmt.Errorf("set up node network: %w", err)
@@ -110,7 +113,8 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	defer link.Close()
 	bus.Subscribe("cluster", link.HandleEvent)
 	bus.Subscribe("cluster table", ctab.HandleEvent)
-	router := api.NewRouter(api.Options{Deployer: mgr, Registrar: link, Version: version.Version, Log: log})
+	reg := &registrar{link: link, mgr: mgr, log: log}
+	router := api.NewRouter(api.Options{Deployer: mgr, Registrar: reg, Version: version.Version, Log: log})
 	ps := parts{cfg: cfg, net: n, env: env, table: tab, resolver: ctab, deploy: mgr, bus: bus, router: router, log: log}
 	em, emErr := startEBPFManager(ps)
 	if emErr != nil {
@@ -154,11 +158,11 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		log.WithField("services", n).Warn("removed what the previous run's services left behind")
 	}
 	if cfg.ClusterAddress != "" {
-		reg, err := link.Register(context.Background(), cfg.ClientID, cfg.ClusterAddress)
+		r, err := reg.Register(context.Background(), cfg.ClientID, cfg.ClusterAddress)
 		if err != nil {
 			return fmt.Errorf("register with the cluster: %w", err)
 		}
-		log.WithFields(logrus.Fields{"broker": reg.Broker, "subnet": reg.Subnet.Address}).Info("registered with the cluster")
+		log.WithFields(logrus.Fields{"broker": r.Broker, "subnet": r.NodeSubnet}).Info("registered with the cluster")
 	}
 	lns, err := listen(cfg)
 	if err != nil {
@@ -191,6 +195,30 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		_ = os.Remove(cfg.Socket)
 	}
 	return err
+}
+
+// nodeNetwork completes the network settings from the node: the node IP,
+// when not configured, is the default route's source address; with persist,
+// the subnet an earlier run adopted from its cluster is kept, for the
+// services it re-adopts are addressed in it.
+func nodeNetwork(cfg config.Config, n config.Network) (config.Network, error) {
+	if !n.NodeIPSet {
+		if a, ok := netenv.OutboundAddr(); ok {
+			n.NodeIP = a
+		}
+	}
+	if !cfg.Persist {
+		return n, nil
+	}
+	v4, v6, ok, err := netenv.SavedSubnet(cfg.StateDir)
+	if err != nil || !ok {
+		return n, err
+	}
+	out, err := n.WithSubnets(v4, v6)
+	if err != nil {
+		return n, fmt.Errorf("the subnet the previous run adopted: %w", err)
+	}
+	return out, nil
 }
 
 // startEBPFManager creates the eBPF Manager and subscribes it to service events.
