@@ -40,6 +40,19 @@ func NewTable(local table.Querier, link *Link, ranges []netip.Prefix, log logrus
 	return &Table{local: local, ranges: ranges, link: link, log: log, jobs: map[string][]table.Entry{}, misses: map[netip.Addr]time.Time{}}
 }
 
+// MustAsk says whether a Lookup of ip would wait for the cluster: the node
+// is registered, ip is a service address not cached, and the cluster has
+// not just said it does not know it (proxy.Asker).
+func (t *Table) MustAsk(ip netip.Addr) bool {
+	if t.link.Client() == nil || !t.inRanges(ip) || len(t.cached(table.Query{IP: ip})) > 0 {
+		return false
+	}
+	t.mu.Lock()
+	since, missed := t.misses[ip]
+	t.mu.Unlock()
+	return !missed || time.Since(since) >= missTTL
+}
+
 // Lookup answers from the cache, asking the cluster on a miss (blocking, up
 // to the client's query timeout).
 func (t *Table) Lookup(ctx context.Context, q table.Query) ([]table.Entry, error) {

@@ -7,5 +7,7 @@
 // The translation is pure (Translator works on packet bytes); Run moves
 // packets between it and a TUN device that owns the route to the service range.
 // It is the path of nodes without eBPF and the baseline the eBPF proxy is
-// measured against.
+// measured against. With a resolver that must ask elsewhere (an Asker: the
+// cluster's table), Run holds the packets that need its answer and offers
+// them again once it is in, so no flow waits for another's question.
 package proxy

@@ -44,16 +44,18 @@ func Run(ctx context.Context, o RunOptions) error {
 			}
 		}
 	}()
+	h := newHolder(ctx, o)
+	defer h.stop()
 	var wg sync.WaitGroup
 	var tunnelErr error
 	if o.Tunnel != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tunnelErr = fromTunnel(ctx, o)
+			tunnelErr = fromTunnel(ctx, o, h)
 		}()
 	}
-	err := fromTUN(ctx, o)
+	err := fromTUN(ctx, o, h)
 	if o.Tunnel != nil && err != nil {
 		_ = o.Tunnel.Close() // a failed TUN stops the tunnel too
 	}
@@ -61,7 +63,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	return errors.Join(err, tunnelErr)
 }
 
-func fromTUN(ctx context.Context, o RunOptions) error {
+func fromTUN(ctx context.Context, o RunOptions, h *holder) error {
 	buf := make([]byte, 1<<16)
 	for {
 		n, err := o.Dev.Read(buf)
@@ -71,21 +73,29 @@ func fromTUN(ctx context.Context, o RunOptions) error {
 			}
 			return fmt.Errorf("read the TUN: %w", err)
 		}
-		v := o.Translator.Translate(buf[:n])
-		switch {
-		case v.Drop != "":
-			o.Log.WithFields(logrus.Fields{"reason": v.Drop, "head": hexHead(buf[:min(n, 40)])}).Debug("proxy dropped a packet")
-			if v.Drop == DropNoInstances {
-				if ans := Unreachable(buf[:n]); ans != nil {
-					_, _ = o.Dev.Write(ans)
-				}
+		if v := o.Translator.Translate(buf[:n]); v.Ask.IsValid() {
+			h.hold(buf[:n], netip.AddrPort{}, v.Ask)
+		} else {
+			fromTUNVerdict(o, buf[:n], v)
+		}
+	}
+}
+
+// fromTUNVerdict carries out the verdict on a packet from the TUN.
+func fromTUNVerdict(o RunOptions, b []byte, v Verdict) {
+	switch {
+	case v.Drop != "":
+		o.Log.WithFields(logrus.Fields{"reason": v.Drop, "head": hexHead(b[:min(len(b), 40)])}).Debug("proxy dropped a packet")
+		if v.Drop == DropNoInstances || v.Drop == DropNoAnswer {
+			if ans := Unreachable(b); ans != nil {
+				_, _ = o.Dev.Write(ans)
 			}
-		case v.Via.IsValid():
-			send(o, buf[:n], v.Via)
-		default:
-			if _, err := o.Dev.Write(buf[:n]); err != nil {
-				o.Log.WithError(err).Debug("proxy could not send a packet")
-			}
+		}
+	case v.Via.IsValid():
+		send(o, b, v.Via)
+	default:
+		if _, err := o.Dev.Write(b); err != nil {
+			o.Log.WithError(err).Debug("proxy could not send a packet")
 		}
 	}
 }
@@ -106,7 +116,7 @@ func send(o RunOptions, b []byte, to netip.AddrPort) {
 	}
 }
 
-func fromTunnel(ctx context.Context, o RunOptions) error {
+func fromTunnel(ctx context.Context, o RunOptions, h *holder) error {
 	buf := make([]byte, 1<<16)
 	for {
 		n, from, err := o.Tunnel.ReadFrom(buf)
@@ -122,13 +132,21 @@ func fromTunnel(ctx context.Context, o RunOptions) error {
 		}
 		peer := ua.AddrPort()
 		peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
-		v := o.Translator.Receive(buf[:n], peer)
-		if v.Drop != "" {
-			o.Log.WithFields(logrus.Fields{"reason": v.Drop, "from": peer}).Debug("proxy dropped a packet from the tunnel")
-			continue
+		if v := o.Translator.Receive(buf[:n], peer); v.Ask.IsValid() {
+			h.hold(buf[:n], peer, v.Ask)
+		} else {
+			fromTunnelVerdict(o, buf[:n], peer, v)
 		}
-		if _, err := o.Dev.Write(buf[:n]); err != nil {
-			o.Log.WithError(err).Debug("proxy could not deliver a packet from the tunnel")
-		}
+	}
+}
+
+// fromTunnelVerdict carries out the verdict on a packet from the tunnel.
+func fromTunnelVerdict(o RunOptions, b []byte, peer netip.AddrPort, v Verdict) {
+	if v.Drop != "" {
+		o.Log.WithFields(logrus.Fields{"reason": v.Drop, "from": peer}).Debug("proxy dropped a packet from the tunnel")
+		return
+	}
+	if _, err := o.Dev.Write(b); err != nil {
+		o.Log.WithError(err).Debug("proxy could not deliver a packet from the tunnel")
 	}
 }

@@ -15,6 +15,14 @@ type Resolver interface {
 	Lookup(ctx context.Context, q table.Query) ([]table.Entry, error)
 }
 
+// An Asker is a Resolver that must ask elsewhere (the cluster) before it can
+// answer about some addresses. MustAsk says so without waiting; the
+// translator then hands the packet back (Verdict.Ask) instead of waiting
+// for Lookup with every other flow held up.
+type Asker interface {
+	MustAsk(ip netip.Addr) bool
+}
+
 type flowKey struct {
 	proto uint8
 	src   netip.Addr
@@ -42,12 +50,17 @@ const (
 	DropUnknownPeer = "tunnel: sender is not an instance on the sending node"
 	DropLoop        = "tunnel: packet would go back into the tunnel"
 	DropICMPNoFlow  = "ICMP error about no known flow"
+	DropNoAnswer    = "the cluster did not answer about the address"
+	DropHeldFull    = "too many packets wait for the cluster"
 )
 
 // Verdict says what becomes of a packet.
 type Verdict struct {
 	Drop string         // why it is dropped; "" to send it on
 	Via  netip.AddrPort // the node to tunnel it to; invalid: this node (the TUN)
+	// Ask is the address the resolver must ask about before the packet can
+	// be judged; the packet is untouched, to be offered again afterwards.
+	Ask netip.Addr
 }
 
 // Stats counts what the translator did.
@@ -56,6 +69,7 @@ type Stats struct {
 	NewSessions uint64            `json:"newSessions"`
 	Replaced    uint64            `json:"replaced"`  // older flows displaced by a reused source port
 	TunnelOut   uint64            `json:"tunnelOut"` // packets sent to other nodes
+	Held        uint64            `json:"held"`      // packets that waited for the cluster's answer
 	TunnelIn    uint64            `json:"tunnelIn"`  // packets from other nodes delivered here
 	Sessions    int               `json:"sessions"`
 	Dropped     map[string]uint64 `json:"dropped"`
@@ -125,6 +139,9 @@ func (t *Translator) Translate(b []byte) Verdict {
 	if !t.isService(p.dst) {
 		return t.dropLocked(DropNotService)
 	}
+	if t.mustAsk(p.dst) {
+		return Verdict{Ask: p.dst}
+	}
 	target, ok := t.choose(p.dst)
 	if !ok {
 		return t.dropLocked(DropNoInstances)
@@ -174,6 +191,9 @@ func (t *Translator) Receive(b []byte, from netip.AddrPort) Verdict {
 		t.stats.TunnelIn++
 		return t.apply(&p, s)
 	}
+	if t.mustAsk(p.src) {
+		return Verdict{Ask: p.src}
+	}
 	if !t.fromPeer(p.src, from.Addr()) {
 		return t.dropLocked(DropUnknownPeer)
 	}
@@ -211,6 +231,12 @@ func (t *Translator) icmpError(e *icmpError, fromTunnel bool) Verdict {
 		t.stats.TunnelIn++
 	}
 	return Verdict{Via: s.via}
+}
+
+// mustAsk says whether the resolver must ask elsewhere about ip first.
+func (t *Translator) mustAsk(ip netip.Addr) bool {
+	a, ok := t.res.(Asker)
+	return ok && a.MustAsk(ip)
 }
 
 // hit returns the session of a flow direction, refreshing both directions;
@@ -349,6 +375,13 @@ func (t *Translator) drop(reason string) Verdict {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.dropLocked(reason)
+}
+
+// countHeld records a packet that waits for the resolver.
+func (t *Translator) countHeld() {
+	t.mu.Lock()
+	t.stats.Held++
+	t.mu.Unlock()
 }
 
 func (t *Translator) dropLocked(reason string) Verdict {

@@ -38,6 +38,7 @@ type cluster struct {
 	aAddr, bAddr netip.AddrPort
 	client       table.Entry
 	web          []table.Entry // web0, web1 on B
+	res          merged        // both nodes' tables
 }
 
 func newCluster(t *testing.T, aAddr, bAddr netip.AddrPort) *cluster {
@@ -54,11 +55,16 @@ func newCluster(t *testing.T, aAddr, bAddr netip.AddrPort) *cluster {
 	c.client, _ = ta.Add(table.Instance{ServiceName: "app.ns.client.ns", NsIP: netip.MustParseAddr("10.18.0.2")})
 	w0, _ := tb.Add(table.Instance{ServiceName: "app.ns.web.ns", Instance: 0, NsIP: netip.MustParseAddr("10.19.0.2")})
 	w1, _ := tb.Add(table.Instance{ServiceName: "app.ns.web.ns", Instance: 1, NsIP: netip.MustParseAddr("10.19.0.3")})
-	c.web = []table.Entry{w0, w1}
-	ranges := []netip.Prefix{netip.MustParsePrefix("10.30.0.0/16")}
-	c.a = NewTranslator(merged{ta, tb}, Options{Ranges: ranges, Timeout: time.Minute, Self: aAddr})
-	c.b = NewTranslator(merged{ta, tb}, Options{Ranges: ranges, Timeout: time.Minute, Self: bAddr})
+	c.web, c.res = []table.Entry{w0, w1}, merged{ta, tb}
+	c.a, c.b = c.translators(c.res, c.res)
 	return c
+}
+
+// translators are A's and B's translators over the resolvers given.
+func (c *cluster) translators(a, b Resolver) (*Translator, *Translator) {
+	ranges := []netip.Prefix{netip.MustParsePrefix("10.30.0.0/16")}
+	return NewTranslator(a, Options{Ranges: ranges, Timeout: time.Minute, Self: c.aAddr}),
+		NewTranslator(b, Options{Ranges: ranges, Timeout: time.Minute, Self: c.bAddr})
 }
 
 var (
@@ -174,28 +180,7 @@ func (f *fakeTun) next(t *testing.T) []byte {
 
 // Run carries a flow between two nodes over real UDP sockets on loopback.
 func TestRunOverUDP(t *testing.T) {
-	socket := func() net.PacketConn {
-		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pc
-	}
-	sa, sb := socket(), socket()
-	c := newCluster(t, sa.LocalAddr().(*net.UDPAddr).AddrPort(), sb.LocalAddr().(*net.UDPAddr).AddrPort())
-	ta, tb := newFakeTun(), newFakeTun()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := logrus.New()
-	done := make(chan error, 2)
-	for _, n := range []struct {
-		tun *fakeTun
-		tr  *Translator
-		pc  net.PacketConn
-	}{{ta, c.a, sa}, {tb, c.b, sb}} {
-		go func() {
-			done <- Run(ctx, RunOptions{Dev: n.tun, Translator: n.tr, Tunnel: n.pc, ExpireEvery: time.Minute, Log: log})
-		}()
-	}
+	c, ta, tb := runPair(t, nil)
 	rr := sip(c.web[0], table.PolicyRoundRobin)
 	ta.in <- tcp(t, "10.18.0.2", rr, 40000, 80)
 	got, _ := decoded(t, tb.next(t))
@@ -207,16 +192,53 @@ func TestRunOverUDP(t *testing.T) {
 	if back.SrcIP.String() != rr || back.DstIP.String() != "10.18.0.2" {
 		t.Fatalf("A's TUN got %s -> %s", back.SrcIP, back.DstIP)
 	}
-	cancel()
-	close(ta.closed)
-	close(tb.closed)
-	sa.Close()
-	sb.Close()
-	for i := 0; i < 2; i++ {
-		if err := <-done; err != nil {
-			t.Fatalf("Run: %v", err)
+}
+
+// runPair runs nodes A and B of a cluster over real UDP sockets on
+// loopback, each with its fake TUN; wrap, when set, makes their translators'
+// resolvers from the cluster's tables. Cleanup stops both and fails the test
+// if Run did.
+func runPair(t *testing.T, wrap func(merged) (Resolver, Resolver)) (*cluster, *fakeTun, *fakeTun) {
+	t.Helper()
+	socket := func() net.PacketConn {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
+		return pc
 	}
+	sa, sb := socket(), socket()
+	c := newCluster(t, sa.LocalAddr().(*net.UDPAddr).AddrPort(), sb.LocalAddr().(*net.UDPAddr).AddrPort())
+	if wrap != nil {
+		c.a, c.b = c.translators(wrap(c.res))
+	}
+	ta, tb := newFakeTun(), newFakeTun()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := logrus.New()
+	log.SetLevel(logrus.WarnLevel)
+	done := make(chan error, 2)
+	for _, n := range []struct {
+		tun *fakeTun
+		tr  *Translator
+		pc  net.PacketConn
+	}{{ta, c.a, sa}, {tb, c.b, sb}} {
+		go func() {
+			done <- Run(ctx, RunOptions{Dev: n.tun, Translator: n.tr, Tunnel: n.pc, ExpireEvery: time.Minute, Log: log})
+		}()
+	}
+	t.Cleanup(func() {
+		cancel()
+		close(ta.closed)
+		close(tb.closed)
+		sa.Close()
+		sb.Close()
+		for i := 0; i < 2; i++ {
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	})
+	return c, ta, tb
 }
 
 // fixedTable answers a lookup with the entries that have the address as a

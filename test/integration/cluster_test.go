@@ -2,11 +2,13 @@ package integration
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/oakestra/netmanager/node-net-manager/cluster"
+	"github.com/oakestra/netmanager/node-net-manager/proxy"
 	"github.com/oakestra/netmanager/test/clusterstub"
 	"github.com/oakestra/netmanager/test/nstest"
 )
@@ -136,4 +138,63 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting until %s", what)
+}
+
+// A cluster that does not answer a table query (it times out after 5 s)
+// makes the connection fail with an ICMP unreachable instead of hanging,
+// and while the proxy waits for it, flows to services it knows go on.
+func TestClusterQueryTimeout(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	clusterstub.StartBroker(t, n.ns, "127.0.0.1:10003")
+	m := clusterstub.NewManagerIn(t, n.ns, "127.0.0.1:10003", cluster.SubnetResult{Address: "10.18.7.0", AddressV6: "fd00:18:7::"})
+	m.Service("app.ns.cli.ns", "10.30.8.1", "fdff:2000::8:1")
+	m.Service("app.ns.srv.ns", "10.30.9.1", "fdff:2000::9:1")
+	if code, out, err := n.d.Client.Raw(ctx(t), "POST", "/register", []byte(`{"client_id": "node-1", "cluster_address": "127.0.0.1"}`)); err != nil || code != 200 {
+		t.Fatalf("register: %d %s %v", code, out, err)
+	}
+	cli, srv := newContainer(t), newContainer(t)
+	deployContainer(t, n, cli, "app.ns.cli.ns", 0, "")
+	deployContainer(t, n, srv, "app.ns.srv.ns", 0, "")
+	serveName(t, srv.ns, "7000", "srv-0")
+	waitUntil(t, "the service is reachable by its cluster IP", func() bool {
+		got, err := ask(cli, "tcp", "10.30.9.1:7000")
+		return err == nil && got == "srv-0"
+	})
+	m.Silent(true)
+	failed := make(chan error, 1)
+	go func() {
+		failed <- cli.ns.Do(func() error {
+			c, err := net.DialTimeout("tcp", "10.30.99.1:7000", 15*time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+	}()
+	waitUntil(t, "the proxy holds the first packet", func() bool {
+		var p struct{ Stats proxy.Stats }
+		getJSON(t, n, "/proxy", &p)
+		return p.Stats.Held > 0
+	})
+	if got, err := ask(cli, "tcp", "10.30.9.1:7000"); err != nil || got != "srv-0" {
+		t.Fatalf("a known service while the cluster is asked about another: %q %v", got, err)
+	}
+	select {
+	case err := <-failed:
+		t.Fatalf("the connection to the unknown service ended before the known one answered: %v", err)
+	default:
+	}
+	if err := <-failed; err == nil || !strings.Contains(err.Error(), "no route to host") {
+		t.Fatalf("connect to a service the cluster does not answer about: %v, want no route to host", err)
+	}
+	var p struct{ Stats proxy.Stats }
+	getJSON(t, n, "/proxy", &p)
+	if p.Stats.Dropped[proxy.DropNoAnswer] == 0 {
+		t.Fatalf("proxy counters: %+v", p.Stats)
+	}
+	m.Silent(false)
+	undeploy(t, n, "container", "app.ns.srv.ns", 0)
+	undeploy(t, n, "container", "app.ns.cli.ns", 0)
+	n.stop(t)
 }
