@@ -26,8 +26,8 @@ type fakeNet struct {
 	// subnet is what Renumber moved the node to; failRenumber makes it fail.
 	subnet       netip.Prefix
 	failRenumber bool
-	ops        []string
-	ifindex    int
+	ops          []string
+	ifindex      int
 }
 
 func newFakeNet() *fakeNet {
