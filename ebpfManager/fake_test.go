@@ -242,6 +242,9 @@ func (f *fakeModule) Detach(a module.Attachment) error {
 
 func (f *fakeModule) Close() error { return f.record("Close") }
 
+// ServicesChanged makes every fake module a module.ServicesWatcher.
+func (f *fakeModule) ServicesChanged() error { return f.record("ServicesChanged") }
+
 // fakePlugins maps a .so path to its behaviour.
 type fakePlugins struct {
 	mu      sync.Mutex

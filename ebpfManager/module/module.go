@@ -111,6 +111,10 @@ type ServiceEntry struct {
 	// ServiceIPs are the IPv4 ones first, then, when the node has an IPv6
 	// service range, the IPv6 ones (same policies).
 	ServiceIPs []ServiceIP
+	// Remote says the instance runs on another node (cluster mode). A module
+	// that delivers in the kernel leaves flows to it, and to a service IP
+	// with any remote instance, to the NetManager's tunnel.
+	Remote bool
 }
 
 // ServiceTable gives read access to the NetManager's service table.
@@ -157,6 +161,14 @@ type Module interface {
 	Detach(a Attachment) error
 	// Close is called once when the instance is deleted, after every Detach.
 	Close() error
+}
+
+// ServicesWatcher is an optional interface of a Module. ServicesChanged is
+// called when the service table changed without a service event on this
+// node: in cluster mode, the cluster answered about a job or announced a
+// change to one. An error is logged.
+type ServicesWatcher interface {
+	ServicesChanged() error
 }
 
 // NewFunc is the signature of the New function a module's plugin exports:

@@ -190,6 +190,14 @@ func (p *Proxy) Detach(a module.Attachment) error {
 	return errors.Join(p.sync(), p.dropSessions(ip, l.nsIP6))
 }
 
+// ServicesChanged pushes the translations the changed table calls for (in
+// cluster mode, the cluster's answer about a job; module.ServicesWatcher).
+func (p *Proxy) ServicesChanged() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sync()
+}
+
 // Close stops the miss reader (before the manager closes the maps).
 func (p *Proxy) Close() error { return p.stopMisses() }
 

@@ -120,27 +120,50 @@ type entry struct {
 	nsIP6    netip.Addr
 	rrIP6    netip.Addr
 	instIP6  netip.Addr
+	remote   bool // on another node (cluster mode)
 }
 
 // plan maps every service IP to the local instances behind it: a round-robin
 // IP to all of them in instance order, an instance IP to its one instance;
 // IPv6 service IPs to the instances' IPv6 namespace addresses alike.
 // Instances without an attached veth on this node are left out: their flows
-// are the user-space proxy's (and its tunnel's). Instances are matched to
-// attachments by their IPv4 namespace address.
+// are the user-space proxy's (and its tunnel's), and so is a round-robin
+// IP with any instance on another node (its rotation spans the nodes).
+// Instances are matched to attachments by their IPv4 namespace address.
 func plan(entries []entry, attached map[netip.Addr]local) translations {
 	t := translations{
 		services: map[[4]byte]pxService{}, backends: map[pxBackendKey]pxBackend{}, senders: map[[4]byte][4]byte{},
 		services6: map[[16]byte]pxService{}, backends6: map[pxBackendKey6]pxBackend6{}, senders6: map[[16]byte][16]byte{},
 	}
+	spansNodes := map[netip.Addr]bool{}
+	for _, e := range entries {
+		for _, rr := range []netip.Addr{e.rrIP, e.rrIP6} {
+			if e.remote && rr.IsValid() {
+				spansNodes[rr] = true
+			}
+		}
+	}
 	for _, e := range sortEntries(entries) {
 		l, ok := attached[e.nsIP]
-		if !ok || !e.nsIP.Is4() {
+		if !ok || !e.nsIP.Is4() || e.remote {
 			continue
+		}
+		// The user-space proxy may pick this instance for a round robin
+		// spanning nodes: its replies, to the sender's instance IP, must
+		// reach that proxy's session, not start a flow here. So it is no
+		// sender in the kernel (its own new flows take the user-space path).
+		sender := !spansNodes[e.rrIP] && !spansNodes[e.rrIP6]
+		if spansNodes[e.rrIP] {
+			e.rrIP = netip.Addr{}
+		}
+		if spansNodes[e.rrIP6] {
+			e.rrIP6 = netip.Addr{}
 		}
 		b := pxBackend{NsIP: e.nsIP.As4(), Ifindex: l.ifindex, MAC: l.mac}
 		if e.instIP.Is4() {
-			t.senders[e.nsIP.As4()] = e.instIP.As4()
+			if sender {
+				t.senders[e.nsIP.As4()] = e.instIP.As4()
+			}
 			t.services[e.instIP.As4()] = pxService{Kind: 1, Count: 1}
 			t.backends[pxBackendKey{ServiceIP: e.instIP.As4()}] = b
 		}
@@ -151,15 +174,17 @@ func plan(entries []entry, attached map[netip.Addr]local) translations {
 			t.services[e.rrIP.As4()] = s
 		}
 		if e.nsIP6.Is6() {
-			plan6(&t, e, pxBackend6{NsIP: e.nsIP6.As16(), Ifindex: l.ifindex, MAC: l.mac})
+			plan6(&t, e, pxBackend6{NsIP: e.nsIP6.As16(), Ifindex: l.ifindex, MAC: l.mac}, sender)
 		}
 	}
 	return t
 }
 
-func plan6(t *translations, e entry, b pxBackend6) {
+func plan6(t *translations, e entry, b pxBackend6, sender bool) {
 	if e.instIP6.Is6() {
-		t.senders6[e.nsIP6.As16()] = e.instIP6.As16()
+		if sender {
+			t.senders6[e.nsIP6.As16()] = e.instIP6.As16()
+		}
 		t.services6[e.instIP6.As16()] = pxService{Kind: 1, Count: 1}
 		t.backends6[pxBackendKey6{ServiceIP: e.instIP6.As16()}] = b
 	}

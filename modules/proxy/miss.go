@@ -54,8 +54,14 @@ func decideMiss(svc, sender netip.Addr, found []module.ServiceEntry, attached ma
 }
 
 // hasLocalTarget: an instance behind svc is attached here and has an address
-// of svc's family.
+// of svc's family, and none is on another node (such a service IP is the
+// user-space proxy's).
 func hasLocalTarget(svc netip.Addr, found []module.ServiceEntry, attached map[netip.Addr]local) bool {
+	for _, e := range found {
+		if e.Remote {
+			return false
+		}
+	}
 	for _, e := range found {
 		if _, ok := attached[e.NsIP]; ok && (svc.Is4() || e.NsIPv6.Is6()) {
 			return true

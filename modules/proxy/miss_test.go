@@ -149,7 +149,7 @@ func TestDecideMiss(t *testing.T) {
 		{"local instances, translation there", "10.30.0.1", "10.18.0.2", attachedAll(), true, missPresent},
 		{"IPv6, translation missing", "fdff:2000::1", "fd00:18::2", attachedAll(), false, missResync},
 		{"instance IP of a remote instance", "10.30.0.11", "10.18.0.2", remote(), false, missNoLocal},
-		{"round robin with one remote instance", "10.30.0.1", "10.18.0.2", remote(), false, missResync},
+		{"round robin with one instance not attached", "10.30.0.1", "10.18.0.2", remote(), false, missResync},
 		{"unknown service IP", "10.30.99.1", "10.18.0.2", attachedAll(), false, missNoLocal},
 		{"sender not a local service", "10.30.0.1", "10.18.0.77", attachedAll(), false, missNoLocal},
 		{"IPv6 sender not a local service", "fdff:2000::1", "fd00:18::77", attachedAll(), false, missNoLocal},
@@ -160,6 +160,18 @@ func TestDecideMiss(t *testing.T) {
 		if got := decideMiss(svc, v6(c.sender), table.Lookup(svc), c.attached, c.translated); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
+	}
+	// Cluster mode: an instance on another node makes its round robin the
+	// user-space proxy's; the local instances' own IPs stay the kernel's.
+	found := table.Lookup(v6("10.30.0.1"))
+	for i := range found {
+		found[i].Remote = found[i].Instance == 1
+	}
+	if got := decideMiss(v6("10.30.0.1"), v6("10.18.0.2"), found, attachedAll(), false); got != missNoLocal {
+		t.Errorf("round robin spanning nodes: %d, want missNoLocal", got)
+	}
+	if got := decideMiss(v6("10.30.0.10"), v6("10.18.0.2"), table.Lookup(v6("10.30.0.10")), attachedAll(), false); got != missResync {
+		t.Errorf("a local instance IP beside a remote instance: %d, want missResync", got)
 	}
 }
 

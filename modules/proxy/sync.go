@@ -13,7 +13,7 @@ import (
 // toEntry keeps what the proxy needs of a service table entry, each service
 // IP by its family.
 func toEntry(e module.ServiceEntry) entry {
-	x := entry{name: e.Name, instance: e.Instance, nsIP: e.NsIP.Unmap(), nsIP6: e.NsIPv6}
+	x := entry{name: e.Name, instance: e.Instance, nsIP: e.NsIP.Unmap(), nsIP6: e.NsIPv6, remote: e.Remote}
 	for _, s := range e.ServiceIPs {
 		a := s.Address.Unmap()
 		switch {

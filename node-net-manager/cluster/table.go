@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 // and refreshed when the cluster announces a change. Before the node is
 // registered it is the node's own table.
 type Table struct {
-	local  table.Querier
+	o      TableOptions
+	local  LocalTable
 	ranges []netip.Prefix // the service ranges: only these are asked about
 	link   *Link
 	log    logrus.FieldLogger
@@ -30,14 +32,47 @@ type Table struct {
 // again (the packets to it are dropped meanwhile).
 const missTTL = time.Second
 
-// NewTable returns a Table over local that asks the cluster through link
-// about addresses in ranges. Attach its Refresh as the link client's
+// LocalTable is the node's own table, which answers before the node is
+// registered and for its own namespace IPs.
+type LocalTable interface {
+	table.Querier
+	Entries() []table.Entry
+}
+
+// TableOptions configures a Table.
+type TableOptions struct {
+	Local LocalTable
+	Link  *Link // the cluster is asked through it once it is registered
+	// Ranges are the service ranges: only addresses in them are asked about.
+	Ranges []netip.Prefix
+	// OnChange, when set, runs after the cluster's answer about a job
+	// changed the cached entries.
+	OnChange func()
+	Log      logrus.FieldLogger
+}
+
+// NewTable returns a Table. Attach its Refresh as the link client's
 // OnUpdate, and HandleEvent to the node's event bus.
-func NewTable(local table.Querier, link *Link, ranges []netip.Prefix, log logrus.FieldLogger) *Table {
-	if log == nil {
-		log = logrus.StandardLogger()
+func NewTable(o TableOptions) *Table {
+	if o.Log == nil {
+		o.Log = logrus.StandardLogger()
 	}
-	return &Table{local: local, ranges: ranges, link: link, log: log, jobs: map[string][]table.Entry{}, misses: map[netip.Addr]time.Time{}}
+	return &Table{o: o, local: o.Local, ranges: o.Ranges, link: o.Link, log: o.Log, jobs: map[string][]table.Entry{}, misses: map[netip.Addr]time.Time{}}
+}
+
+// Entries is every instance the table knows: those of the jobs the cluster
+// answered about once the node is registered, the node's own before.
+func (t *Table) Entries() []table.Entry {
+	if t.link.Client() == nil {
+		return t.local.Entries()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []table.Entry
+	for _, es := range t.jobs {
+		out = append(out, es...)
+	}
+	return out
 }
 
 // MustAsk says whether a Lookup of ip would wait for the cluster: the node
@@ -53,25 +88,31 @@ func (t *Table) MustAsk(ip netip.Addr) bool {
 	return !missed || time.Since(since) >= missTTL
 }
 
+// Cached answers q as Lookup does, from what the table has, never asking
+// the cluster.
+func (t *Table) Cached(ctx context.Context, q table.Query) ([]table.Entry, error) {
+	if t.link.Client() == nil {
+		return t.local.Lookup(ctx, q)
+	}
+	if es := t.cached(q); len(es) > 0 || !q.IP.IsValid() || t.inRanges(q.IP) { // only a namespace IP falls back
+		return es, nil
+	}
+	// A namespace IP the cache lacks: an instance of this node's is in the
+	// node's own table. Its service IPs there are allocated locally, not
+	// the cluster's: leave them out, so no flow is sent from them.
+	es, err := t.local.Lookup(ctx, q)
+	for i := range es {
+		es[i].ServiceIPs = nil
+	}
+	return es, err
+}
+
 // Lookup answers from the cache, asking the cluster on a miss (blocking, up
 // to the client's query timeout).
 func (t *Table) Lookup(ctx context.Context, q table.Query) ([]table.Entry, error) {
 	c := t.link.Client()
-	if c == nil {
-		return t.local.Lookup(ctx, q)
-	}
-	if es := t.cached(q); len(es) > 0 {
-		return es, nil
-	}
-	if q.IP.IsValid() && !t.inRanges(q.IP) {
-		// A namespace IP the cache lacks: an instance of this node's is in
-		// the node's own table. Its service IPs there are allocated locally,
-		// not the cluster's: leave them out, so no flow is sent from them.
-		es, err := t.local.Lookup(ctx, q)
-		for i := range es {
-			es[i].ServiceIPs = nil
-		}
-		return es, err
+	if c == nil || (q.IP.IsValid() && !t.inRanges(q.IP)) || len(t.cached(q)) > 0 {
+		return t.Cached(ctx, q)
 	}
 	t.mu.Lock()
 	since, missed := t.misses[q.IP]
@@ -162,13 +203,22 @@ func (t *Table) store(r TableResult) {
 	}
 	t.log.WithFields(logrus.Fields{"job": r.AppName, "key": r.QueryKey, "instances": len(es)}).Debug("cluster: table entries")
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	changed := !slices.EqualFunc(t.jobs[r.AppName], es, sameEntry)
 	t.jobs[r.AppName] = es
 	for _, e := range es {
 		for _, s := range e.ServiceIPs {
 			delete(t.misses, s.Address)
 		}
 	}
+	t.mu.Unlock()
+	if changed && t.o.OnChange != nil {
+		t.o.OnChange()
+	}
+}
+
+func sameEntry(a, b table.Entry) bool {
+	return a.ServiceName == b.ServiceName && a.Instance == b.Instance && a.NsIP == b.NsIP && a.NsIPv6 == b.NsIPv6 &&
+		a.NodeIP == b.NodeIP && a.NodePort == b.NodePort && slices.Equal(a.ServiceIPs, b.ServiceIPs)
 }
 
 // policies are the cluster's IpType values.

@@ -11,7 +11,7 @@ import (
 // RR and instance_ip in both families, any other type naming one instance,
 // and an instance without a usable address or node left out.
 func TestEntriesFromTheClusterAnswer(t *testing.T) {
-	tb := NewTable(nil, nil, nil, nil)
+	tb := NewTable(TableOptions{})
 	tb.store(TableResult{AppName: "app.ns.web.ns", InstanceList: []Instance{
 		{InstanceNumber: 0, NamespaceIP: "10.18.2.2", NamespaceIPv6: "fd00:18:2::2", HostIP: "192.0.2.2", HostPort: 50103,
 			ServiceIP: []ServiceIP{{IPType: "RR", Address: "10.30.9.1", AddressV6: "fdff:2000::9:1"}, {IPType: "instance_ip", Address: "10.30.9.2", AddressV6: "fdff:2000::9:2"}}},
@@ -49,5 +49,26 @@ func TestEntriesFromTheClusterAnswer(t *testing.T) {
 	}
 	if a, ok := e.ServiceIPOf(table.PolicyInstance, true); !ok || a != ip("fdff:2000::9:2") {
 		t.Fatalf("instance IPv6: %v %v", a, ok)
+	}
+}
+
+// OnChange runs when an answer changes a job's cached entries, not when the
+// cluster repeats itself.
+func TestTableOnChange(t *testing.T) {
+	changes := 0
+	tb := NewTable(TableOptions{OnChange: func() { changes++ }})
+	r := TableResult{AppName: "app.ns.web.ns", InstanceList: []Instance{
+		{InstanceNumber: 0, NamespaceIP: "10.18.2.2", HostIP: "192.0.2.2", HostPort: 50103, ServiceIP: []ServiceIP{{IPType: "RR", Address: "10.30.9.1"}}}}}
+	tb.store(r)
+	tb.store(r)
+	if changes != 1 {
+		t.Fatalf("%d changes after one answer given twice", changes)
+	}
+	r.InstanceList = append(r.InstanceList, Instance{InstanceNumber: 1, NamespaceIP: "10.18.3.2", HostIP: "192.0.2.3", HostPort: 50103})
+	tb.store(r)
+	r.InstanceList[0].ServiceIP[0].Address = "10.30.9.7"
+	tb.store(r)
+	if changes != 3 {
+		t.Fatalf("%d changes, want 3", changes)
 	}
 }

@@ -109,7 +109,14 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	var ctab *cluster.Table
 	link := cluster.NewLink(cluster.LinkOptions{Services: mgr.Services, Node: netip.AddrPortFrom(n.NodeIP, uint16(n.TunnelPort)), Log: log,
 		Client: cluster.Options{OnUpdate: func(job string) { ctab.Refresh(job) }}, OnRegistered: func(jobs []string) { ctab.RefreshAll(jobs) }})
-	ctab = cluster.NewTable(tab, link, n.ServiceRanges(), log)
+	ctab = cluster.NewTable(cluster.TableOptions{Local: tab, Link: link, Ranges: n.ServiceRanges(), Log: log, OnChange: func() {
+		if em == nil {
+			return
+		}
+		if err := em.ServicesChanged(); err != nil {
+			log.WithError(err).Warn("eBPF modules: the cluster's table changed")
+		}
+	}})
 	defer link.Close()
 	bus.Subscribe("cluster", link.HandleEvent)
 	bus.Subscribe("cluster table", ctab.HandleEvent)
@@ -236,7 +243,7 @@ func startEBPFManager(d parts) (*ebpfmanager.Manager, error) {
 		log.WithField("path", kernel.DefaultBPFFS).Info("mounted the bpf file system (it stays mounted)")
 	}
 	em, err := ebpfmanager.New(ebpfmanager.Options{Kernel: k, Plugins: kernel.Plugins{}, ModulesDir: cfg.ModulesDir, PinDir: cfg.PinDir,
-		Services: d.deploy.Services, Table: ebpfmanager.StandaloneTable{Table: d.table}, ServiceRanges: d.net.ServiceRanges(), Log: log})
+		Services: d.deploy.Services, Table: ebpfmanager.ServiceTable{Source: cachedTable{d.resolver}, Self: netip.AddrPortFrom(d.net.NodeIP, uint16(d.net.TunnelPort))}, ServiceRanges: d.net.ServiceRanges(), Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -251,12 +258,21 @@ type parts struct {
 	net   config.Network
 	env   *netenv.Env
 	table *table.Standalone
-	// resolver is the user-space proxy's table: the cluster's in cluster mode.
-	resolver proxy.Resolver
+	// resolver is the table behind both proxies: the cluster's in cluster
+	// mode, the node's own before.
+	resolver *cluster.Table
 	deploy   *deploy.Manager
 	bus      *events.Bus
 	router   *mux.Router
 	log      *logrus.Logger
+}
+
+// cachedTable is the cluster table as modules read it: what it has, never
+// waiting for the cluster (the user-space proxy asks it).
+type cachedTable struct{ *cluster.Table }
+
+func (c cachedTable) Lookup(ctx context.Context, q table.Query) ([]table.Entry, error) {
+	return c.Cached(ctx, q)
 }
 
 // startProxy runs the user-space service proxy on its TUN device and the
