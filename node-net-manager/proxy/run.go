@@ -23,7 +23,10 @@ type RunOptions struct {
 	// dropped).
 	Tunnel      net.PacketConn
 	ExpireEvery time.Duration // how often idle sessions are expired
-	Log         logrus.FieldLogger
+	// ProbeEvery is how often the tunnel RTT to each node that closest
+	// service IPs choose among is measured (0: every 2 s).
+	ProbeEvery time.Duration
+	Log        logrus.FieldLogger
 }
 
 // Run moves packets until ctx ends or the device is closed: each packet read
@@ -32,6 +35,8 @@ type RunOptions struct {
 // sessions are expired every ExpireEvery. The caller closes Dev and Tunnel
 // after cancelling ctx to stop it.
 func Run(ctx context.Context, o RunOptions) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go func() {
 		tick := time.NewTicker(o.ExpireEvery)
 		defer tick.Stop()
@@ -49,16 +54,22 @@ func Run(ctx context.Context, o RunOptions) error {
 	var wg sync.WaitGroup
 	var tunnelErr error
 	if o.Tunnel != nil {
-		wg.Add(1)
+		pr := &prober{o: o, start: time.Now()}
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			tunnelErr = fromTunnel(ctx, o, h)
+			tunnelErr = fromTunnel(ctx, o, h, pr)
+		}()
+		go func() {
+			defer wg.Done()
+			pr.run(ctx)
 		}()
 	}
 	err := fromTUN(ctx, o, h)
 	if o.Tunnel != nil && err != nil {
 		_ = o.Tunnel.Close() // a failed TUN stops the tunnel too
 	}
+	cancel()
 	wg.Wait()
 	return errors.Join(err, tunnelErr)
 }
@@ -116,7 +127,7 @@ func send(o RunOptions, b []byte, to netip.AddrPort) {
 	}
 }
 
-func fromTunnel(ctx context.Context, o RunOptions, h *holder) error {
+func fromTunnel(ctx context.Context, o RunOptions, h *holder, pr *prober) error {
 	buf := make([]byte, 1<<16)
 	for {
 		n, from, err := o.Tunnel.ReadFrom(buf)
@@ -132,6 +143,10 @@ func fromTunnel(ctx context.Context, o RunOptions, h *holder) error {
 		}
 		peer := ua.AddrPort()
 		peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+		if isProbe(buf[:n]) {
+			pr.handle(buf[:n], peer)
+			continue
+		}
 		if v := o.Translator.Receive(buf[:n], peer); v.Ask.IsValid() {
 			h.hold(buf[:n], peer, v.Ask)
 		} else {

@@ -65,14 +65,17 @@ type Verdict struct {
 
 // Stats counts what the translator did.
 type Stats struct {
-	Translated  uint64            `json:"translated"`
-	NewSessions uint64            `json:"newSessions"`
-	Replaced    uint64            `json:"replaced"`  // older flows displaced by a reused source port
-	TunnelOut   uint64            `json:"tunnelOut"` // packets sent to other nodes
-	Held        uint64            `json:"held"`      // packets that waited for the cluster's answer
-	TunnelIn    uint64            `json:"tunnelIn"`  // packets from other nodes delivered here
-	Sessions    int               `json:"sessions"`
-	Dropped     map[string]uint64 `json:"dropped"`
+	Translated  uint64 `json:"translated"`
+	NewSessions uint64 `json:"newSessions"`
+	Replaced    uint64 `json:"replaced"`  // older flows displaced by a reused source port
+	TunnelOut   uint64 `json:"tunnelOut"` // packets sent to other nodes
+	Held        uint64 `json:"held"`      // packets that waited for the cluster's answer
+	// PeerRTTms is the measured tunnel RTT to each node closest service
+	// IPs choose among, in milliseconds, by node tunnel address.
+	PeerRTTms map[string]float64 `json:"peerRTTms,omitempty"`
+	TunnelIn  uint64             `json:"tunnelIn"` // packets from other nodes delivered here
+	Sessions  int                `json:"sessions"`
+	Dropped   map[string]uint64  `json:"dropped"`
 }
 
 // Translator rewrites packets between service IPs and namespace IPs.
@@ -86,6 +89,11 @@ type Translator struct {
 	sessions map[flowKey]*session
 	rr       map[netip.Addr]uint64
 	stats    Stats
+	// rtt is the measured tunnel RTT to each node closest IPs choose
+	// among (peers); newPeer wakes the prober for a node not probed yet.
+	rtt     map[netip.AddrPort]time.Duration
+	peers   map[netip.AddrPort]bool
+	newPeer chan struct{}
 }
 
 // Options configure a Translator.
@@ -103,7 +111,8 @@ type Options struct {
 // NewTranslator returns a translator resolving addresses through res.
 func NewTranslator(res Resolver, o Options) *Translator {
 	return &Translator{res: res, self: o.Self, ranges: o.Ranges, timeout: o.Timeout, now: time.Now,
-		sessions: map[flowKey]*session{}, rr: map[netip.Addr]uint64{}, stats: Stats{Dropped: map[string]uint64{}}}
+		sessions: map[flowKey]*session{}, rr: map[netip.Addr]uint64{}, stats: Stats{Dropped: map[string]uint64{}},
+		rtt: map[netip.AddrPort]time.Duration{}, peers: map[netip.AddrPort]bool{}, newPeer: make(chan struct{}, 1)}
 }
 
 func (t *Translator) isService(a netip.Addr) bool {
@@ -322,9 +331,9 @@ func (t *Translator) via(e table.Entry) netip.AddrPort {
 
 // choose picks the instance a new flow to a service IP goes to: the one an
 // instance IP names; for a closest IP, round robin over the instances on
-// this node when there are any (tunnel RTTs are not measured yet, so among
-// other nodes' instances all are equal); else the next in round-robin
-// order. The caller holds mu.
+// this node when there are any, else over those on the nodes with the
+// lowest measured tunnel RTT (nearest); else the next in round-robin order.
+// The caller holds mu.
 func (t *Translator) choose(ip netip.Addr) (table.Entry, bool) {
 	entries, err := t.res.Lookup(context.Background(), table.Query{IP: ip})
 	if err != nil || len(entries) == 0 {
@@ -346,7 +355,7 @@ func (t *Translator) choose(ip netip.Addr) (table.Entry, bool) {
 		usable = append(usable, e)
 	}
 	if closest {
-		usable = t.preferLocal(usable)
+		usable = t.closestOf(usable)
 	}
 	if len(usable) == 0 {
 		return table.Entry{}, false
@@ -355,20 +364,6 @@ func (t *Translator) choose(ip netip.Addr) (table.Entry, bool) {
 	n := t.rr[ip]
 	t.rr[ip] = n + 1
 	return usable[n%uint64(len(usable))], true
-}
-
-// preferLocal keeps the entries of this node's instances, if there are any.
-func (t *Translator) preferLocal(es []table.Entry) []table.Entry {
-	var local []table.Entry
-	for _, e := range es {
-		if t.local(e) {
-			local = append(local, e)
-		}
-	}
-	if len(local) == 0 {
-		return es
-	}
-	return local
 }
 
 func (t *Translator) drop(reason string) Verdict {
@@ -428,6 +423,12 @@ func (t *Translator) Stats() Stats {
 	s.Dropped = map[string]uint64{}
 	for k, v := range t.stats.Dropped {
 		s.Dropped[k] = v
+	}
+	if len(t.rtt) > 0 {
+		s.PeerRTTms = map[string]float64{}
+		for n, d := range t.rtt {
+			s.PeerRTTms[n.String()] = float64(d.Microseconds()) / 1000
+		}
 	}
 	return s
 }
