@@ -49,6 +49,9 @@ type Client struct {
 	// the subnet).
 	waiting   map[string][]chan []byte
 	connected bool // the first connect is done
+	// subscribed is closed once the first connect's subscriptions are
+	// acknowledged: a request sent before could miss its answer.
+	subscribed chan struct{}
 }
 
 // BrokerURL is the broker's tcp:// URL for a cluster address.
@@ -77,7 +80,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 		return nil, err
 	}
 	defaults(&o)
-	c := &Client{o: o, subs: map[string]mqtt.MessageHandler{}, waiting: map[string][]chan []byte{}}
+	c := &Client{o: o, subs: map[string]mqtt.MessageHandler{}, waiting: map[string][]chan []byte{}, subscribed: make(chan struct{})}
 	c.subs[nodeTopic(o.ClientID, topicSubnetResult)] = c.onAnswer(func([]byte) (string, error) { return "", nil })
 	c.subs[nodeTopic(o.ClientID, topicQueryResult)] = c.onAnswer(func(b []byte) (string, error) {
 		var r TableResult
@@ -99,6 +102,12 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	}
 	if err := tok.Error(); err != nil {
 		return nil, fmt.Errorf("%w: cluster broker %s: %v", errdefs.ErrUnavailable, url, err)
+	}
+	select {
+	case <-c.subscribed:
+	case <-time.After(o.ConnectTimeout):
+		c.mq.Disconnect(0)
+		return nil, fmt.Errorf("%w: cluster broker %s: subscriptions not acknowledged within %v", errdefs.ErrUnavailable, url, o.ConnectTimeout)
 	}
 	return c, nil
 }
@@ -128,8 +137,13 @@ func (c *Client) onConnect(mq mqtt.Client) {
 	again := c.connected
 	c.connected = true
 	c.mu.Unlock()
-	if tok := mq.SubscribeMultiple(filters, c.dispatch); tok.WaitTimeout(c.o.ConnectTimeout) && tok.Error() != nil {
+	tok := mq.SubscribeMultiple(filters, c.dispatch)
+	if !tok.WaitTimeout(c.o.ConnectTimeout) || tok.Error() != nil {
 		c.o.Log.WithError(tok.Error()).Warn("cluster: subscribe")
+		return // Connect times out; after a reconnect, the next one subscribes again
+	}
+	if !again {
+		close(c.subscribed)
 	}
 	if again && c.o.OnReconnect != nil {
 		go c.o.OnReconnect()

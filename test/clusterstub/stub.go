@@ -79,9 +79,17 @@ func NewManagerIn(tb testing.TB, ns *nstest.Netns, addr string, subnets ...clust
 		}
 	}()
 	tb.Cleanup(func() { close(stop); <-done })
+	subscribed := make(chan struct{}, 1)
 	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("cluster-manager-%d", time.Now().UnixNano())).
 		SetCleanSession(true).SetOrderMatters(true).SetAutoReconnect(true).SetKeepAlive(5 * time.Second).
-		SetOnConnectHandler(func(c mqtt.Client) { c.Subscribe("nodes/+/net/#", 1, m.onMessage) })
+		SetOnConnectHandler(func(c mqtt.Client) {
+			if tok := c.Subscribe("nodes/+/net/#", 1, m.onMessage); tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
+				select {
+				case subscribed <- struct{}{}:
+				default:
+				}
+			}
+		})
 	if ns != nil {
 		o.SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (c net.Conn, err error) {
 			err = ns.Do(func() error {
@@ -94,6 +102,11 @@ func NewManagerIn(tb testing.TB, ns *nstest.Netns, addr string, subnets ...clust
 	m.mq = mqtt.NewClient(o)
 	if tok := m.mq.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		tb.Fatalf("stand-in cluster manager: connect to %s: %v", addr, tok.Error())
+	}
+	select { // a node registering before the subscription would go unanswered
+	case <-subscribed:
+	case <-time.After(5 * time.Second):
+		tb.Fatalf("stand-in cluster manager: subscribe at %s: not acknowledged", addr)
 	}
 	tb.Cleanup(func() { m.mq.Disconnect(100) })
 	return m
