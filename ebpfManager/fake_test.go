@@ -24,6 +24,7 @@ type fakeKernel struct {
 	chains   map[chainKey][]fakeEntry
 	revs     map[chainKey]uint64
 	pins     map[string]bool
+	linkPins map[string]*fakeLink // pinned links by path: they outlive a run that releases them
 	hosts    map[string]int
 	objects  map[string][]module.Hook // hooks an object defines; default both
 	failLoad map[string]error
@@ -43,15 +44,16 @@ type fakeEntry struct {
 
 func newFakeKernel(mode Mode) *fakeKernel {
 	return &fakeKernel{mode: mode, nextProg: 100, chains: map[chainKey][]fakeEntry{}, revs: map[chainKey]uint64{},
-		pins: map[string]bool{}, hosts: map[string]int{"eth9": 9}, objects: map[string][]module.Hook{}, failLoad: map[string]error{}}
+		pins: map[string]bool{}, linkPins: map[string]*fakeLink{}, hosts: map[string]int{"eth9": 9}, objects: map[string][]module.Hook{}, failLoad: map[string]error{}}
 }
 
 func (k *fakeKernel) Mode() Mode { return k.mode }
 
 type fakeDP struct {
-	k     *fakeKernel
-	progs map[module.Hook]uint32
-	pin   string
+	k      *fakeKernel
+	progs  map[module.Hook]uint32
+	pin    string
+	reused bool
 }
 
 func (d *fakeDP) SDK() *module.DataPlane { return &module.DataPlane{} }
@@ -66,6 +68,10 @@ func (d *fakeDP) Close() error {
 	return nil
 }
 
+// Release keeps the pins, as a daemon that exits with persist does.
+func (d *fakeDP) Release() error { return nil }
+func (d *fakeDP) Reused() bool   { return d.reused }
+
 func (k *fakeKernel) Load(opts LoadOptions) (DataPlane, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -76,7 +82,7 @@ func (k *fakeKernel) Load(opts LoadOptions) (DataPlane, error) {
 	if !ok {
 		hooks = module.Hooks
 	}
-	d := &fakeDP{k: k, progs: map[module.Hook]uint32{}, pin: opts.PinDir}
+	d := &fakeDP{k: k, progs: map[module.Hook]uint32{}, pin: opts.PinDir, reused: opts.Reuse && k.pins[opts.PinDir]}
 	for _, h := range hooks {
 		k.nextProg++
 		d.progs[h] = k.nextProg
@@ -104,14 +110,22 @@ func (k *fakeKernel) Chain(ifindex int, h module.Hook) ([]uint32, uint64, error)
 }
 
 type fakeLink struct {
-	k    *fakeKernel
-	ck   chainKey
-	prog uint32
+	k       *fakeKernel
+	ck      chainKey
+	prog    uint32
+	pin     string
+	adopted bool
 }
+
+func (l *fakeLink) Adopted() bool { return l.adopted }
+
+// Release leaves the program attached and the link pinned.
+func (l *fakeLink) Release() error { return nil }
 
 func (l *fakeLink) Close() error {
 	l.k.mu.Lock()
 	defer l.k.mu.Unlock()
+	delete(l.k.linkPins, l.pin)
 	c := l.k.chains[l.ck]
 	i := slices.IndexFunc(c, func(e fakeEntry) bool { return e.prog == l.prog })
 	if i < 0 {
@@ -136,6 +150,14 @@ func (k *fakeKernel) Attach(req AttachRequest) (Link, error) {
 		k.revs[ck]++
 	}
 	c := k.chains[ck]
+	if old, ok := k.linkPins[req.PinPath]; ok && req.Adopt && req.PinPath != "" && old.ck == ck {
+		// The earlier run's program is swapped for this one in its place.
+		i := slices.IndexFunc(c, func(e fakeEntry) bool { return e.prog == old.prog })
+		c[i].prog = prog
+		l := &fakeLink{k: k, ck: ck, prog: prog, pin: req.PinPath, adopted: true}
+		k.linkPins[req.PinPath] = l
+		return l, nil
+	}
 	e := fakeEntry{prog: prog, prio: req.Place.Priority}
 	if k.mode == ModeLegacy {
 		if req.Place.Priority == 0 {
@@ -173,7 +195,11 @@ func (k *fakeKernel) Attach(req AttachRequest) (Link, error) {
 	}
 	k.chains[ck] = c
 	k.revs[ck]++
-	return &fakeLink{k: k, ck: ck, prog: prog}, nil
+	l := &fakeLink{k: k, ck: ck, prog: prog, pin: req.PinPath}
+	if req.PinPath != "" {
+		k.linkPins[req.PinPath] = l
+	}
+	return l, nil
 }
 
 // programs returns the chain of an interface hook.

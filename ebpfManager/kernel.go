@@ -26,6 +26,10 @@ type LoadOptions struct {
 	Object   string            // path of N.o
 	PinDir   string            // bpffs directory for this instance's maps
 	MapSizes map[string]uint32 // max_entries overrides by map name
+	// Reuse takes the maps already pinned in PinDir (an earlier run's)
+	// instead of new ones; a pinned map the object's spec does not fit is
+	// an error (ErrConflict).
+	Reuse bool
 }
 
 // DataPlane is one loaded data plane.
@@ -36,6 +40,12 @@ type DataPlane interface {
 	ProgramID(h module.Hook) (uint32, bool)
 	// Close closes the maps and programs and removes the pins.
 	Close() error
+	// Release closes the maps and programs but keeps the pins, for the
+	// next run to take them back.
+	Release() error
+	// Reused says the maps are an earlier run's (LoadOptions.Reuse found
+	// them pinned).
+	Reused() bool
 }
 
 // Anchor says where a TCX link goes relative to the chain.
@@ -64,12 +74,22 @@ type AttachRequest struct {
 	Ifname    string
 	Place     Place
 	PinPath   string // where to pin the link (TCX); "" for none
+	// Adopt takes over the program an earlier run attached for this
+	// interface and hook (the link pinned at PinPath; the legacy filter at
+	// Place.Priority), swapping in this data plane's program in one step,
+	// instead of attaching a second one. Without one, it attaches.
+	Adopt bool
 }
 
 // Link is one attached program.
 type Link interface {
 	// Close detaches the program and removes the link's pin.
 	Close() error
+	// Release lets go of the link but leaves the program attached (pinned),
+	// for the next run to adopt.
+	Release() error
+	// Adopted says Attach took over an earlier run's attachment.
+	Adopted() bool
 }
 
 // Kernel is everything the manager asks of the kernel.

@@ -49,7 +49,13 @@ type legacyLink struct {
 	k       *Kernel
 	filter  *netlink.BpfFilter
 	ifindex int
+	adopted bool
 }
+
+func (l *legacyLink) Adopted() bool { return l.adopted }
+
+// Release leaves the filter in place (it holds its program).
+func (l *legacyLink) Release() error { return nil }
 
 // Close deletes the filter, and the clsact qdisc with our last filter if we
 // created it. An interface that is already gone took both with it.
@@ -117,7 +123,14 @@ func (k *Kernel) attachLegacy(req ebpfmanager.AttachRequest, prog *ebpf.Program)
 			Priority: req.Place.Priority, Protocol: unix.ETH_P_ALL},
 		Fd: prog.FD(), Name: fmt.Sprintf("nm-%s", req.Hook.Program()), DirectAction: true,
 	}
-	if err := netlink.FilterAdd(f); err != nil {
+	add := netlink.FilterAdd
+	adopted := false
+	if req.Adopt {
+		// An earlier run's filter at this priority is replaced in one step.
+		adopted = hasFilter(req.Ifindex, legacyParent(req.Hook), req.Place.Priority)
+		add = netlink.FilterReplace
+	}
+	if err := add(f); err != nil {
 		if k.filters[req.Ifindex] == 0 && k.clsact[req.Ifindex] {
 			delete(k.clsact, req.Ifindex)
 			_ = netlink.QdiscDel(clsact(req.Ifindex))
@@ -125,5 +138,23 @@ func (k *Kernel) attachLegacy(req ebpfmanager.AttachRequest, prog *ebpf.Program)
 		return nil, fmt.Errorf("attach tc filter to %s (priority %d): %w", req.Ifname, req.Place.Priority, err)
 	}
 	k.filters[req.Ifindex]++
-	return &legacyLink{k: k, filter: f, ifindex: req.Ifindex}, nil
+	return &legacyLink{k: k, filter: f, ifindex: req.Ifindex, adopted: adopted}, nil
+}
+
+// hasFilter says whether a bpf filter sits at prio on the hook.
+func hasFilter(ifindex int, parent uint32, prio uint16) bool {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return false
+	}
+	fs, err := netlink.FilterList(l, parent)
+	if err != nil {
+		return false
+	}
+	for _, f := range fs {
+		if b, ok := f.(*netlink.BpfFilter); ok && b.Priority == prio {
+			return true
+		}
+	}
+	return false
 }

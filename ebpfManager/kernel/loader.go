@@ -18,8 +18,18 @@ import (
 const verifierTail = 12
 
 type dataPlane struct {
-	coll *ebpf.Collection
-	ids  map[module.Hook]uint32
+	coll   *ebpf.Collection
+	ids    map[module.Hook]uint32
+	reused bool
+	pinDir string
+}
+
+func (d *dataPlane) Reused() bool { return d.reused }
+
+// Release closes the maps and programs; their pins stay.
+func (d *dataPlane) Release() error {
+	d.coll.Close()
+	return nil
 }
 
 func (d *dataPlane) SDK() *module.DataPlane {
@@ -35,6 +45,10 @@ func (d *dataPlane) Close() error {
 	var errs []error
 	for name, m := range d.coll.Maps {
 		if err := m.Unpin(); err != nil {
+			errs = append(errs, fmt.Errorf("unpin map %s: %w", name, err))
+		}
+		// A reused map was pinned by the earlier run: remove its pin by path.
+		if err := os.Remove(filepath.Join(d.pinDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("unpin map %s: %w", name, err))
 		}
 	}
@@ -61,13 +75,29 @@ func (k *Kernel) Load(o ebpfmanager.LoadOptions) (_ ebpfmanager.DataPlane, err e
 			return nil, fmt.Errorf("%w: %s is a %s program, want SEC(\"tc\")", errdefs.ErrUnprocessable, h.Program(), p.Type)
 		}
 	}
-	coll, err := ebpf.NewCollection(spec)
+	var opts ebpf.CollectionOptions
+	if o.Reuse {
+		if opts.MapReplacements, err = pinnedMaps(spec, o.PinDir); err != nil {
+			return nil, err
+		}
+		defer func() {
+			for _, m := range opts.MapReplacements {
+				m.Close() // the collection holds its own reference
+			}
+		}()
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
 	if err != nil {
+		if o.Reuse && len(opts.MapReplacements) > 0 {
+			return nil, fmt.Errorf("%w: the maps pinned in %s do not fit the data plane: %v", errdefs.ErrConflict, o.PinDir, err)
+		}
 		return nil, loadError(err)
 	}
-	dp := &dataPlane{coll: coll, ids: map[module.Hook]uint32{}}
+	dp := &dataPlane{coll: coll, ids: map[module.Hook]uint32{}, reused: len(opts.MapReplacements) > 0, pinDir: o.PinDir}
 	defer func() {
-		if err != nil {
+		if err != nil && dp.reused {
+			_ = dp.Release() // the earlier run's pins stay for another try
+		} else if err != nil {
 			_ = dp.Close()
 		}
 	}()
@@ -87,11 +117,34 @@ func (k *Kernel) Load(o ebpfmanager.LoadOptions) (_ ebpfmanager.DataPlane, err e
 		return nil, fmt.Errorf("pin dir: %w", err)
 	}
 	for name, m := range coll.Maps {
+		if _, ok := opts.MapReplacements[name]; ok {
+			continue // pinned already
+		}
 		if err := m.Pin(filepath.Join(o.PinDir, name)); err != nil {
 			return nil, fmt.Errorf("pin map %s: %w", name, err)
 		}
 	}
 	return dp, nil
+}
+
+// pinnedMaps opens the maps of spec an earlier run pinned in dir.
+func pinnedMaps(spec *ebpf.CollectionSpec, dir string) (map[string]*ebpf.Map, error) {
+	out := map[string]*ebpf.Map{}
+	for name := range spec.Maps {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		m, err := ebpf.LoadPinnedMap(p, nil)
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, fmt.Errorf("open pinned map %s: %w", p, err)
+		}
+		out[name] = m
+	}
+	return out, nil
 }
 
 func loadError(err error) error {

@@ -34,9 +34,15 @@ func tcxChain(ifindex int, h module.Hook) ([]uint32, uint64, error) {
 }
 
 type tcxLink struct {
-	l   link.Link
-	pin string
+	l       link.Link
+	pin     string
+	adopted bool
 }
+
+func (t *tcxLink) Adopted() bool { return t.adopted }
+
+// Release closes the link's descriptor; pinned, the program stays attached.
+func (t *tcxLink) Release() error { return t.l.Close() }
 
 func (t *tcxLink) Close() error {
 	var errs []error
@@ -50,6 +56,11 @@ func (t *tcxLink) Close() error {
 }
 
 func attachTCX(req ebpfmanager.AttachRequest, prog *ebpf.Program) (ebpfmanager.Link, error) {
+	if req.Adopt && req.PinPath != "" {
+		if l, err := adoptTCX(req, prog); l != nil || err != nil {
+			return l, err
+		}
+	}
 	var anchor link.Anchor
 	switch req.Place.Anchor {
 	case ebpfmanager.AnchorBefore:
@@ -80,4 +91,30 @@ func attachTCX(req ebpfmanager.AttachRequest, prog *ebpf.Program) (ebpfmanager.L
 		t.pin = req.PinPath
 	}
 	return t, nil
+}
+
+// adoptTCX swaps prog into the link an earlier run pinned at req.PinPath
+// (one update: every packet meets the old program or the new one). It
+// returns no link when there is nothing to adopt; a pinned link on another
+// interface or hook is stale and removed.
+func adoptTCX(req ebpfmanager.AttachRequest, prog *ebpf.Program) (ebpfmanager.Link, error) {
+	if _, err := os.Stat(req.PinPath); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	l, err := link.LoadPinnedLink(req.PinPath, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open pinned link %s: %w", req.PinPath, err)
+	}
+	info, err := l.Info()
+	if err == nil && info.TCX() != nil && int(info.TCX().Ifindex) == req.Ifindex && ebpf.AttachType(info.TCX().AttachType) == tcxAttachType(req.Hook) {
+		if err := l.Update(prog); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("swap the program of the pinned link on %s: %w", req.Ifname, err)
+		}
+		return &tcxLink{l: l, pin: req.PinPath, adopted: true}, nil
+	}
+	// Not this interface's (its ifindex was reused, or it is gone).
+	_ = l.Unpin()
+	l.Close()
+	return nil, nil
 }
