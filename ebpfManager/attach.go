@@ -43,6 +43,9 @@ func (m *Manager) attach(in *instance, iface module.Interface) (err error) {
 		if err != nil {
 			return fmt.Errorf("attach %s to %s %s: %w", in.name, iface.Name, h, err)
 		}
+		if in.readopted && m.readopting && !l.Adopted() {
+			in.drift = append(in.drift, fmt.Sprintf("attached to %s %s again: its attachment was missing", iface.Name, h))
+		}
 		att.links[h] = l
 	}
 	a := module.Attachment{Interface: iface, Hooks: att.hooks()}
@@ -57,7 +60,7 @@ func (m *Manager) attach(in *instance, iface module.Interface) (err error) {
 // changed under us.
 func (m *Manager) attachHook(in *instance, iface module.Interface, h module.Hook) (Link, error) {
 	req := AttachRequest{DataPlane: in.dp, Hook: h, Ifindex: iface.Ifindex, Ifname: iface.Name,
-		PinPath: filepath.Join(in.pinDir, "links", fmt.Sprintf("%s_%s", iface.Name, h))}
+		PinPath: filepath.Join(in.pinDir, "links", linkPinName(iface.Name, h)), Adopt: in.readopted}
 	for try := 0; ; try++ {
 		place, err := m.place(in, iface.Ifindex, h)
 		if err != nil {

@@ -202,6 +202,46 @@ func (k *fakeKernel) Attach(req AttachRequest) (Link, error) {
 	return l, nil
 }
 
+// Pins lists the direct children of dir among the pins: data plane map
+// directories and pinned links.
+func (k *fakeKernel) Pins(dir string) ([]string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	add := func(p string) {
+		rest, ok := strings.CutPrefix(p, dir+"/")
+		if !ok {
+			return
+		}
+		name, _, _ := strings.Cut(rest, "/")
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	for p := range k.pins {
+		add(p)
+	}
+	for p := range k.linkPins {
+		add(p)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Unpin removes a pin; a pinned link goes from its chain with it.
+func (k *fakeKernel) Unpin(path string) error {
+	k.mu.Lock()
+	l := k.linkPins[path]
+	delete(k.pins, path)
+	k.mu.Unlock()
+	if l != nil {
+		return l.Close()
+	}
+	return nil
+}
+
 // programs returns the chain of an interface hook.
 func (k *fakeKernel) programs(ifindex int, h module.Hook) []uint32 {
 	ids, _, _ := k.Chain(ifindex, h)
@@ -233,6 +273,7 @@ type fakeModule struct {
 	attached map[string]bool
 	ranges   []netip.Prefix // the service ranges New was given
 	hostIfs  []string       // the host interfaces New was given
+	base     module.Base    // what New was given
 }
 
 func (f *fakeModule) record(call string) error {
@@ -301,7 +342,7 @@ func (p *fakePlugins) Open(path string) (module.NewFunc, module.MapSizesFunc, er
 		if p.panicOn[base.Name] == "New" {
 			panic("fake New panic")
 		}
-		f := &fakeModule{panicOn: p.panicOn[base.Name], failOn: p.failOn[base.Name], attached: map[string]bool{}, ranges: base.ServiceRanges, hostIfs: base.HostInterfaces}
+		f := &fakeModule{panicOn: p.panicOn[base.Name], failOn: p.failOn[base.Name], attached: map[string]bool{}, ranges: base.ServiceRanges, hostIfs: base.HostInterfaces, base: base}
 		base.Router.HandleFunc("/state", func(w http.ResponseWriter, _ *http.Request) {
 			if f.panicOn == "handler" {
 				panic("fake handler panic")

@@ -51,6 +51,10 @@ type instance struct {
 	atts    map[string]*attachment // by interface name
 	slaKey  string                 // set for instances a deploy\'s SLA asked for
 	refs    int                    // deployed service instances using an SLA instance
+	// readopted: taken back from an earlier run (persist); drift lists what
+	// the restart found different from the declared state and repaired.
+	readopted bool
+	drift     []string
 }
 
 func (in *instance) fail(reason string) {
@@ -75,6 +79,11 @@ type Info struct {
 	References  int              `json:"references,omitempty"`
 	Created     time.Time        `json:"created"`
 	Attachments []AttachmentInfo `json:"attachments"`
+	// Readopted says the instance was taken back after a restart with
+	// persist (its maps and attachments kept); Drift lists what the restart
+	// found different from the declared state, and how it was repaired.
+	Readopted bool     `json:"readopted,omitempty"`
+	Drift     []string `json:"drift,omitempty"`
 }
 
 // AttachmentInfo is one attached program.
@@ -93,7 +102,7 @@ type AttachmentInfo struct {
 func (in *instance) info(mode Mode) Info {
 	inf := Info{ID: in.id, Name: in.name, Priority: in.rank.priority, Config: in.config, Services: in.scope.list(),
 		Interfaces: in.scope.interfaces, State: in.state, Error: in.failure, Mode: mode, Created: in.created,
-		SLA: in.slaKey != "", References: in.refs, Attachments: []AttachmentInfo{}}
+		SLA: in.slaKey != "", References: in.refs, Attachments: []AttachmentInfo{}, Readopted: in.readopted, Drift: in.drift}
 	names := make([]string, 0, len(in.atts))
 	for n := range in.atts {
 		names = append(names, n)

@@ -102,6 +102,10 @@ type Kernel interface {
 	// and the chain's revision (0 in legacy mode).
 	Chain(ifindex int, h module.Hook) ([]uint32, uint64, error)
 	Attach(req AttachRequest) (Link, error)
+	// Pins lists the names pinned in a bpffs directory (none if it is absent).
+	Pins(dir string) ([]string, error)
+	// Unpin removes a pin: a pinned link nothing else holds is detached.
+	Unpin(path string) error
 }
 
 // Plugins opens module control planes.

@@ -30,7 +30,12 @@ type Options struct {
 	Table    module.ServiceTable
 	// ServiceRanges are the node's service ranges, handed to modules.
 	ServiceRanges []netip.Prefix
-	Log           logrus.FieldLogger
+	// Store keeps the declared instances (nil: nothing is kept). Persist
+	// keeps what an earlier run pinned, for Readopt; without it New removes
+	// those pins and clears the Store.
+	Store   Store
+	Persist bool
+	Log     logrus.FieldLogger
 }
 
 // Manager is the registry of module instances.
@@ -41,10 +46,17 @@ type Manager struct {
 	sla    map[string]*instance // SLA instances by slaKey
 	nextID int
 	seq    uint64
+	// readopting is set from Readopt to Reconcile: attachments that are not
+	// adopted then are drift.
+	readopting bool
+	// stateMu guards declared (taken after mu, or alone by SaveState).
+	stateMu  sync.Mutex
+	declared map[string]Declared
 }
 
-// New returns a Manager. It removes pins an earlier run left in PinDir: their
-// links and maps belong to no one now.
+// New returns a Manager. Without Persist it removes pins an earlier run left
+// in PinDir (their links and maps belong to no one now) and clears the
+// Store; with it, Readopt takes them back.
 func New(opts Options) (*Manager, error) {
 	if opts.Kernel == nil || opts.Plugins == nil || opts.Services == nil {
 		return nil, errors.New("ebpfmanager: Kernel, Plugins and Services are required")
@@ -55,6 +67,10 @@ func New(opts Options) (*Manager, error) {
 	if err := os.MkdirAll(opts.PinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("pin dir: %w", err)
 	}
+	m := &Manager{opts: opts, insts: map[string]*instance{}, sla: map[string]*instance{}, declared: map[string]Declared{}}
+	if opts.Persist {
+		return m, nil
+	}
 	stale, _ := os.ReadDir(opts.PinDir)
 	for _, e := range stale {
 		p := filepath.Join(opts.PinDir, e.Name())
@@ -63,7 +79,12 @@ func New(opts Options) (*Manager, error) {
 			return nil, fmt.Errorf("remove stale pins %s: %w", p, err)
 		}
 	}
-	return &Manager{opts: opts, insts: map[string]*instance{}, sla: map[string]*instance{}}, nil
+	if opts.Store != nil {
+		if err := opts.Store.Save(nil); err != nil {
+			return nil, fmt.Errorf("clear the declared module instances: %w", err)
+		}
+	}
+	return m, nil
 }
 
 // LoadRequest is the body of POST /ebpf.
@@ -113,10 +134,13 @@ func (m *Manager) load(req LoadRequest) (*instance, error) {
 	in := &instance{id: strconv.Itoa(m.nextID), name: req.Name, rank: rank{priority: prio, seq: m.seq}, tie: m.tieFor(prio),
 		config: cfg, scope: sc, state: StateRunning, created: time.Now().UTC(), atts: map[string]*attachment{}}
 	in.pinDir = filepath.Join(m.opts.PinDir, in.id)
-	if err := m.start(in, newFn, sizesFn, obj); err != nil {
+	if err := m.start(in, startOptions{newFn: newFn, sizesFn: sizesFn, obj: obj}); err != nil {
 		return nil, fmt.Errorf("load module %s: %w", req.Name, err)
 	}
 	m.insts[in.id] = in
+	if err := m.declare(in, nil); err != nil {
+		m.opts.Log.WithError(err).WithField("id", in.id).Warn("the instance runs, but a restart will not know it")
+	}
 	m.opts.Log.WithFields(logrus.Fields{"id": in.id, "module": in.name, "priority": prio, "attachments": len(in.atts)}).Info("module loaded")
 	return in, nil
 }
@@ -179,9 +203,21 @@ func (m *Manager) tieFor(prio int) int {
 	return tie
 }
 
+// startOptions are what start needs besides the instance: the module's
+// functions and object, and for a re-adopted instance its saved state.
+type startOptions struct {
+	newFn   module.NewFunc
+	sizesFn module.MapSizesFunc
+	obj     string
+	reuse   bool // take the pinned maps and attachments of an earlier run
+	state   json.RawMessage
+}
+
 // start loads the data plane, creates the control plane and attaches; on
-// error it undoes all of it.
-func (m *Manager) start(in *instance, newFn module.NewFunc, sizesFn module.MapSizesFunc, obj string) (err error) {
+// error it undoes all of it (a re-adopted instance's pins stay: its data
+// path keeps running).
+func (m *Manager) start(in *instance, so startOptions) (err error) {
+	newFn, sizesFn, obj := so.newFn, so.sizesFn, so.obj
 	if m.opts.Kernel.Mode() == ModeLegacy {
 		if _, err := legacyPriority(in.rank.priority, in.tie); err != nil {
 			return fmt.Errorf("%w: %v", errdefs.ErrConflict, err)
@@ -193,32 +229,44 @@ func (m *Manager) start(in *instance, newFn module.NewFunc, sizesFn module.MapSi
 			return moduleError(err)
 		}
 	}
-	in.dp, err = m.opts.Kernel.Load(LoadOptions{Object: obj, PinDir: filepath.Join(in.pinDir, "maps"), MapSizes: sizes})
+	in.dp, err = m.opts.Kernel.Load(LoadOptions{Object: obj, PinDir: filepath.Join(in.pinDir, "maps"), MapSizes: sizes, Reuse: so.reuse})
 	if err != nil {
-		_ = os.RemoveAll(in.pinDir)
+		if !so.reuse {
+			_ = os.RemoveAll(in.pinDir)
+		}
 		return err
+	}
+	in.readopted = so.reuse
+	undo := func() { // a re-adopted instance's data path runs on
+		if so.reuse {
+			_ = m.release(in)
+		} else {
+			_ = m.closeDataPlane(in)
+		}
 	}
 	_, hasIn := in.dp.ProgramID(module.HookIngress)
 	_, hasEg := in.dp.ProgramID(module.HookEgress)
 	if !hasIn && !hasEg {
-		m.closeDataPlane(in)
+		undo()
 		return fmt.Errorf("%w: the data plane defines neither %s nor %s", errdefs.ErrUnprocessable, module.ProgramIngress, module.ProgramEgress)
 	}
 	in.router = newModuleRouter(in.name)
 	base := module.Base{ID: in.id, Name: in.name, Priority: in.rank.priority, Config: in.config, Router: in.router,
 		Log: m.opts.Log.WithFields(logrus.Fields{"module": in.name, "id": in.id}), Services: m.opts.Table,
 		ServiceRanges: append([]netip.Prefix(nil), m.opts.ServiceRanges...), DataPlane: in.dp.SDK(),
-		HostInterfaces: append([]string(nil), in.scope.interfaces...)}
+		HostInterfaces: append([]string(nil), in.scope.interfaces...), State: so.state, Readopted: in.dp.Reused(), SaveState: m.stateSaver(in.id)}
 	if err := m.guard(in, "New", func() (err error) { in.mod, err = newFn(base); return }); err != nil {
-		m.closeDataPlane(in)
+		undo()
 		return moduleError(err)
 	}
 	if in.mod == nil {
-		m.closeDataPlane(in)
+		undo()
 		return fmt.Errorf("%w: New returned no module", errdefs.ErrUnprocessable)
 	}
 	defer func() {
-		if err != nil {
+		if err != nil && so.reuse {
+			_ = m.release(in)
+		} else if err != nil {
 			m.stop(in)
 		}
 	}()
@@ -271,7 +319,7 @@ func (m *Manager) Delete(id string) error {
 		return fmt.Errorf("%w: no module instance %q", errdefs.ErrNotFound, id)
 	}
 	m.forget(in)
-	err := m.stop(in)
+	err := errors.Join(m.stop(in), m.undeclare(id))
 	m.opts.Log.WithFields(logrus.Fields{"id": id, "module": in.name}).Info("module deleted")
 	return err
 }
@@ -284,7 +332,7 @@ func (m *Manager) DeleteAll() error {
 	insts := m.sorted()
 	for i := len(insts) - 1; i >= 0; i-- {
 		m.forget(insts[i])
-		errs = append(errs, m.stop(insts[i]))
+		errs = append(errs, m.stop(insts[i]), m.undeclare(insts[i].id))
 	}
 	return errors.Join(errs...)
 }

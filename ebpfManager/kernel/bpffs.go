@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,4 +53,28 @@ func isBPFFS(path string) (bool, error) {
 		return false, fmt.Errorf("statfs %s: %w", path, err)
 	}
 	return st.Type == unix.BPF_FS_MAGIC, nil
+}
+
+// Pins lists the names pinned in a bpffs directory (none if it is absent).
+func (k *Kernel) Pins(dir string) ([]string, error) {
+	es, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list pins in %s: %w", dir, err)
+	}
+	out := make([]string, 0, len(es))
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out, nil
+}
+
+// Unpin removes a pin; a pinned link nothing else holds is detached.
+func (k *Kernel) Unpin(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("unpin %s: %w", path, err)
+	}
+	return nil
 }

@@ -148,6 +148,18 @@ type Base struct {
 	// them after New. Modules that give host interfaces roles check their
 	// config against it.
 	HostInterfaces []string
+	// State is what the instance last gave SaveState, handed back when the
+	// daemon restarted with persist; nil for a new instance.
+	State json.RawMessage
+	// Readopted says the maps in DataPlane are the ones the instance had
+	// before the restart, with their contents (and the programs run on in
+	// the kernel meanwhile): New must not reset what it wants to keep.
+	Readopted bool
+	// SaveState records the instance's own state (e.g. rules changed
+	// through its routes) in the daemon's declared state, written
+	// atomically, for State after a restart. It may be nil (no state is
+	// kept); call it after a change is in effect, not from New.
+	SaveState func(json.RawMessage) error
 }
 
 // Module is a running control plane.
