@@ -38,6 +38,10 @@ func (m *Manager) declare(in *instance, state json.RawMessage) error {
 	}
 	m.stateMu.Lock()
 	defer m.stateMu.Unlock()
+	if state == nil {
+		state = m.pending[in.id] // saved from New, before the instance was declared
+	}
+	delete(m.pending, in.id)
 	m.declared[in.id] = Declared{ID: in.id, Name: in.name, Priority: in.rank.priority, Seq: in.rank.seq, Tie: in.tie,
 		Config: in.config, Services: in.scope.list(), Interfaces: in.scope.interfaces, Created: in.created, State: state}
 	return m.saveLocked()
@@ -47,6 +51,7 @@ func (m *Manager) declare(in *instance, state json.RawMessage) error {
 func (m *Manager) undeclare(id string) error {
 	m.stateMu.Lock()
 	defer m.stateMu.Unlock()
+	delete(m.pending, id)
 	if _, ok := m.declared[id]; !ok {
 		return nil
 	}
@@ -65,7 +70,8 @@ func (m *Manager) stateSaver(id string) func(json.RawMessage) error {
 		defer m.stateMu.Unlock()
 		d, ok := m.declared[id]
 		if !ok {
-			return nil // an SLA instance, or one being deleted
+			m.pending[id] = append(json.RawMessage(nil), s...) // New, before declare (SLA ones stay pending)
+			return nil
 		}
 		d.State = append(json.RawMessage(nil), s...)
 		m.declared[id] = d

@@ -52,6 +52,7 @@ type Manager struct {
 	// stateMu guards declared (taken after mu, or alone by SaveState).
 	stateMu  sync.Mutex
 	declared map[string]Declared
+	pending  map[string]json.RawMessage // states saved before their instance was declared
 }
 
 // New returns a Manager. Without Persist it removes pins an earlier run left
@@ -67,7 +68,7 @@ func New(opts Options) (*Manager, error) {
 	if err := os.MkdirAll(opts.PinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("pin dir: %w", err)
 	}
-	m := &Manager{opts: opts, insts: map[string]*instance{}, sla: map[string]*instance{}, declared: map[string]Declared{}}
+	m := &Manager{opts: opts, insts: map[string]*instance{}, sla: map[string]*instance{}, declared: map[string]Declared{}, pending: map[string]json.RawMessage{}}
 	if opts.Persist {
 		return m, nil
 	}
@@ -135,6 +136,9 @@ func (m *Manager) load(req LoadRequest) (*instance, error) {
 		config: cfg, scope: sc, state: StateRunning, created: time.Now().UTC(), atts: map[string]*attachment{}}
 	in.pinDir = filepath.Join(m.opts.PinDir, in.id)
 	if err := m.start(in, startOptions{newFn: newFn, sizesFn: sizesFn, obj: obj}); err != nil {
+		m.stateMu.Lock()
+		delete(m.pending, in.id)
+		m.stateMu.Unlock()
 		return nil, fmt.Errorf("load module %s: %w", req.Name, err)
 	}
 	m.insts[in.id] = in

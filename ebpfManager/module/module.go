@@ -158,7 +158,7 @@ type Base struct {
 	// SaveState records the instance's own state (e.g. rules changed
 	// through its routes) in the daemon's declared state, written
 	// atomically, for State after a restart. It may be nil (no state is
-	// kept); call it after a change is in effect, not from New.
+	// kept); call it once a change is in effect (from New too).
 	SaveState func(json.RawMessage) error
 }
 

@@ -36,6 +36,12 @@ type fw struct {
 // and starts the control plane on it.
 func newFW(t testing.TB, config string) *fw {
 	t.Helper()
+	return newFWWith(t, config, nil)
+}
+
+// newFWWith is newFW with the Base changed by edit first.
+func newFWWith(t testing.TB, config string, edit func(*module.Base)) *fw {
+	t.Helper()
 	bpftest.RequireRoot(t)
 	sizes, err := MapSizes(json.RawMessage(config))
 	if err != nil {
@@ -45,8 +51,12 @@ func newFW(t testing.TB, config string) *fw {
 	router := mux.NewRouter()
 	log := logrus.New()
 	log.SetLevel(logrus.PanicLevel)
-	mod, err := New(module.Base{ID: "1", Name: "firewall", Config: json.RawMessage(config), Router: router, Log: log,
-		DataPlane: &module.DataPlane{Maps: coll.Maps, Programs: coll.Programs}})
+	base := module.Base{ID: "1", Name: "firewall", Config: json.RawMessage(config), Router: router, Log: log,
+		DataPlane: &module.DataPlane{Maps: coll.Maps, Programs: coll.Programs}}
+	if edit != nil {
+		edit(&base)
+	}
+	mod, err := New(base)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
 
 	"github.com/oakestra/netmanager/ebpfManager/module"
 )
@@ -78,6 +79,7 @@ type Firewall struct {
 	nextID int
 	gens   *generations
 	ifaces module.Interfaces
+	base   module.Base
 }
 
 // New validates the config, installs its rules and registers the routes.
@@ -86,10 +88,14 @@ func New(base module.Base) (module.Module, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Firewall{cfg: c}
+	f := &Firewall{cfg: c, base: base}
 	rs, err := ruleSet(c.Rules, c.MaxRules, "rules", f.newID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", module.ErrInvalidConfig, err)
+	}
+	if base.Log == nil {
+		base.Log = logrus.StandardLogger()
+		f.base.Log = base.Log
 	}
 	st := fwState{FlowTimeout: uint64(time.Duration(c.FlowTimeout) * time.Second)}
 	if c.DefaultPolicy == "deny" {
@@ -98,11 +104,22 @@ func New(base module.Base) (module.Module, error) {
 	if *c.Stateful {
 		st.Stateful = 1
 	}
-	if f.gens, err = newGenerations(base.DataPlane.Maps, st); err != nil {
+	if f.gens, err = startGenerations(base, st); err != nil {
 		return nil, err
 	}
-	if err := f.replace(rs); err != nil {
-		return nil, err
+	restored := false
+	if base.Readopted && len(base.State) > 0 {
+		// The kernel still runs the rules of the earlier run: take them over.
+		if err := f.restore(base.State); err != nil {
+			base.Log.WithError(err).Warn("firewall: the saved rule set is unusable; installing the config's")
+		} else {
+			restored = true
+		}
+	}
+	if !restored {
+		if err := f.replace(rs); err != nil {
+			return nil, err
+		}
 	}
 	r := base.Router
 	r.HandleFunc("/rules", f.serveList).Methods(http.MethodGet)
@@ -129,6 +146,7 @@ func (f *Firewall) replace(rs []rule) error {
 		return err
 	}
 	f.rules = rs
+	f.save()
 	return nil
 }
 

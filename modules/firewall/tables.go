@@ -63,7 +63,9 @@ type generations struct {
 	ncpu     int
 }
 
-func newGenerations(maps map[string]*ebpf.Map, st fwState) (*generations, error) {
+// newGenerations takes the data plane's maps; with write, it writes st (a
+// fresh data plane: generation 0, empty).
+func newGenerations(maps map[string]*ebpf.Map, st fwState, write bool) (*generations, error) {
 	g := &generations{m: map[string]*ebpf.Map{}, state: st, carried: map[string]uint64{}}
 	for _, n := range mapNames {
 		if maps[n] == nil {
@@ -77,6 +79,9 @@ func newGenerations(maps map[string]*ebpf.Map, st fwState) (*generations, error)
 		return nil, err
 	}
 	g.ncpu = ncpu
+	if !write {
+		return g, nil
+	}
 	return g, g.m["state"].Put(uint32(0), g.state)
 }
 

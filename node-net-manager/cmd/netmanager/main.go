@@ -141,12 +141,15 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		stopProxy()
+		if cfg.Persist {
+			if em != nil {
+				err = errors.Join(err, em.Release())
+			}
+			log.Info("persist: services, bridge, rules and module programs stay for the next start")
+			return
+		}
 		if em != nil {
 			err = errors.Join(err, em.Close())
-		}
-		if cfg.Persist {
-			log.Info("persist: services, bridge and rules stay for the next start")
-			return
 		}
 		err = errors.Join(err, mgr.Close(ctx), env.Teardown())
 		if err == nil {
@@ -154,11 +157,21 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		}
 	}()
 	if cfg.Persist {
+		if em != nil { // before the services: their events adopt the module attachments
+			n, err := em.Readopt()
+			if err != nil {
+				log.WithError(err).Warn("eBPF Manager: taking back the previous run's module instances")
+			}
+			log.WithField("instances", n).Info("took back the module instances of the previous run")
+		}
 		n, err := mgr.Readopt(context.Background())
 		if err != nil {
 			return err
 		}
 		log.WithField("services", n).Info("re-adopted the services of the previous run")
+		if em != nil {
+			em.Reconcile() // each drift is logged
+		}
 	} else if n, err := mgr.CleanupSaved(); err != nil {
 		log.WithError(err).Warn("could not clean up after the previous run")
 	} else if n > 0 {
@@ -243,6 +256,7 @@ func startEBPFManager(d parts) (*ebpfmanager.Manager, error) {
 		log.WithField("path", kernel.DefaultBPFFS).Info("mounted the bpf file system (it stays mounted)")
 	}
 	em, err := ebpfmanager.New(ebpfmanager.Options{Kernel: k, Plugins: kernel.Plugins{}, ModulesDir: cfg.ModulesDir, PinDir: cfg.PinDir,
+		Store: kernel.StateFile{Path: filepath.Join(cfg.StateDir, "ebpf.json")}, Persist: cfg.Persist,
 		Services: d.deploy.Services, Table: ebpfmanager.ServiceTable{Source: cachedTable{d.resolver}, Self: netip.AddrPortFrom(d.net.NodeIP, uint16(d.net.TunnelPort))}, ServiceRanges: d.net.ServiceRanges(), Log: log})
 	if err != nil {
 		return nil, err
