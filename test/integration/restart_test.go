@@ -1,0 +1,182 @@
+package integration
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
+	"github.com/oakestra/netmanager/node-net-manager/deploy"
+	"github.com/oakestra/netmanager/node-net-manager/table"
+	"github.com/oakestra/netmanager/test/nstest"
+)
+
+// udpCounter counts the numbered datagrams a service receives.
+type udpCounter struct {
+	mu   sync.Mutex
+	seen map[uint64]bool
+}
+
+func countUDP(t *testing.T, ns *nstest.Netns, addr string) *udpCounter {
+	t.Helper()
+	var pc net.PacketConn
+	if err := ns.Do(func() (err error) { pc, err = net.ListenPacket("udp4", addr); return }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	c := &udpCounter{seen: map[uint64]bool{}}
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n == 8 {
+				c.mu.Lock()
+				c.seen[binary.BigEndian.Uint64(buf)] = true
+				c.mu.Unlock()
+			}
+		}
+	}()
+	return c
+}
+
+// sendUDP sends numbered datagrams, one flow, every interval until ctx
+// ends; it returns how many it sent.
+func sendUDP(t *testing.T, ctx context.Context, ns *nstest.Netns, addr string, every time.Duration) func() uint64 {
+	t.Helper()
+	var c net.Conn
+	if err := ns.Do(func() (err error) { c, err = net.Dial("udp4", addr); return }); err != nil {
+		t.Fatal(err)
+	}
+	var sent atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer c.Close()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		b := make([]byte, 8)
+		for seq := uint64(0); ; seq++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			binary.BigEndian.PutUint64(b, seq)
+			if _, err := c.Write(b); err == nil {
+				sent.Add(1)
+			}
+		}
+	}()
+	return func() uint64 { <-done; return sent.Load() }
+}
+
+// With persist, the firewall and the eBPF proxy keep working while the
+// daemon is down, after a SIGTERM and after a kill -9, and the next start
+// takes them back: a steady UDP stream between two services by service IP
+// loses no packet, the firewall's rules (one added through its routes)
+// and hits are as before, and GET /ebpf lists the same instances.
+func TestModulesOutliveTheDaemon(t *testing.T) {
+	state := "--state-dir=" + t.TempDir()
+	n := newNode(t, state, "--persist")
+	pins := n.d.PinDir
+	a, b := newContainer(t), newContainer(t)
+	deployContainer(t, n, a, "app.ns.cli.ns", 0, "")
+	rb := deployContainer(t, n, b, "app.ns.web.ns", 0, "")
+	fw := loadModule(t, n, `{"name": "firewall", "priority": 10, "config": {"rules": [{"id": "noping", "action": "deny", "proto": "icmp"}]}}`)
+	if code, out, err := n.d.Client.Raw(ctx(t), http.MethodPost, "/ebpf/"+fw.ID+"/rules", []byte(`{"id": "nodiscard", "action": "deny", "proto": "udp", "dstPorts": "9"}`)); err != nil || code != 200 {
+		t.Fatalf("add a rule: %d %s %v", code, out, err)
+	}
+	px := loadModule(t, n, `{"name": "proxy", "priority": 50}`)
+	var webVeth string
+	recs, _ := n.d.Client.Services(ctx(t))
+	for _, r := range recs {
+		if r.ServiceName == "app.ns.web.ns" {
+			webVeth = r.HostVeth
+		}
+	}
+	rr := serviceIP(t, n, "app.ns.web.ns", 0, table.PolicyRoundRobin)
+	counter := countUDP(t, b.ns, ":7000")
+	sctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	sent := sendUDP(t, sctx, a.ns, net.JoinHostPort(rr, "7000"), time.Millisecond)
+	pingMarked(t, a, rb.NsAddress, 1, "", true)
+	var list []ebpfmanager.Info
+	getJSON(t, n, "/ebpf", &list)
+	var rules []map[string]any
+	getJSON(t, n, "/ebpf/"+fw.ID+"/rules", &rules)
+	var proxyBefore proxyStats
+	getJSON(t, n, "/proxy", &proxyBefore)
+
+	for _, crash := range []bool{false, true} {
+		if crash {
+			n.d.Kill(t)
+		} else {
+			n.d.Stop(t)
+		}
+		pingMarked(t, a, rb.NsAddress, 1, "", true) // the firewall denies without the daemon
+		time.Sleep(300 * time.Millisecond)
+		n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, state, "--persist", "--pin-dir", pins)
+		var again []ebpfmanager.Info
+		getJSON(t, n, "/ebpf", &again)
+		if len(again) != 2 || again[0].ID != fw.ID || again[1].ID != px.ID || !again[0].Readopted || len(again[0].Drift)+len(again[1].Drift) != 0 ||
+			len(again[0].Attachments) != len(list[0].Attachments) || len(again[1].Attachments) != len(list[1].Attachments) {
+			t.Fatalf("after the restart (crash %v): %+v\nwas %+v", crash, again, list)
+		}
+		for hook, at := range map[string]ebpf.AttachType{"ingress": ebpf.AttachTCXIngress, "egress": ebpf.AttachTCXEgress} {
+			want := map[ebpf.ProgramID]bool{}
+			for _, in := range again {
+				for _, att := range in.Attachments {
+					if att.Interface == webVeth && att.Hook == hook {
+						want[ebpf.ProgramID(att.ProgramID)] = true
+					}
+				}
+			}
+			chain := tcxChain(t, n, webVeth, at)
+			if len(chain) != len(want) {
+				t.Fatalf("%s chain on %s after the restart: %v (one program per instance, no leftover)", at, webVeth, chain)
+			}
+			for _, id := range chain {
+				if !want[id] {
+					t.Fatalf("%s chain on %s runs program %d, which no instance lists: %v", at, webVeth, id, again)
+				}
+			}
+		}
+		var now []map[string]any
+		getJSON(t, n, "/ebpf/"+fw.ID+"/rules", &now)
+		if len(now) != 2 || now[1]["id"] != "nodiscard" || now[0]["hits"].(float64) < rules[0]["hits"].(float64) {
+			t.Fatalf("rules after the restart (crash %v): %v, were %v", crash, now, rules)
+		}
+		pingMarked(t, a, rb.NsAddress, 1, "", true)
+	}
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	total := sent()
+	time.Sleep(200 * time.Millisecond)
+	counter.mu.Lock()
+	got := len(counter.seen)
+	counter.mu.Unlock()
+	if total < 500 || uint64(got) != total {
+		t.Fatalf("the data path lost %d of %d datagrams across two restarts", total-uint64(got), total)
+	}
+	var proxyAfter proxyStats
+	getJSON(t, n, "/proxy", &proxyAfter)
+	if proxyAfter.Stats.NewSessions != 0 {
+		t.Fatalf("the user-space proxy carried %d flows: the stream left the kernel", proxyAfter.Stats.NewSessions)
+	}
+	t.Logf("%d datagrams, none lost, across a SIGTERM and a kill -9", total)
+	undeploy(t, n, deploy.KindContainer, "app.ns.cli.ns", 0)
+	undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", 0)
+	n.d.Stop(t)
+	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, state, "--pin-dir", pins)
+	n.stop(t)
+}
