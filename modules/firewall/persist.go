@@ -119,4 +119,3 @@ func startGenerations(base module.Base, st fwState) (*generations, error) {
 	g.state.Gen, g.state.Words = cur.Gen, cur.Words
 	return g, nil
 }
-
