@@ -168,8 +168,12 @@ func (m *Manager) openModule(name string) (module.NewFunc, module.MapSizesFunc, 
 	}
 	so, obj := filepath.Join(dir, name+".so"), filepath.Join(dir, name+".o")
 	for _, f := range []string{so, obj} {
-		if _, err := os.Stat(f); err != nil {
+		st, err := os.Stat(f)
+		if err != nil {
 			return nil, nil, "", fmt.Errorf("%w: module %q lacks %s", errdefs.ErrUnprocessable, name, filepath.Base(f))
+		}
+		if why := unsafeFile(st, os.Geteuid()); why != "" {
+			return nil, nil, "", fmt.Errorf("%w: module %q: %s %s: the daemon runs it in the kernel and in its own process", errdefs.ErrUnprocessable, name, f, why)
 		}
 	}
 	newFn, sizesFn, err := m.opts.Plugins.Open(so)

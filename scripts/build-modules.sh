@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every module under SRC into OUT/<name>/: <name>.o from <name>.bpf.c
 # (clang, -target bpf, shared headers from bpf/) and <name>.so from the Go
-# files (a plugin, built with the daemon's flags: GOBUILDFLAGS).
+# files (a plugin, built with the daemon's flags: GOBUILDFLAGS), writable by
+# their owner only.
 set -euo pipefail
 shopt -s nullglob
 src=$1 out=$2
@@ -18,4 +19,6 @@ for dir in "$src"/*/; do
     # shellcheck disable=SC2086
     "$GO" build $GOBUILDFLAGS -buildmode=plugin -o "$out/$name/$name.so" "./$dir"
   fi
+  # The daemon refuses module files others could write (whatever the umask).
+  chmod go-w "$out/$name" "$out/$name"/*
 done

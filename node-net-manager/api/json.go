@@ -65,7 +65,7 @@ func describeDecodeError(err error) error {
 		}
 		return fmt.Errorf("%w: field %q must be of type %s, got %s", errdefs.ErrInvalid, typ.Field, typ.Type, typ.Value)
 	case errors.As(err, &big):
-		return fmt.Errorf("%w: request body larger than %d bytes", errdefs.ErrInvalid, big.Limit)
+		return fmt.Errorf("%w: larger than %d bytes", errdefs.ErrTooLarge, big.Limit)
 	default:
 		return fmt.Errorf("%w: %v", errdefs.ErrInvalid, err)
 	}

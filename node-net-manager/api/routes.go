@@ -72,7 +72,7 @@ func NewRouter(opts Options) *mux.Router {
 	}
 	s := &server{opts: opts}
 	r := mux.NewRouter()
-	r.Use(s.recoverer, s.logger)
+	r.Use(s.recoverer, s.logger, limitBody)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, fmt.Errorf("%w: no route %s %s", errdefs.ErrNotFound, r.Method, r.URL.Path))
 	})
@@ -218,6 +218,15 @@ func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *server) version(w http.ResponseWriter, _ *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]string{"version": s.opts.Version, "go": runtime.Version()})
+}
+
+// limitBody caps every request body, the eBPF Manager's and modules' routes
+// included, at MaxBody: reading past it fails (DecodeJSON answers 413).
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *server) recoverer(next http.Handler) http.Handler {

@@ -122,7 +122,7 @@ func TestBadRequests(t *testing.T) {
 		{"register no id", "POST", "/register", `{"cluster_address": "x"}`, 400, "client_id is required"},
 		{"unknown route", "GET", "/nope", ``, 404, "no route"},
 		{"wrong method", "GET", "/container/deploy", ``, 405, "not allowed"},
-		{"huge", "POST", "/container/deploy", `{"serviceName": "` + strings.Repeat("a", MaxBody) + `"}`, 400, "larger than"},
+		{"huge", "POST", "/container/deploy", `{"serviceName": "` + strings.Repeat("a", MaxBody) + `"}`, 413, "larger than 1048576 bytes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -18,6 +18,8 @@ var (
 	// ErrUnavailable marks a request that needs something outside the node
 	// that cannot be reached now, such as the cluster's broker (503).
 	ErrUnavailable = errors.New("unavailable")
+	// ErrTooLarge marks a request body over the API's limit (413).
+	ErrTooLarge = errors.New("request body too large")
 )
 
 // HTTPStatus returns the status code for err: the code of the first sentinel
@@ -36,6 +38,8 @@ func HTTPStatus(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
 	default:
 		return http.StatusInternalServerError
 	}

@@ -18,6 +18,7 @@ func TestHTTPStatus(t *testing.T) {
 		{fmt.Errorf("%w: twice", ErrConflict), http.StatusConflict},
 		{fmt.Errorf("%w: verifier", ErrUnprocessable), http.StatusUnprocessableEntity},
 		{fmt.Errorf("%w: broker", ErrUnavailable), http.StatusServiceUnavailable},
+		{fmt.Errorf("%w: larger than 1048576 bytes", ErrTooLarge), http.StatusRequestEntityTooLarge},
 		{errors.New("boom"), http.StatusInternalServerError},
 	}
 	for _, c := range cases {

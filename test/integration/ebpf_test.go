@@ -181,7 +181,7 @@ func TestModuleChain(t *testing.T) {
 // Bad loads get their 4xx and change nothing: no instance, link, pin or route.
 func TestModuleLoadRefusals(t *testing.T) {
 	t.Parallel()
-	n := newNode(t, "--modules-dir", modulesWith(t, buildMismatchedPlugin(t)))
+	n := newNode(t, "--modules-dir", modulesWith(t, buildMismatchedPlugin(t), writableModule(t)))
 	c := newContainer(t)
 	deployContainer(t, n, c, "app.ns.target.ns", 0, "")
 	keep := loadModule(t, n, `{"name": "packetcounter"}`)
@@ -212,6 +212,7 @@ func TestModuleLoadRefusals(t *testing.T) {
 		{"plugin built with other flags", `{"name": "badflags"}`, 422, "different version of package"},
 		{"New with the wrong signature", `{"name": "badsig"}`, 422, "New is a func() error"},
 		{"verifier rejection", `{"name": "badverifier"}`, 422, "verifier rejected"},
+		{"world-writable module file", `{"name": "writable"}`, 422, "writable.so is group- or world-writable"},
 	}
 	for _, tc := range cases {
 		status, body, err := n.d.Client.Raw(ctx(t), http.MethodPost, "/ebpf", []byte(tc.body))
@@ -304,6 +305,29 @@ func buildMismatchedPlugin(t *testing.T) string {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "badflags.o"), obj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// writableModule is a copy of packetcounter whose plugin anyone may write.
+func writableModule(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "writable")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, ext := range []string{".so", ".o"} {
+		data, err := os.ReadFile(filepath.Join(modulesDir, "packetcounter", "packetcounter"+ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, "writable"+ext)
+		if err := os.WriteFile(f, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "writable.so"), 0o666); err != nil {
 		t.Fatal(err)
 	}
 	return dir

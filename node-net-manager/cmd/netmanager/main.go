@@ -191,6 +191,12 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	srv := &http.Server{
 		Handler:           router,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// A deploy or a module load (verifier, SLA modules) answers well
+		// within this; a client that stops reading does not hold a
+		// connection longer.
+		WriteTimeout: 2 * time.Minute,
+		IdleTimeout:  2 * time.Minute,
 	}
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
