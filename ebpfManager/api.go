@@ -19,6 +19,7 @@ func (m *Manager) Register(r *mux.Router) {
 	r.HandleFunc("/ebpf", m.serveDeleteAll).Methods(http.MethodDelete)
 	r.HandleFunc("/ebpf/{id}", m.serveGet).Methods(http.MethodGet)
 	r.HandleFunc("/ebpf/{id}", m.serveDelete).Methods(http.MethodDelete)
+	r.HandleFunc("/ebpf/{id}", m.serveUpdate).Methods(http.MethodPut)
 	r.PathPrefix("/ebpf/{id}/").HandlerFunc(m.serveModule)
 }
 
@@ -50,6 +51,20 @@ func (m *Manager) serveDeleteAll(w http.ResponseWriter, _ *http.Request) {
 
 func (m *Manager) serveGet(w http.ResponseWriter, r *http.Request) {
 	info, err := m.Get(mux.Vars(r)["id"])
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, info)
+}
+
+func (m *Manager) serveUpdate(w http.ResponseWriter, r *http.Request) {
+	var req UpdateRequest
+	if err := api.DecodeJSON(w, r, &req); err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	info, err := m.Update(mux.Vars(r)["id"], req)
 	if err != nil {
 		api.WriteError(w, err)
 		return

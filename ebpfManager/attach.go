@@ -56,11 +56,17 @@ func (m *Manager) attach(in *instance, iface module.Interface) (err error) {
 	return nil
 }
 
-// attachHook attaches one program in its place, re-reading the chain when it
-// changed under us.
+// attachHook attaches one program in its place (adopting an earlier run's
+// attachment for a re-adopted instance).
 func (m *Manager) attachHook(in *instance, iface module.Interface, h module.Hook) (Link, error) {
-	req := AttachRequest{DataPlane: in.dp, Hook: h, Ifindex: iface.Ifindex, Ifname: iface.Name,
-		PinPath: filepath.Join(in.pinDir, "links", linkPinName(iface.Name, h)), Adopt: in.readopted}
+	return m.attachAt(in, iface, h, filepath.Join(in.pinDir, "links", linkPinName(iface.Name, h)), in.readopted)
+}
+
+// attachAt attaches one program in its place, pinned at pin, re-reading the
+// chain when it changed under us; with adopt, a link already pinned there
+// gets the program instead.
+func (m *Manager) attachAt(in *instance, iface module.Interface, h module.Hook, pin string, adopt bool) (Link, error) {
+	req := AttachRequest{DataPlane: in.dp, Hook: h, Ifindex: iface.Ifindex, Ifname: iface.Name, PinPath: pin, Adopt: adopt}
 	for try := 0; ; try++ {
 		place, err := m.place(in, iface.Ifindex, h)
 		if err != nil {

@@ -122,6 +122,16 @@ func (l *fakeLink) Adopted() bool { return l.adopted }
 // Release leaves the program attached and the link pinned.
 func (l *fakeLink) Release() error { return nil }
 
+// Repin moves the link's pin.
+func (l *fakeLink) Repin(path string) error {
+	l.k.mu.Lock()
+	defer l.k.mu.Unlock()
+	delete(l.k.linkPins, l.pin)
+	l.pin = path
+	l.k.linkPins[path] = l
+	return nil
+}
+
 func (l *fakeLink) Close() error {
 	l.k.mu.Lock()
 	defer l.k.mu.Unlock()

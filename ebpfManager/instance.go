@@ -57,6 +57,20 @@ type instance struct {
 	drift     []string
 }
 
+// sortedAtts are the attachments by interface name.
+func (in *instance) sortedAtts() []*attachment {
+	names := make([]string, 0, len(in.atts))
+	for n := range in.atts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]*attachment, len(names))
+	for i, n := range names {
+		out[i] = in.atts[n]
+	}
+	return out
+}
+
 func (in *instance) fail(reason string) {
 	in.state = StateFailed
 	in.failure = reason

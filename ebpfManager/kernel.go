@@ -90,6 +90,8 @@ type Link interface {
 	Release() error
 	// Adopted says Attach took over an earlier run's attachment.
 	Adopted() bool
+	// Repin moves the link's pin to path (legacy: nothing to move).
+	Repin(path string) error
 }
 
 // Kernel is everything the manager asks of the kernel.

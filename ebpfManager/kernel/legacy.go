@@ -54,8 +54,17 @@ type legacyLink struct {
 
 func (l *legacyLink) Adopted() bool { return l.adopted }
 
-// Release leaves the filter in place (it holds its program).
-func (l *legacyLink) Release() error { return nil }
+// Release leaves the filter in place (it holds its program); this link no
+// longer counts towards the interface's filters.
+func (l *legacyLink) Release() error {
+	l.k.mu.Lock()
+	defer l.k.mu.Unlock()
+	l.k.filters[l.ifindex]--
+	return nil
+}
+
+// Repin: a filter has no pin.
+func (l *legacyLink) Repin(string) error { return nil }
 
 // Close deletes the filter, and the clsact qdisc with our last filter if we
 // created it. An interface that is already gone took both with it.

@@ -44,6 +44,15 @@ func (t *tcxLink) Adopted() bool { return t.adopted }
 // Release closes the link's descriptor; pinned, the program stays attached.
 func (t *tcxLink) Release() error { return t.l.Close() }
 
+// Repin moves the link's pin.
+func (t *tcxLink) Repin(path string) error {
+	if err := t.l.Pin(path); err != nil {
+		return fmt.Errorf("move the pin of a tcx link to %s: %w", path, err)
+	}
+	t.pin = path
+	return nil
+}
+
 func (t *tcxLink) Close() error {
 	var errs []error
 	if t.pin != "" {
