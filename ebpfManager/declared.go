@@ -42,9 +42,18 @@ func (m *Manager) declare(in *instance, state json.RawMessage) error {
 		state = m.pending[in.id] // saved from New, before the instance was declared
 	}
 	delete(m.pending, in.id)
+	prev, had := m.declared[in.id]
 	m.declared[in.id] = Declared{ID: in.id, Name: in.name, Priority: in.rank.priority, Seq: in.rank.seq, Tie: in.tie,
 		Config: in.config, Services: in.scope.list(), Interfaces: in.scope.interfaces, Created: in.created, State: state}
-	return m.saveLocked()
+	if err := m.saveLocked(); err != nil {
+		if had {
+			m.declared[in.id] = prev
+		} else {
+			delete(m.declared, in.id)
+		}
+		return err
+	}
+	return nil
 }
 
 // undeclare drops an instance from the declared state.

@@ -141,10 +141,11 @@ func (m *Manager) load(req LoadRequest) (*instance, error) {
 		m.stateMu.Unlock()
 		return nil, fmt.Errorf("load module %s: %w", req.Name, err)
 	}
-	m.insts[in.id] = in
 	if err := m.declare(in, nil); err != nil {
-		m.opts.Log.WithError(err).WithField("id", in.id).Warn("the instance runs, but a restart will not know it")
+		// A restart would not know it: it does not run either.
+		return nil, errors.Join(fmt.Errorf("load module %s: %w", req.Name, err), m.stop(in), m.undeclare(in.id))
 	}
+	m.insts[in.id] = in
 	m.opts.Log.WithFields(logrus.Fields{"id": in.id, "module": in.name, "priority": prio, "attachments": len(in.atts)}).Info("module loaded")
 	return in, nil
 }

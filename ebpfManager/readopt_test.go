@@ -3,6 +3,7 @@ package ebpfmanager
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -14,11 +15,12 @@ import (
 	"github.com/oakestra/netmanager/node-net-manager/events"
 )
 
-// memStore is a Store in memory.
+// memStore is a Store in memory; fail makes Save fail.
 type memStore struct {
 	mu    sync.Mutex
 	saved []Declared
 	saves int
+	fail  error
 }
 
 func (s *memStore) Load() ([]Declared, error) {
@@ -30,6 +32,9 @@ func (s *memStore) Load() ([]Declared, error) {
 func (s *memStore) Save(ds []Declared) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
+	}
 	s.saved, s.saves = slices.Clone(ds), s.saves+1
 	return nil
 }
@@ -155,5 +160,29 @@ func TestStrayPins(t *testing.T) {
 	}
 	if got := strayPins(nil, []string{"x"}); len(got) != 0 {
 		t.Fatalf("%v", got)
+	}
+}
+
+// A load whose declared state cannot be written does not run: a restart
+// would not know it. Nothing stays attached, pinned or declared.
+func TestLoadFailsWhenTheStateCannotBeSaved(t *testing.T) {
+	store := &memStore{}
+	h := newHarness(t, ModeTCX)
+	h.m.opts.Store = store
+	if err := h.deploy(t, svc("app.ns.web.ns", 3)); err != nil {
+		t.Fatal(err)
+	}
+	keep := h.load(t, "counter", 10)
+	store.fail = errors.New("disk full")
+	if _, err := h.m.Load(LoadRequest{Name: "dropper"}); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("load with a failing store: %v", err)
+	}
+	store.fail = nil
+	h.assertChain(t, 3, keep.ID)
+	if len(h.m.List()) != 1 || len(store.saved) != 1 || store.saved[0].ID != keep.ID {
+		t.Fatalf("after the failed load: listed %d, declared %+v", len(h.m.List()), store.saved)
+	}
+	if pins, _ := h.k.Pins(h.pins); !slices.Equal(pins, []string{keep.ID}) {
+		t.Fatalf("pins after the failed load: %v", pins)
 	}
 }
