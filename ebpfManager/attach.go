@@ -143,8 +143,14 @@ func (m *Manager) HandleEvent(_ context.Context, ev events.Event) error {
 		if err := m.serviceCreated(ev.Service); err != nil {
 			return errors.Join(err, m.slaRelease(sla))
 		}
+		// It is deployed: loads from now on apply to it, listed yet or not.
+		delete(m.removed, ev.Service.HostVeth)
+		m.seq++
+		m.live[ev.Service.HostVeth] = liveService{s: ev.Service, seq: m.seq}
 		return nil
 	case events.ServiceRemoved:
+		m.removed[ev.Service.HostVeth] = true
+		delete(m.live, ev.Service.HostVeth)
 		var errs []error
 		for _, in := range m.sorted() {
 			errs = append(errs, m.detach(in, ev.Service.HostVeth))

@@ -46,6 +46,10 @@ type Manager struct {
 	sla    map[string]*instance // SLA instances by slaKey
 	nextID int
 	seq    uint64
+	// removed are the veths of services whose ServiceRemoved was handled
+	// (the caller, not holding mu, may list them a moment longer).
+	removed map[string]bool
+	live    map[string]liveService // created, until the deploy manager lists them
 	// readopting is set from Readopt to Reconcile: attachments that are not
 	// adopted then are drift.
 	readopting bool
@@ -68,7 +72,7 @@ func New(opts Options) (*Manager, error) {
 	if err := os.MkdirAll(opts.PinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("pin dir: %w", err)
 	}
-	m := &Manager{opts: opts, insts: map[string]*instance{}, sla: map[string]*instance{}, declared: map[string]Declared{}, pending: map[string]json.RawMessage{}}
+	m := &Manager{opts: opts, insts: map[string]*instance{}, sla: map[string]*instance{}, declared: map[string]Declared{}, pending: map[string]json.RawMessage{}, removed: map[string]bool{}, live: map[string]liveService{}}
 	if opts.Persist {
 		return m, nil
 	}
@@ -306,12 +310,50 @@ func (m *Manager) targets(in *instance) []module.Interface {
 	for _, name := range in.scope.interfaces {
 		out = append(out, module.Interface{Name: name})
 	}
-	for _, s := range m.opts.Services() {
+	for _, s := range m.services() {
 		if in.scope.wantsService(s.ServiceName) {
 			out = append(out, serviceInterface(s))
 		}
 	}
 	return out
+}
+
+// services are the deployed services in deploy order as the events told
+// them, whatever the deploy manager lists at this moment (a service is in
+// its list a moment before or after its event); the caller holds mu.
+func (m *Manager) services() []events.Service {
+	listed := map[string]bool{}
+	var out []events.Service
+	for _, s := range m.opts.Services() {
+		listed[s.HostVeth] = true
+		if !m.removed[s.HostVeth] { // its ServiceRemoved came: it is going
+			out = append(out, s)
+		}
+	}
+	for veth := range m.removed {
+		if !listed[veth] {
+			delete(m.removed, veth) // gone from the list too: nothing to remember
+		}
+	}
+	var early []liveService // created, not listed yet
+	for veth, l := range m.live {
+		if listed[veth] {
+			delete(m.live, veth) // listed now: nothing to remember
+		} else {
+			early = append(early, l)
+		}
+	}
+	sort.Slice(early, func(i, j int) bool { return early[i].seq < early[j].seq })
+	for _, l := range early {
+		out = append(out, l.s)
+	}
+	return out
+}
+
+// liveService is a service whose ServiceCreated came, in event order.
+type liveService struct {
+	s   events.Service
+	seq uint64
 }
 
 func serviceInterface(s events.Service) module.Interface {
