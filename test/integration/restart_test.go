@@ -5,6 +5,10 @@ import (
 	"encoding/binary"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,8 +90,15 @@ func sendUDP(t *testing.T, ctx context.Context, ns *nstest.Netns, addr string, e
 // loses no packet, the firewall's rules (one added through its routes)
 // and hits are as before, and GET /ebpf lists the same instances.
 func TestModulesOutliveTheDaemon(t *testing.T) {
+	for _, mode := range []string{"tcx", "legacy"} {
+		t.Run(mode, func(t *testing.T) { modulesOutliveTheDaemon(t, mode) })
+	}
+}
+
+func modulesOutliveTheDaemon(t *testing.T, mode string) {
 	state := "--state-dir=" + t.TempDir()
-	n := newNode(t, state, "--persist")
+	tcMode := "--tc-mode=" + mode
+	n := newNode(t, state, "--persist", tcMode)
 	pins := n.d.PinDir
 	a, b := newContainer(t), newContainer(t)
 	deployContainer(t, n, a, "app.ns.cli.ns", 0, "")
@@ -125,7 +136,7 @@ func TestModulesOutliveTheDaemon(t *testing.T) {
 		}
 		pingMarked(t, a, rb.NsAddress, 1, "", true) // the firewall denies without the daemon
 		time.Sleep(300 * time.Millisecond)
-		n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, state, "--persist", "--pin-dir", pins)
+		n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, state, "--persist", "--pin-dir", pins, tcMode)
 		var again []ebpfmanager.Info
 		getJSON(t, n, "/ebpf", &again)
 		if len(again) != 2 || again[0].ID != fw.ID || again[1].ID != px.ID || !again[0].Readopted || len(again[0].Drift)+len(again[1].Drift) != 0 ||
@@ -133,6 +144,9 @@ func TestModulesOutliveTheDaemon(t *testing.T) {
 			t.Fatalf("after the restart (crash %v): %+v\nwas %+v", crash, again, list)
 		}
 		for hook, at := range map[string]ebpf.AttachType{"ingress": ebpf.AttachTCXIngress, "egress": ebpf.AttachTCXEgress} {
+			if mode != "tcx" {
+				break // legacy filters: counted below
+			}
 			want := map[ebpf.ProgramID]bool{}
 			for _, in := range again {
 				for _, att := range in.Attachments {
@@ -148,6 +162,14 @@ func TestModulesOutliveTheDaemon(t *testing.T) {
 			for _, id := range chain {
 				if !want[id] {
 					t.Fatalf("%s chain on %s runs program %d, which no instance lists: %v", at, webVeth, id, again)
+				}
+			}
+		}
+		if mode == "legacy" {
+			for hook, want := range map[string]int{"ingress": 2, "egress": 1} {
+				out := n.ns.MustExec(t, "tc", "filter", "show", "dev", webVeth, hook)
+				if got := strings.Count(out, "direct-action"); got != want {
+					t.Fatalf("%s filters on %s after the restart: %d, want %d:\n%s", hook, webVeth, got, want, out)
 				}
 			}
 		}
@@ -175,6 +197,57 @@ func TestModulesOutliveTheDaemon(t *testing.T) {
 	}
 	t.Logf("%d datagrams, none lost, across a SIGTERM and a kill -9", total)
 	undeploy(t, n, deploy.KindContainer, "app.ns.cli.ns", 0)
+	undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", 0)
+	n.d.Stop(t)
+	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, state, "--pin-dir", pins, tcMode)
+	n.stop(t)
+}
+
+// With the daemon stopped (persist), an attachment removed by hand and a
+// service that went away meanwhile: the next start attaches the first
+// again and removes the pinned attachment of the second, and lists both as
+// drift of the instance.
+func TestRestartRepairsDrift(t *testing.T) {
+	t.Parallel()
+	state := "--state-dir=" + t.TempDir()
+	n := newNode(t, state, "--persist")
+	pins := n.d.PinDir
+	a, b := newContainer(t), newContainer(t)
+	deployContainer(t, n, a, "app.ns.cli.ns", 0, "")
+	deployContainer(t, n, b, "app.ns.web.ns", 0, "")
+	fw := loadModule(t, n, `{"name": "firewall", "config": {"rules": [{"action": "deny", "proto": "icmp"}]}}`)
+	veths := map[string]string{}
+	recs, _ := n.d.Client.Services(ctx(t))
+	for _, r := range recs {
+		veths[r.ServiceName] = r.HostVeth
+	}
+	n.d.Stop(t)
+	removed := filepath.Join(pins, fw.ID, "links", veths["app.ns.web.ns"]+"_ingress")
+	if err := os.Remove(removed); err != nil {
+		t.Fatal(err)
+	}
+	if chain := tcxChain(t, n, veths["app.ns.web.ns"], ebpf.AttachTCXIngress); len(chain) != 0 {
+		t.Fatalf("removing the pin left %v attached", chain)
+	}
+	if err := syscall.Kill(a.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	nstest.DeleteNetns(t, a.ns.Name)
+
+	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, state, "--persist", "--pin-dir", pins)
+	var info ebpfmanager.Info
+	getJSON(t, n, "/ebpf/"+fw.ID, &info)
+	drift := strings.Join(info.Drift, "\n")
+	if len(info.Drift) != 3 || !strings.Contains(drift, "attached to "+veths["app.ns.web.ns"]+" ingress again") ||
+		!strings.Contains(drift, "removed the attachment "+veths["app.ns.cli.ns"]+"_ingress") || !strings.Contains(drift, "removed the attachment "+veths["app.ns.cli.ns"]+"_egress") {
+		t.Fatalf("drift: %v", info.Drift)
+	}
+	if len(info.Attachments) != 2 || len(tcxChain(t, n, veths["app.ns.web.ns"], ebpf.AttachTCXIngress)) != 1 {
+		t.Fatalf("after the repair: %+v", info.Attachments)
+	}
+	if links, _ := os.ReadDir(filepath.Join(pins, fw.ID, "links")); len(links) != 2 {
+		t.Fatalf("link pins after the repair: %v", links)
+	}
 	undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", 0)
 	n.d.Stop(t)
 	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, state, "--pin-dir", pins)
