@@ -8,8 +8,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 
-	"github.com/oakestra/netmanager/node-net-manager/api"
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
+	"github.com/oakestra/netmanager/node-net-manager/httpjson"
 )
 
 // Register mounts the /ebpf routes on the NetManager's router.
@@ -24,61 +24,61 @@ func (m *Manager) Register(r *mux.Router) {
 }
 
 func (m *Manager) serveList(w http.ResponseWriter, _ *http.Request) {
-	api.WriteJSON(w, http.StatusOK, m.List())
+	httpjson.WriteJSON(w, http.StatusOK, m.List())
 }
 
 func (m *Manager) serveLoad(w http.ResponseWriter, r *http.Request) {
 	var req LoadRequest
-	if err := api.DecodeJSON(w, r, &req); err != nil {
-		api.WriteError(w, err)
+	if err := httpjson.DecodeJSON(w, r, &req); err != nil {
+		httpjson.WriteError(w, err)
 		return
 	}
 	info, err := m.Load(req)
 	if err != nil {
-		api.WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, info)
+	httpjson.WriteJSON(w, http.StatusOK, info)
 }
 
 func (m *Manager) serveDeleteAll(w http.ResponseWriter, _ *http.Request) {
 	if err := m.DeleteAll(); err != nil {
-		api.WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, []Info{})
+	httpjson.WriteJSON(w, http.StatusOK, []Info{})
 }
 
 func (m *Manager) serveGet(w http.ResponseWriter, r *http.Request) {
 	info, err := m.Get(mux.Vars(r)["id"])
 	if err != nil {
-		api.WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, info)
+	httpjson.WriteJSON(w, http.StatusOK, info)
 }
 
 func (m *Manager) serveUpdate(w http.ResponseWriter, r *http.Request) {
 	var req UpdateRequest
-	if err := api.DecodeJSON(w, r, &req); err != nil {
-		api.WriteError(w, err)
+	if err := httpjson.DecodeJSON(w, r, &req); err != nil {
+		httpjson.WriteError(w, err)
 		return
 	}
 	info, err := m.Update(mux.Vars(r)["id"], req)
 	if err != nil {
-		api.WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, info)
+	httpjson.WriteJSON(w, http.StatusOK, info)
 }
 
 func (m *Manager) serveDelete(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
 	if err := m.Delete(id); err != nil {
-		api.WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, map[string]string{"id": id, "state": "deleted"})
+	httpjson.WriteJSON(w, http.StatusOK, map[string]string{"id": id, "state": "deleted"})
 }
 
 // serveModule hands /ebpf/{id}/... to the instance's own router, guarded: a
@@ -94,11 +94,11 @@ func (m *Manager) serveModule(w http.ResponseWriter, r *http.Request) {
 	}
 	m.mu.Unlock()
 	if in == nil {
-		api.WriteError(w, fmt.Errorf("%w: no module instance %q", errdefs.ErrNotFound, id))
+		httpjson.WriteError(w, fmt.Errorf("%w: no module instance %q", errdefs.ErrNotFound, id))
 		return
 	}
 	if state != StateRunning {
-		api.WriteJSON(w, http.StatusServiceUnavailable, api.ErrorBody{Error: fmt.Sprintf("module instance %s has failed: %s", id, failure)})
+		httpjson.WriteJSON(w, http.StatusServiceUnavailable, httpjson.ErrorBody{Error: fmt.Sprintf("module instance %s has failed: %s", id, failure)})
 		return
 	}
 	sub := r.Clone(r.Context())
@@ -110,7 +110,7 @@ func (m *Manager) serveModule(w http.ResponseWriter, r *http.Request) {
 			in.fail(fmt.Sprintf("control plane panicked serving %s %s: %v", r.Method, sub.URL.Path, v))
 			m.mu.Unlock()
 			m.opts.Log.WithFields(logrus.Fields{"id": id, "module": in.name, "path": sub.URL.Path, "panic": v}).Error("module handler panicked; instance marked failed")
-			api.WriteJSON(w, http.StatusInternalServerError, api.ErrorBody{Error: fmt.Sprintf("module %s (instance %s) failed serving %s", in.name, id, sub.URL.Path)})
+			httpjson.WriteJSON(w, http.StatusInternalServerError, httpjson.ErrorBody{Error: fmt.Sprintf("module %s (instance %s) failed serving %s", in.name, id, sub.URL.Path)})
 		}
 	}()
 	router.ServeHTTP(w, sub)
@@ -120,10 +120,10 @@ func (m *Manager) serveModule(w http.ResponseWriter, r *http.Request) {
 func newModuleRouter(name string) *mux.Router {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		api.WriteError(w, fmt.Errorf("%w: module %s has no route %s %s", errdefs.ErrNotFound, name, req.Method, req.URL.Path))
+		httpjson.WriteError(w, fmt.Errorf("%w: module %s has no route %s %s", errdefs.ErrNotFound, name, req.Method, req.URL.Path))
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		api.WriteJSON(w, http.StatusMethodNotAllowed, api.ErrorBody{Error: fmt.Sprintf("module %s: method %s is not allowed on %s", name, req.Method, req.URL.Path)})
+		httpjson.WriteJSON(w, http.StatusMethodNotAllowed, httpjson.ErrorBody{Error: fmt.Sprintf("module %s: method %s is not allowed on %s", name, req.Method, req.URL.Path)})
 	})
 	return r
 }

@@ -19,7 +19,7 @@ import (
 
 // stubPlugins stands in for plugin.Open (a test binary cannot share a plugin's
 // build flags); the data planes and attachments are real.
-type stubPlugins struct{}
+type stubPlugins struct{ kernel.Plugins } // its Stat is the real one
 
 type stubModule struct{}
 

@@ -3,6 +3,9 @@ package ebpfmanager
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -236,11 +239,17 @@ func (k *fakeKernel) Pins(dir string) ([]string, error) {
 	for p := range k.linkPins {
 		add(p)
 	}
+	if es, err := os.ReadDir(dir); err == nil { // real leftovers, as a test makes them
+		for _, e := range es {
+			add(filepath.Join(dir, e.Name()))
+		}
+	}
 	slices.Sort(out)
 	return out, nil
 }
 
-// Unpin removes a pin; a pinned link goes from its chain with it.
+// Unpin removes a pin; a pinned link goes from its chain with it. The pin
+// directory itself is a real one (the tests check it is gone).
 func (k *fakeKernel) Unpin(path string) error {
 	k.mu.Lock()
 	l := k.linkPins[path]
@@ -249,7 +258,33 @@ func (k *fakeKernel) Unpin(path string) error {
 	if l != nil {
 		return l.Close()
 	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	return nil
+}
+
+func (k *fakeKernel) MakePinDir(dir string) error { return os.MkdirAll(dir, 0o700) }
+
+// RemovePins removes every pin under dir; pinned links go from their chains.
+func (k *fakeKernel) RemovePins(dir string) error {
+	k.mu.Lock()
+	var links []*fakeLink
+	for p, l := range k.linkPins {
+		if strings.HasPrefix(p, dir+"/") {
+			links = append(links, l)
+		}
+	}
+	for p := range k.pins {
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			delete(k.pins, p)
+		}
+	}
+	k.mu.Unlock()
+	for _, l := range links {
+		_ = l.Close()
+	}
+	return os.RemoveAll(dir)
 }
 
 // programs returns the chain of an interface hook.
@@ -336,6 +371,8 @@ func newFakePlugins() *fakePlugins {
 	return &fakePlugins{openErr: map[string]error{}, newErr: map[string]error{}, mods: map[string][]*fakeModule{},
 		panicOn: map[string]string{}, failOn: map[string]string{}}
 }
+
+func (p *fakePlugins) Stat(path string) (fs.FileInfo, error) { return os.Stat(path) }
 
 func (p *fakePlugins) Open(path string) (module.NewFunc, module.MapSizesFunc, error) {
 	p.mu.Lock()

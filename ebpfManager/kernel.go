@@ -2,6 +2,7 @@ package ebpfmanager
 
 import (
 	"errors"
+	"io/fs"
 
 	"github.com/oakestra/netmanager/ebpfManager/module"
 )
@@ -107,11 +108,18 @@ type Kernel interface {
 	// Pins lists the names pinned in a bpffs directory (none if it is absent).
 	Pins(dir string) ([]string, error)
 	// Unpin removes a pin: a pinned link nothing else holds is detached.
+	// An empty directory is removed too; a missing path is no error.
 	Unpin(path string) error
+	// MakePinDir creates a pin directory (and its parents).
+	MakePinDir(dir string) error
+	// RemovePins removes a pin directory with everything in it.
+	RemovePins(dir string) error
 }
 
 // Plugins opens module control planes.
 type Plugins interface {
 	// Open loads a plugin and returns its New and, if exported, MapSizes.
 	Open(path string) (module.NewFunc, module.MapSizesFunc, error)
+	// Stat describes a module's file or directory.
+	Stat(path string) (fs.FileInfo, error)
 }

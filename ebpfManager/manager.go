@@ -69,19 +69,19 @@ func New(opts Options) (*Manager, error) {
 	if opts.Log == nil {
 		opts.Log = logrus.StandardLogger()
 	}
-	if err := os.MkdirAll(opts.PinDir, 0o700); err != nil {
-		return nil, fmt.Errorf("pin dir: %w", err)
+	if err := opts.Kernel.MakePinDir(opts.PinDir); err != nil {
+		return nil, err
 	}
 	m := &Manager{opts: opts, insts: map[string]*instance{}, sla: map[string]*instance{}, declared: map[string]Declared{}, pending: map[string]json.RawMessage{}, removed: map[string]bool{}, live: map[string]liveService{}}
 	if opts.Persist {
 		return m, nil
 	}
-	stale, _ := os.ReadDir(opts.PinDir)
-	for _, e := range stale {
-		p := filepath.Join(opts.PinDir, e.Name())
+	stale, _ := opts.Kernel.Pins(opts.PinDir)
+	for _, name := range stale {
+		p := filepath.Join(opts.PinDir, name)
 		opts.Log.WithField("path", p).Warn("removing pins left over from an earlier run")
-		if err := os.RemoveAll(p); err != nil {
-			return nil, fmt.Errorf("remove stale pins %s: %w", p, err)
+		if err := opts.Kernel.RemovePins(p); err != nil {
+			return nil, err
 		}
 	}
 	if opts.Store != nil {
@@ -168,12 +168,12 @@ func normaliseConfig(raw json.RawMessage) (json.RawMessage, error) {
 // openModule finds a module's files and opens its control plane.
 func (m *Manager) openModule(name string) (module.NewFunc, module.MapSizesFunc, string, error) {
 	dir := filepath.Join(m.opts.ModulesDir, name)
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+	if st, err := m.opts.Plugins.Stat(dir); err != nil || !st.IsDir() {
 		return nil, nil, "", fmt.Errorf("%w: module %q is not installed in %s", errdefs.ErrNotFound, name, m.opts.ModulesDir)
 	}
 	so, obj := filepath.Join(dir, name+".so"), filepath.Join(dir, name+".o")
 	for _, f := range []string{so, obj} {
-		st, err := os.Stat(f)
+		st, err := m.opts.Plugins.Stat(f)
 		if err != nil {
 			return nil, nil, "", fmt.Errorf("%w: module %q lacks %s", errdefs.ErrUnprocessable, name, filepath.Base(f))
 		}
@@ -245,7 +245,7 @@ func (m *Manager) start(in *instance, so startOptions) (err error) {
 	in.dp, err = m.opts.Kernel.Load(LoadOptions{Object: obj, PinDir: filepath.Join(in.pinDir, "maps"), MapSizes: sizes, Reuse: so.reuse})
 	if err != nil {
 		if !so.reuse {
-			_ = os.RemoveAll(in.pinDir)
+			_ = m.opts.Kernel.RemovePins(in.pinDir)
 		}
 		return err
 	}
@@ -416,16 +416,14 @@ func (m *Manager) closeDataPlane(in *instance) error {
 	if in.dp != nil {
 		errs = append(errs, in.dp.Close())
 	}
-	if err := os.RemoveAll(in.pinDir); err != nil {
-		errs = append(errs, fmt.Errorf("remove pins: %w", err))
-	}
+	errs = append(errs, m.opts.Kernel.RemovePins(in.pinDir))
 	return errors.Join(errs...)
 }
 
 // Close deletes every instance and removes the pin directory if it is empty.
 func (m *Manager) Close() error {
 	err := m.DeleteAll()
-	if rerr := os.Remove(m.opts.PinDir); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+	if rerr := m.opts.Kernel.Unpin(m.opts.PinDir); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("remove pin dir: %w", rerr))
 	}
 	return err

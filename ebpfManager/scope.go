@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
+	"github.com/oakestra/netmanager/node-net-manager/table"
 )
 
 // AllServices in a request's services list selects every service.
@@ -42,7 +42,7 @@ func newScope(services, interfaces []string) (scope, error) {
 			s.allServices = true
 			continue
 		}
-		if err := deploy.ValidateServiceName(name); err != nil {
+		if err := table.ValidateServiceName(name); err != nil {
 			return s, fmt.Errorf("services: %w", err)
 		}
 		s.services[name] = true

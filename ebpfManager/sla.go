@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
@@ -19,7 +18,7 @@ func (m *Manager) AcceptModules(mods []events.Module) error {
 		if err := ValidateModuleName(md.Name); err != nil {
 			return fmt.Errorf("ebpfModules[%d]: %w", i, err)
 		}
-		if st, err := os.Stat(filepath.Join(m.opts.ModulesDir, md.Name)); err != nil || !st.IsDir() {
+		if st, err := m.opts.Plugins.Stat(filepath.Join(m.opts.ModulesDir, md.Name)); err != nil || !st.IsDir() {
 			return fmt.Errorf("%w: ebpfModules[%d]: module %q is not installed", errdefs.ErrNotFound, i, md.Name)
 		}
 		if _, err := normaliseConfig(md.Config); err != nil {

@@ -78,3 +78,19 @@ func (k *Kernel) Unpin(path string) error {
 	}
 	return nil
 }
+
+// MakePinDir creates a pin directory (and its parents).
+func (k *Kernel) MakePinDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pin dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// RemovePins removes a pin directory with everything in it.
+func (k *Kernel) RemovePins(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove pins %s: %w", dir, err)
+	}
+	return nil
+}

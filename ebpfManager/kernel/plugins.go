@@ -2,6 +2,8 @@ package kernel
 
 import (
 	"fmt"
+	"io/fs"
+	"os"
 	"plugin"
 
 	"github.com/oakestra/netmanager/ebpfManager/module"
@@ -9,6 +11,9 @@ import (
 
 // Plugins opens Go-plugin control planes; it implements ebpfmanager.Plugins.
 type Plugins struct{}
+
+// Stat describes a module's file or directory.
+func (Plugins) Stat(path string) (fs.FileInfo, error) { return os.Stat(path) }
 
 // Open loads a plugin and checks its exports against the SDK. A plugin built
 // with another toolchain, other flags or other dependency versions fails here

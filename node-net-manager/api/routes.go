@@ -15,6 +15,7 @@ import (
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
 	"github.com/oakestra/netmanager/node-net-manager/events"
+	"github.com/oakestra/netmanager/node-net-manager/httpjson"
 )
 
 // Deployer is what the routes need from the deploy manager.
@@ -74,10 +75,10 @@ func NewRouter(opts Options) *mux.Router {
 	r := mux.NewRouter()
 	r.Use(s.recoverer, s.logger, limitBody)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, fmt.Errorf("%w: no route %s %s", errdefs.ErrNotFound, r.Method, r.URL.Path))
+		httpjson.WriteError(w, fmt.Errorf("%w: no route %s %s", errdefs.ErrNotFound, r.Method, r.URL.Path))
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
+		httpjson.WriteJSON(w, http.StatusMethodNotAllowed, httpjson.ErrorBody{Error: fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
 	})
 	r.HandleFunc("/register", s.register).Methods(http.MethodPost)
 	r.HandleFunc("/container/deploy", s.deploy(deploy.KindContainer)).Methods(http.MethodPost)
@@ -115,12 +116,12 @@ type UndeployBody struct {
 // decodeWithInstance decodes a body that must name an instanceNumber; it
 // answers the error itself and reports whether the handler goes on.
 func decodeWithInstance(w http.ResponseWriter, r *http.Request, body any, inst **int) bool {
-	err := DecodeJSON(w, r, body)
+	err := httpjson.DecodeJSON(w, r, body)
 	if err == nil && *inst == nil {
 		err = fmt.Errorf("%w: instanceNumber is required", errdefs.ErrInvalid)
 	}
 	if err != nil {
-		WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return false
 	}
 	return true
@@ -136,19 +137,19 @@ func (s *server) deploy(kind deploy.Kind) http.HandlerFunc {
 		if b.PID != nil {
 			req.PID = *b.PID
 		} else if kind == deploy.KindContainer {
-			WriteError(w, fmt.Errorf("%w: pid is required for a container deploy", errdefs.ErrInvalid))
+			httpjson.WriteError(w, fmt.Errorf("%w: pid is required for a container deploy", errdefs.ErrInvalid))
 			return
 		}
 		rec, err := s.opts.Deployer.Deploy(r.Context(), req)
 		if err != nil {
-			WriteError(w, err)
+			httpjson.WriteError(w, err)
 			return
 		}
 		resp := DeployResponse{ServiceName: rec.ServiceName, NsAddress: rec.NsAddress.String()}
 		if rec.NsAddressV6.IsValid() {
 			resp.NsAddressV6 = rec.NsAddressV6.String()
 		}
-		WriteJSON(w, http.StatusOK, resp)
+		httpjson.WriteJSON(w, http.StatusOK, resp)
 	}
 }
 
@@ -159,32 +160,32 @@ func (s *server) undeploy(kind deploy.Kind) http.HandlerFunc {
 			return
 		}
 		if err := s.opts.Deployer.Undeploy(r.Context(), kind, b.ServiceName, *b.InstanceNumber); err != nil {
-			WriteError(w, err)
+			httpjson.WriteError(w, err)
 			return
 		}
-		WriteJSON(w, http.StatusOK, map[string]any{"serviceName": b.ServiceName, "instanceNumber": *b.InstanceNumber})
+		httpjson.WriteJSON(w, http.StatusOK, map[string]any{"serviceName": b.ServiceName, "instanceNumber": *b.InstanceNumber})
 	}
 }
 
 func (s *server) register(w http.ResponseWriter, r *http.Request) {
 	var b Registration
-	if err := DecodeJSON(w, r, &b); err != nil {
-		WriteError(w, err)
+	if err := httpjson.DecodeJSON(w, r, &b); err != nil {
+		httpjson.WriteError(w, err)
 		return
 	}
 	if b.ClientID == "" {
-		WriteError(w, fmt.Errorf("%w: client_id is required", errdefs.ErrInvalid))
+		httpjson.WriteError(w, fmt.Errorf("%w: client_id is required", errdefs.ErrInvalid))
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.reg != nil && s.reg.ClientID != b.ClientID {
-		WriteError(w, fmt.Errorf("%w: this node is already registered as %q", errdefs.ErrConflict, s.reg.ClientID))
+		httpjson.WriteError(w, fmt.Errorf("%w: this node is already registered as %q", errdefs.ErrConflict, s.reg.ClientID))
 		return
 	}
 	if s.opts.Registrar != nil {
 		if id := s.opts.Registrar.ClientID(); id != "" && id != b.ClientID {
-			WriteError(w, fmt.Errorf("%w: this node is already registered with its cluster as %q", errdefs.ErrConflict, id))
+			httpjson.WriteError(w, fmt.Errorf("%w: this node is already registered with its cluster as %q", errdefs.ErrConflict, id))
 			return
 		}
 	}
@@ -192,7 +193,7 @@ func (s *server) register(w http.ResponseWriter, r *http.Request) {
 	if b.ClusterAddress != "" && s.opts.Registrar != nil {
 		reg, err := s.opts.Registrar.Register(r.Context(), b.ClientID, b.ClusterAddress)
 		if err != nil {
-			WriteError(w, fmt.Errorf("register with the cluster: %w", err))
+			httpjson.WriteError(w, fmt.Errorf("register with the cluster: %w", err))
 			return
 		}
 		b.Mode, b.Broker, b.ClusterSubnet, b.ClusterSubnetV6 = "cluster", reg.Broker, reg.Subnet.Address, reg.Subnet.AddressV6
@@ -205,26 +206,26 @@ func (s *server) register(w http.ResponseWriter, r *http.Request) {
 	}
 	s.reg = &b
 	s.opts.Log.WithFields(logrus.Fields{"client_id": b.ClientID, "cluster": b.ClusterAddress, "mode": b.Mode}).Info("node registered")
-	WriteJSON(w, http.StatusOK, b)
+	httpjson.WriteJSON(w, http.StatusOK, b)
 }
 
 func (s *server) services(w http.ResponseWriter, _ *http.Request) {
-	WriteJSON(w, http.StatusOK, s.opts.Deployer.List())
+	httpjson.WriteJSON(w, http.StatusOK, s.opts.Deployer.List())
 }
 
 func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
-	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	httpjson.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *server) version(w http.ResponseWriter, _ *http.Request) {
-	WriteJSON(w, http.StatusOK, map[string]string{"version": s.opts.Version, "go": runtime.Version()})
+	httpjson.WriteJSON(w, http.StatusOK, map[string]string{"version": s.opts.Version, "go": runtime.Version()})
 }
 
 // limitBody caps every request body, the eBPF Manager's and modules' routes
-// included, at MaxBody: reading past it fails (DecodeJSON answers 413).
+// included, at httpjson.MaxBody: reading past it fails (httpjson.DecodeJSON answers 413).
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, httpjson.MaxBody)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -237,7 +238,7 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.opts.Log.WithFields(logrus.Fields{"method": r.Method, "path": r.URL.Path, "panic": v}).Error("handler panicked")
-				WriteJSON(w, http.StatusInternalServerError, ErrorBody{Error: fmt.Sprintf("internal error handling %s %s", r.Method, r.URL.Path)})
+				httpjson.WriteJSON(w, http.StatusInternalServerError, httpjson.ErrorBody{Error: fmt.Sprintf("internal error handling %s %s", r.Method, r.URL.Path)})
 			}
 		}()
 		next.ServeHTTP(w, r)

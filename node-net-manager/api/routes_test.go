@@ -15,6 +15,8 @@ import (
 	"github.com/oakestra/netmanager/node-net-manager/cluster"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
+	"github.com/oakestra/netmanager/node-net-manager/httpjson"
+	"github.com/oakestra/netmanager/node-net-manager/table"
 )
 
 // fakeDeployer validates like the real manager (deploy.Request.Validate) and
@@ -39,7 +41,7 @@ func (f *fakeDeployer) Deploy(_ context.Context, req deploy.Request) (deploy.Rec
 }
 
 func (f *fakeDeployer) Undeploy(_ context.Context, kind deploy.Kind, name string, inst int) error {
-	if err := deploy.ValidateServiceName(name); err != nil {
+	if err := table.ValidateServiceName(name); err != nil {
 		return err
 	}
 	k := fmt.Sprintf("%s/%d", name, inst)
@@ -122,7 +124,7 @@ func TestBadRequests(t *testing.T) {
 		{"register no id", "POST", "/register", `{"cluster_address": "x"}`, 400, "client_id is required"},
 		{"unknown route", "GET", "/nope", ``, 404, "no route"},
 		{"wrong method", "GET", "/container/deploy", ``, 405, "not allowed"},
-		{"huge", "POST", "/container/deploy", `{"serviceName": "` + strings.Repeat("a", MaxBody) + `"}`, 413, "larger than 1048576 bytes"},
+		{"huge", "POST", "/container/deploy", `{"serviceName": "` + strings.Repeat("a", httpjson.MaxBody) + `"}`, 413, "larger than 1048576 bytes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/oakestra/netmanager/node-net-manager/api"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
+	"github.com/oakestra/netmanager/node-net-manager/httpjson"
 )
 
 // Client talks to one NetManager.
@@ -84,7 +85,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	if status < 200 || status > 299 {
-		var eb api.ErrorBody
+		var eb httpjson.ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
 			eb.Error = strings.TrimSpace(string(data))
 		}

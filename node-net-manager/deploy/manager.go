@@ -247,7 +247,7 @@ func (m *Manager) build(ctx context.Context, req Request, ports []netenv.PortMap
 
 // Undeploy removes a service instance's networking. kind must match how it was deployed.
 func (m *Manager) Undeploy(ctx context.Context, kind Kind, serviceName string, instance int) error {
-	if err := ValidateServiceName(serviceName); err != nil {
+	if err := table.ValidateServiceName(serviceName); err != nil {
 		return err
 	}
 	if err := ValidateInstance(instance); err != nil {

@@ -65,7 +65,7 @@ func (m *Manager) CleanupSaved() (int, error) {
 	defer m.ops.Unlock()
 	for i := range saved {
 		rec := &saved[i]
-		if ValidateServiceName(rec.ServiceName) != nil {
+		if table.ValidateServiceName(rec.ServiceName) != nil {
 			continue
 		}
 		_ = m.opts.Env.Detach(rec.attachmentSpec())
@@ -107,7 +107,7 @@ func (m *Manager) Readopt(ctx context.Context) (int, error) {
 }
 
 func (m *Manager) readopt(ctx context.Context, rec *Record) error {
-	if err := ValidateServiceName(rec.ServiceName); err != nil {
+	if err := table.ValidateServiceName(rec.ServiceName); err != nil {
 		return err
 	}
 	rec.attachment = rec.attachmentSpec()

@@ -4,12 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
-	"strings"
 
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
 	"github.com/oakestra/netmanager/node-net-manager/events"
 	"github.com/oakestra/netmanager/node-net-manager/netenv"
+	"github.com/oakestra/netmanager/node-net-manager/table"
 )
 
 // Kind is how a service runs: in a container's namespace, or in one the
@@ -31,24 +30,6 @@ type Request struct {
 	EbpfModules  []events.Module
 }
 
-var namePartRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
-
-// ValidateServiceName checks Oakestra's app.appns.svc.svcns form.
-func ValidateServiceName(name string) error {
-	if name == "" {
-		return fmt.Errorf("%w: serviceName is required", errdefs.ErrInvalid)
-	}
-	parts := strings.Split(name, ".")
-	if len(parts) != 4 {
-		return fmt.Errorf("%w: serviceName %q must have four dot-separated parts (app.appns.service.servicens), it has %d", errdefs.ErrInvalid, name, len(parts))
-	}
-	for _, p := range parts {
-		if !namePartRE.MatchString(p) {
-			return fmt.Errorf("%w: serviceName %q: part %q must be 1-63 of [A-Za-z0-9_-], starting with a letter or digit", errdefs.ErrInvalid, name, p)
-		}
-	}
-	return nil
-}
 
 // ValidateInstance checks an instance number.
 func ValidateInstance(n int) error {
@@ -60,7 +41,7 @@ func ValidateInstance(n int) error {
 
 // Validate checks a deploy request and parses its port mappings.
 func (r Request) Validate() ([]netenv.PortMapping, error) {
-	if err := ValidateServiceName(r.ServiceName); err != nil {
+	if err := table.ValidateServiceName(r.ServiceName); err != nil {
 		return nil, err
 	}
 	if err := ValidateInstance(r.Instance); err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
 	"github.com/oakestra/netmanager/node-net-manager/events"
+	"github.com/oakestra/netmanager/node-net-manager/httpjson"
 	"github.com/oakestra/netmanager/node-net-manager/netenv"
 	"github.com/oakestra/netmanager/node-net-manager/proxy"
 	"github.com/oakestra/netmanager/node-net-manager/table"
@@ -302,7 +303,7 @@ func (c cachedTable) Lookup(ctx context.Context, q table.Query) ([]table.Entry, 
 func startProxy(d parts) (func(), error) {
 	if !d.cfg.Proxy {
 		d.router.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
-			api.WriteJSON(w, http.StatusOK, map[string]any{"enabled": false})
+			httpjson.WriteJSON(w, http.StatusOK, map[string]any{"enabled": false})
 		}).Methods(http.MethodGet)
 		return func() {}, nil
 	}
@@ -334,7 +335,7 @@ func startProxy(d parts) (func(), error) {
 		}
 	}()
 	d.router.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
-		api.WriteJSON(w, http.StatusOK, map[string]any{"enabled": true, "tun": d.cfg.ProxyTun, "tunnel": self.String(), "stats": tr.Stats()})
+		httpjson.WriteJSON(w, http.StatusOK, map[string]any{"enabled": true, "tun": d.cfg.ProxyTun, "tunnel": self.String(), "stats": tr.Stats()})
 	}).Methods(http.MethodGet)
 	d.log.WithFields(logrus.Fields{"tun": d.cfg.ProxyTun, "ranges": ranges, "tunnel": self}).Info("user-space proxy ready")
 	return func() {
@@ -349,7 +350,7 @@ func startProxy(d parts) (func(), error) {
 // disabledEBPF answers the /ebpf routes with the reason the manager is off.
 func disabledEBPF(r *mux.Router, reason error) {
 	r.PathPrefix("/ebpf").HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		api.WriteJSON(w, http.StatusServiceUnavailable, api.ErrorBody{Error: "the eBPF Manager is disabled on this node: " + reason.Error()})
+		httpjson.WriteJSON(w, http.StatusServiceUnavailable, httpjson.ErrorBody{Error: "the eBPF Manager is disabled on this node: " + reason.Error()})
 	})
 }
 
