@@ -1,5 +1,6 @@
 # The NetManager with the eBPF Manager. Run as root: `make run`, `make test`.
 SHELL := /bin/bash
+FUZZTIME ?= 1000000x
 GO ?= go
 BUILD := build
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -11,7 +12,7 @@ RUN_ARGS ?= --listen 127.0.0.1:6000
 
 export CGO_ENABLED := 1
 
-.PHONY: all deps build run test unit-test integration-test bench generate clean
+.PHONY: all deps build run test unit-test integration-test bench fuzz generate clean
 
 all: build
 
@@ -32,6 +33,11 @@ test: build
 	$(GO) vet ./...
 	NETMANAGER_BIN=$(abspath $(BUILD)/bin/netmanager) NETMANAGERCTL_BIN=$(abspath $(BUILD)/bin/netmanagerctl) \
 		scripts/gotest.sh -count=1 -timeout 20m ./...
+	GO=$(GO) scripts/fuzz.sh
+
+# Every fuzz target for FUZZTIME (e.g. make fuzz FUZZTIME=1000000x).
+fuzz: build
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 unit-test:
 	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /test/)

@@ -32,7 +32,7 @@ type harness struct {
 	router   *mux.Router
 }
 
-func newHarness(t *testing.T, mode Mode) *harness {
+func newHarness(t testing.TB, mode Mode) *harness {
 	t.Helper()
 	h := &harness{k: newFakeKernel(mode), p: newFakePlugins(), dir: t.TempDir(), pins: filepath.Join(t.TempDir(), "pins")}
 	for _, name := range []string{"counter", "dropper", "other"} {
@@ -51,7 +51,7 @@ func newHarness(t *testing.T, mode Mode) *harness {
 	return h
 }
 
-func (h *harness) install(t *testing.T, name string, so, obj bool) {
+func (h *harness) install(t testing.TB, name string, so, obj bool) {
 	t.Helper()
 	d := filepath.Join(h.dir, name)
 	if err := os.MkdirAll(d, 0o755); err != nil {
@@ -92,7 +92,7 @@ func (h *harness) undeploy(t *testing.T, s events.Service) {
 
 func prio(p int) *int { return &p }
 
-func (h *harness) load(t *testing.T, name string, p int) Info {
+func (h *harness) load(t testing.TB, name string, p int) Info {
 	t.Helper()
 	req := LoadRequest{Name: name}
 	if p > 0 {

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for FUZZTIME each (default 3s: the short pass `make
+# test` runs; `make fuzz FUZZTIME=1000000x` is the long one). Each target's
+# seed corpus and testdata/fuzz inputs also run as plain tests in `go test`.
+set -euo pipefail
+: "${GO:=go}" "${FUZZTIME:=3s}"
+targets=(
+  FuzzNodeAPI:./node-net-manager/api
+  FuzzConfig:./node-net-manager/config
+  FuzzEBPFAPI:./ebpfManager
+  FuzzRuleSet:./modules/firewall
+  FuzzFirewallFrames:./modules/firewall
+  FuzzSDWANConfig:./modules/sdwan
+  FuzzProxyIngress:./modules/proxy
+)
+for t in "${targets[@]}"; do
+  name=${t%%:*} pkg=${t#*:}
+  echo "fuzz $name ($pkg) for $FUZZTIME"
+  "$GO" test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | grep -v '^fuzz: elapsed' || exit 1
+done
