@@ -9,11 +9,13 @@ sp=$(mktemp -d)
 cmd3=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench ServicePaths ./test/bench/)
 cmd4=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench SDWAN ./test/bench/)
 cmd5=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench CrossNode ./test/bench/)
+cmd6=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench Restart ./test/bench/)
 "${cmd[@]}" | tee "$out"
 "${cmd2[@]}" | tee -a "$out"
 BENCH_OUT="$sp/servicepath.json" "${cmd3[@]}" | grep -v 'level=' | tee -a "$out"
 BENCH_SDWAN_OUT="$sp/sdwan.json" "${cmd4[@]}" | grep -v 'level=' | tee -a "$out"
 BENCH_CROSS_OUT="$sp/cross.json" "${cmd5[@]}" | grep -v 'level=' | tee -a "$out"
+BENCH_RESTART_OUT="$sp/restart.md" "${cmd6[@]}" | grep -v 'level=' | tee -a "$out"
 # nsmin NAME: the smallest ns/packet of the runs of one benchmark (the least disturbed).
 nsmin() {
   grep -E "^$1(-[0-9]+)? " "$out" | awk '{for(i=1;i<=NF;i++) if($(i)=="ns/packet") print $(i-1)}' | sort -g | head -1
@@ -100,6 +102,16 @@ nsmin() {
   echo "namespace IP over plain routing between the node subnets (no tunnel), samples alternating."
   echo
   cat "$sp/cross.md"
+  echo
+  echo "## Restarts and in-place updates with 3 modules on 50 service veths"
+  echo
+  echo "A NetManager with persist, 50 services, a firewall, a packet counter and the eBPF proxy on"
+  echo "every service veth, and a UDP stream between two of the services through all three: the"
+  echo "daemon stopped with SIGTERM and started, then killed with kill -9 and started (each time"
+  echo "from the start of the process until it answers /healthz, which it does once the module"
+  echo "instances and services are taken back), then the firewall updated in place three times."
+  echo
+  cat "$sp/restart.md"
   echo
   echo "## Attaching modules to a new service veth (both hooks, detach not timed)"
   echo

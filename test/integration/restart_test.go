@@ -2,15 +2,12 @@ package integration
 
 import (
 	"context"
-	"encoding/binary"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,68 +18,6 @@ import (
 	"github.com/oakestra/netmanager/node-net-manager/table"
 	"github.com/oakestra/netmanager/test/nstest"
 )
-
-// udpCounter counts the numbered datagrams a service receives.
-type udpCounter struct {
-	mu   sync.Mutex
-	seen map[uint64]bool
-}
-
-func countUDP(t *testing.T, ns *nstest.Netns, addr string) *udpCounter {
-	t.Helper()
-	var pc net.PacketConn
-	if err := ns.Do(func() (err error) { pc, err = net.ListenPacket("udp4", addr); return }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	c := &udpCounter{seen: map[uint64]bool{}}
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			n, _, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if n == 8 {
-				c.mu.Lock()
-				c.seen[binary.BigEndian.Uint64(buf)] = true
-				c.mu.Unlock()
-			}
-		}
-	}()
-	return c
-}
-
-// sendUDP sends numbered datagrams, one flow, every interval until ctx
-// ends; it returns how many it sent.
-func sendUDP(t *testing.T, ctx context.Context, ns *nstest.Netns, addr string, every time.Duration) func() uint64 {
-	t.Helper()
-	var c net.Conn
-	if err := ns.Do(func() (err error) { c, err = net.Dial("udp4", addr); return }); err != nil {
-		t.Fatal(err)
-	}
-	var sent atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer c.Close()
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		b := make([]byte, 8)
-		for seq := uint64(0); ; seq++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			binary.BigEndian.PutUint64(b, seq)
-			if _, err := c.Write(b); err == nil {
-				sent.Add(1)
-			}
-		}
-	}()
-	return func() uint64 { <-done; return sent.Load() }
-}
 
 // With persist, the firewall and the eBPF proxy keep working while the
 // daemon is down, after a SIGTERM and after a kill -9, and the next start
@@ -116,10 +51,10 @@ func modulesOutliveTheDaemon(t *testing.T, mode string) {
 		}
 	}
 	rr := serviceIP(t, n, "app.ns.web.ns", 0, table.PolicyRoundRobin)
-	counter := countUDP(t, b.ns, ":7000")
+	counter := nstest.CountUDP(t, b.ns, ":7000")
 	sctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	sent := sendUDP(t, sctx, a.ns, net.JoinHostPort(rr, "7000"), time.Millisecond)
+	sent := nstest.SendUDP(t, sctx, a.ns, net.JoinHostPort(rr, "7000"), time.Millisecond)
 	pingMarked(t, a, rb.NsAddress, 1, "", true)
 	var list []ebpfmanager.Info
 	getJSON(t, n, "/ebpf", &list)
@@ -184,9 +119,7 @@ func modulesOutliveTheDaemon(t *testing.T, mode string) {
 	stop()
 	total := sent()
 	time.Sleep(200 * time.Millisecond)
-	counter.mu.Lock()
-	got := len(counter.seen)
-	counter.mu.Unlock()
+	got := counter.Got()
 	if total < 500 || uint64(got) != total {
 		t.Fatalf("the data path lost %d of %d datagrams across two restarts", total-uint64(got), total)
 	}

@@ -10,6 +10,7 @@ import (
 
 	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
+	"github.com/oakestra/netmanager/test/nstest"
 )
 
 func putModule(t *testing.T, n *node, id, body string) (ebpfmanager.Info, time.Duration) {
@@ -41,12 +42,12 @@ func TestModuleUpdateInPlace(t *testing.T) {
 	rb := deployContainer(t, n, b, "app.ns.web.ns", 0, "")
 	fw := loadModule(t, n, `{"name": "firewall", "priority": 10, "config": {"rules": [{"id": "noping", "action": "deny", "proto": "icmp"}, {"id": "no7009", "action": "deny", "proto": "udp", "dstPorts": "7009"}]}}`)
 	loadModule(t, n, `{"name": "packetcounter", "priority": 20}`)
-	counter := countUDP(t, b.ns, ":7000")
+	counter := nstest.CountUDP(t, b.ns, ":7000")
 	sctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	sent := sendUDP(t, sctx, a.ns, net.JoinHostPort(rb.NsAddress, "7000"), time.Millisecond)
-	denied := countUDP(t, b.ns, ":7009")
-	sentDenied := sendUDP(t, sctx, a.ns, net.JoinHostPort(rb.NsAddress, "7009"), 100*time.Microsecond)
+	sent := nstest.SendUDP(t, sctx, a.ns, net.JoinHostPort(rb.NsAddress, "7000"), time.Millisecond)
+	denied := nstest.CountUDP(t, b.ns, ":7009")
+	sentDenied := nstest.SendUDP(t, sctx, a.ns, net.JoinHostPort(rb.NsAddress, "7009"), 100*time.Microsecond)
 	time.Sleep(200 * time.Millisecond)
 
 	info, took := putModule(t, n, fw.ID, `{"config": {"rules": [{"id": "noping", "action": "deny", "proto": "icmp"}, {"id": "no7009", "action": "deny", "proto": "udp", "dstPorts": "7009"}, {"id": "nodiscard", "action": "deny", "proto": "udp", "dstPorts": "9"}]}}`)
@@ -72,16 +73,12 @@ func TestModuleUpdateInPlace(t *testing.T) {
 	stop()
 	total := sent()
 	time.Sleep(200 * time.Millisecond)
-	counter.mu.Lock()
-	got := len(counter.seen)
-	counter.mu.Unlock()
+	got := counter.Got()
 	if total < 300 || uint64(got) != total {
 		t.Fatalf("lost %d of %d datagrams across two updates", total-uint64(got), total)
 	}
 	totalDenied := sentDenied()
-	denied.mu.Lock()
-	through := len(denied.seen)
-	denied.mu.Unlock()
+	through := denied.Got()
 	if totalDenied < 1000 || through != 0 {
 		t.Fatalf("%d of %d denied datagrams got through across two updates", through, totalDenied)
 	}
@@ -89,19 +86,15 @@ func TestModuleUpdateInPlace(t *testing.T) {
 
 	// A config that denies the stream stops it.
 	putModule(t, n, fw.ID, `{"config": {"rules": [{"action": "deny", "proto": "udp", "dstPorts": "7000"}]}}`)
-	counter.mu.Lock()
-	clear(counter.seen)
-	counter.mu.Unlock()
+	counter.Reset()
 	sctx2, stop2 := context.WithCancel(context.Background())
-	sent2 := sendUDP(t, sctx2, a.ns, net.JoinHostPort(rb.NsAddress, "7000"), time.Millisecond)
+	sent2 := nstest.SendUDP(t, sctx2, a.ns, net.JoinHostPort(rb.NsAddress, "7000"), time.Millisecond)
 	time.Sleep(200 * time.Millisecond)
 	stop2()
 	sent2()
-	counter.mu.Lock()
-	if len(counter.seen) != 0 {
-		t.Fatalf("%d datagrams through a firewall updated to deny them", len(counter.seen))
+	if n := counter.Got(); n != 0 {
+		t.Fatalf("%d datagrams through a firewall updated to deny them", n)
 	}
-	counter.mu.Unlock()
 	undeploy(t, n, deploy.KindContainer, "app.ns.cli.ns", 0)
 	undeploy(t, n, deploy.KindContainer, "app.ns.web.ns", 0)
 	n.stop(t)
