@@ -145,8 +145,55 @@ func (m *Manager) Reconcile() []string {
 			all = append(all, in.id+": "+d)
 		}
 	}
+	for _, d := range m.foreignPrograms() {
+		m.opts.Log.Warn("drift after the restart: " + d)
+		all = append(all, d)
+	}
 	sort.Strings(all)
 	return all
+}
+
+// foreignPrograms compares the kernel's view with the manager's: programs
+// on the hooks of the interfaces it attaches to that no instance of it runs
+// (attached by hand, or by another tool). They are not this daemon's to
+// remove; each is reported. The caller holds mu.
+func (m *Manager) foreignPrograms() []string {
+	owned := map[uint32]bool{}
+	ifaces := map[string]int{}
+	for _, in := range m.insts {
+		for name, att := range in.atts {
+			ifaces[name] = att.iface.Ifindex
+			for h := range att.links {
+				if id, ok := in.dp.ProgramID(h); ok {
+					owned[id] = true
+				}
+			}
+		}
+	}
+	var out []string
+	for name, ifindex := range ifaces {
+		for _, h := range module.Hooks {
+			chain, _, err := m.opts.Kernel.Chain(ifindex, h)
+			if err != nil {
+				continue
+			}
+			for _, id := range foreign(chain, owned) {
+				out = append(out, fmt.Sprintf("program %d on %s %s is not this daemon's (left alone)", id, name, h))
+			}
+		}
+	}
+	return out
+}
+
+// foreign are the programs of a chain not in owned. It is pure.
+func foreign(chain []uint32, owned map[uint32]bool) []uint32 {
+	var out []uint32
+	for _, id := range chain {
+		if !owned[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func linkPinName(iface string, h module.Hook) string { return fmt.Sprintf("%s_%s", iface, h) }

@@ -95,10 +95,19 @@ func TestStatefulRestart(t *testing.T) {
 	if err := h.m.HandleEvent(context.Background(), events.Event{Type: events.ServiceCreated, Service: web}); err != nil {
 		t.Fatal(err)
 	}
+	// A program someone attached by hand to web's veth meanwhile.
+	h.k.mu.Lock()
+	h.k.chains[chainKey{3, module.HookIngress}] = append(h.k.chains[chainKey{3, module.HookIngress}], fakeEntry{prog: 999})
+	h.k.mu.Unlock()
 	drift := h.m.Reconcile()
-	if len(drift) != 2 || !strings.Contains(drift[0], "oak4_egress") || !strings.Contains(drift[1], "oak4_ingress") {
+	if len(drift) != 3 || !strings.Contains(drift[0], "oak4_egress") || !strings.Contains(drift[1], "oak4_ingress") ||
+		drift[2] != "program 999 on oak3 ingress is not this daemon's (left alone)" {
 		t.Fatalf("drift: %v", drift)
 	}
+	h.k.mu.Lock()
+	hand := h.k.chains[chainKey{3, module.HookIngress}]
+	h.k.chains[chainKey{3, module.HookIngress}] = hand[:len(hand)-1]
+	h.k.mu.Unlock()
 	// One program per hook throughout, each the new run's, in the same order.
 	h.assertChain(t, 3, a.ID)
 	h.assertChain(t, 9, "2")
