@@ -51,7 +51,7 @@ func run(args []string) int {
 		return 2
 	}
 	log := logrus.New()
-	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "2006-01-02T15:04:05.000Z07:00"})
 	lvl, _ := logrus.ParseLevel(cfg.LogLevel)
 	log.SetLevel(lvl)
 	if cfg.ModulesDir == "" {
