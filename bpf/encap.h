@@ -1,6 +1,8 @@
 /* Encapsulation helpers for TC data planes: GRE over IPv4 (RFC 2784, no
- * optional fields), the bpf_skb_adjust_room flags for it, and the outer
- * header's checksum.
+ * optional fields) and the NetManager's inter-node tunnel (the inner IP
+ * packet as the payload of an IPv4 UDP datagram, as the user-space tunnel
+ * sends it), the bpf_skb_adjust_room flags for them, and the outer header's
+ * checksum.
  *
  * Encapsulation inserts room after the Ethernet header with
  * NM_ENCAP_GRE4_FLAGS, so GSO packets are later segmented as GRE packets; the
@@ -11,6 +13,7 @@
 #include <linux/bpf.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 
 #include "csum.h"
@@ -42,26 +45,39 @@ struct nm_grehdr {
 	(BPF_F_ADJ_ROOM_FIXED_GSO |                                            \
 	 ((inner_v6) ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : BPF_F_ADJ_ROOM_DECAP_L3_IPV4))
 
-/* outer4_csum_base sums the outer IPv4 header's 16-bit words that do not
- * change from packet to packet (all but the version/ToS word and tot_len;
- * the id is 0 because DF is set, RFC 6864): what a control plane can
- * precompute once per tunnel. Values in network byte order, as in the header. */
-static __always_inline __u32 outer4_csum_base(__be32 saddr, __be32 daddr, __u8 ttl)
+/* The inter-node tunnel: outer IPv4 + UDP, no UDP checksum (0, allowed
+ * over IPv4, RFC 768; the inner packet carries its own), marked as a UDP
+ * tunnel for GSO. */
+#define NM_UDP4_OVERHEAD (sizeof(struct iphdr) + sizeof(struct udphdr))
+#define NM_ENCAP_UDP4_FLAGS (BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP)
+
+/* outer4_csum_base_proto sums the outer IPv4 header's 16-bit words that do
+ * not change from packet to packet (all but the version/ToS word and
+ * tot_len; the id is 0 because DF is set, RFC 6864): what a control plane
+ * can precompute once per tunnel. Values in network byte order, as in the
+ * header. */
+static __always_inline __u32 outer4_csum_base_proto(__be32 saddr, __be32 daddr, __u8 ttl, __u8 proto)
 {
 	__u32 sum = bpf_htons(NM_IP_DF);
-	sum += bpf_htons(((__u16)ttl << 8) | IPPROTO_GRE);
+	sum += bpf_htons(((__u16)ttl << 8) | proto);
 	sum += (saddr & 0xffff) + (saddr >> 16);
 	sum += (daddr & 0xffff) + (daddr >> 16);
 	return sum;
 }
 
-/* outer4_fill writes an outer IPv4 header for a GRE payload of inner_len
- * bytes (the inner L3 packet), its checksum completed from base
- * (outer4_csum_base of the same addresses and TTL). */
-static __always_inline void outer4_fill(struct iphdr *ip, __u32 base, __be32 saddr, __be32 daddr, __u8 ttl,
-					 __u8 tos, __u32 inner_len)
+/* outer4_csum_base is outer4_csum_base_proto for a GRE tunnel. */
+static __always_inline __u32 outer4_csum_base(__be32 saddr, __be32 daddr, __u8 ttl)
 {
-	__be16 tot = bpf_htons(inner_len + NM_GRE4_OVERHEAD);
+	return outer4_csum_base_proto(saddr, daddr, ttl, IPPROTO_GRE);
+}
+
+/* outer4_fill_proto writes an outer IPv4 header of tot bytes in all
+ * carrying proto, its checksum completed from base (outer4_csum_base_proto
+ * of the same addresses, TTL and protocol). */
+static __always_inline void outer4_fill_proto(struct iphdr *ip, __u32 base, __be32 saddr, __be32 daddr, __u8 ttl,
+					       __u8 tos, __u32 tot_len, __u8 proto)
+{
+	__be16 tot = bpf_htons(tot_len);
 	ip->version = 4;
 	ip->ihl = 5;
 	ip->tos = tos;
@@ -69,9 +85,31 @@ static __always_inline void outer4_fill(struct iphdr *ip, __u32 base, __be32 sad
 	ip->id = 0;
 	ip->frag_off = bpf_htons(NM_IP_DF);
 	ip->ttl = ttl;
-	ip->protocol = IPPROTO_GRE;
+	ip->protocol = proto;
 	ip->saddr = saddr;
 	ip->daddr = daddr;
 	__u32 sum = base + tot + bpf_htons((__u16)(0x4500 | tos));
 	ip->check = csum_fold(sum);
+}
+
+/* outer4_fill writes an outer IPv4 header for a GRE payload of inner_len
+ * bytes (the inner L3 packet). */
+static __always_inline void outer4_fill(struct iphdr *ip, __u32 base, __be32 saddr, __be32 daddr, __u8 ttl,
+					 __u8 tos, __u32 inner_len)
+{
+	outer4_fill_proto(ip, base, saddr, daddr, ttl, tos, inner_len + NM_GRE4_OVERHEAD, IPPROTO_GRE);
+}
+
+/* udp4_tunnel_fill writes the outer IPv4 and UDP headers of the inter-node
+ * tunnel in front of an inner L3 packet of inner_len bytes: from
+ * saddr:sport to daddr:dport (network byte order), base from
+ * outer4_csum_base_proto(saddr, daddr, ttl, IPPROTO_UDP). */
+static __always_inline void udp4_tunnel_fill(struct iphdr *ip, struct udphdr *udp, __u32 base, __be32 saddr,
+					      __be32 daddr, __be16 sport, __be16 dport, __u8 ttl, __u32 inner_len)
+{
+	outer4_fill_proto(ip, base, saddr, daddr, ttl, 0, inner_len + NM_UDP4_OVERHEAD, IPPROTO_UDP);
+	udp->source = sport;
+	udp->dest = dport;
+	udp->len = bpf_htons(inner_len + sizeof(struct udphdr));
+	udp->check = 0;
 }

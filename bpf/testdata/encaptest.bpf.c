@@ -1,0 +1,41 @@
+/* Exercises the inter-node tunnel helpers of encap.h: encapsulates the
+ * frame's L3 packet for the tunnel configured in the map. */
+#include <linux/if_ether.h>
+#include "encap.h"
+#include "verdicts.h"
+
+struct tunnel {
+	__be32 saddr, daddr;
+	__be16 sport, dport;
+	__u32 ttl;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tunnel);
+} tunnels SEC(".maps");
+
+NM_PROG int encap_udp4(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct tunnel *tun = bpf_map_lookup_elem(&tunnels, &zero);
+	if (!tun)
+		return NM_DROP;
+	__u32 inner_len = skb->len - sizeof(struct ethhdr);
+	if (bpf_skb_adjust_room(skb, NM_UDP4_OVERHEAD, BPF_ADJ_ROOM_MAC, NM_ENCAP_UDP4_FLAGS))
+		return NM_DROP;
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct udphdr *udp = (void *)(ip + 1);
+	if ((void *)(udp + 1) > end)
+		return NM_DROP;
+	eth->h_proto = bpf_htons(ETH_P_IP); /* an inner IPv6 packet rides in IPv4 */
+	__u32 base = outer4_csum_base_proto(tun->saddr, tun->daddr, tun->ttl, IPPROTO_UDP);
+	udp4_tunnel_fill(ip, udp, base, tun->saddr, tun->daddr, tun->sport, tun->dport, tun->ttl, inner_len);
+	return NM_NEXT;
+}
+
+char LICENSE[] SEC("license") = "GPL";
