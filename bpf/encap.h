@@ -11,6 +11,7 @@
 #pragma once
 
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/udp.h>
@@ -112,4 +113,32 @@ static __always_inline void udp4_tunnel_fill(struct iphdr *ip, struct udphdr *ud
 	udp->dest = dport;
 	udp->len = bpf_htons(inner_len + sizeof(struct udphdr));
 	udp->check = 0;
+}
+
+/* udp4_tunnel_inner looks at a frame as an inter-node tunnel datagram to
+ * dport (network byte order): an outer IPv4 header without options or
+ * fragments, UDP, and an inner IP packet. It returns 1 for an inner IPv6
+ * packet, 0 for IPv4, and -1 for anything else — other traffic, or the
+ * user-space tunnel's RTT probes, whose first payload byte is 0 and which
+ * stay for user space. */
+static __always_inline int udp4_tunnel_inner(struct __sk_buff *skb, __be16 dport)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct udphdr *udp = (void *)(ip + 1);
+	__u8 *inner = (void *)(udp + 1);
+	if ((void *)(inner + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return -1;
+	if (ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(0x3fff)))
+		return -1;
+	if (udp->dest != dport)
+		return -1;
+	switch (*inner >> 4) {
+	case 4:
+		return 0;
+	case 6:
+		return 1;
+	}
+	return -1;
 }

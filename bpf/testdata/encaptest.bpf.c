@@ -38,4 +38,26 @@ NM_PROG int encap_udp4(struct __sk_buff *skb)
 	return NM_NEXT;
 }
 
+/* decap_udp4 takes the inner packet out of a tunnel datagram to the
+ * configured port; anything else — other traffic, and the tunnel's RTT
+ * probes, whose first payload byte is 0 — passes untouched. */
+NM_PROG int decap_udp4(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct tunnel *tun = bpf_map_lookup_elem(&tunnels, &zero);
+	if (!tun)
+		return NM_DROP;
+	int v6 = udp4_tunnel_inner(skb, tun->dport);
+	if (v6 < 0)
+		return NM_NEXT;
+	if (bpf_skb_adjust_room(skb, -(__s32)NM_UDP4_OVERHEAD, BPF_ADJ_ROOM_MAC, NM_DECAP_FLAGS(v6)))
+		return NM_DROP;
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return NM_DROP;
+	eth->h_proto = v6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
+	return NM_NEXT;
+}
+
 char LICENSE[] SEC("license") = "GPL";
