@@ -77,6 +77,12 @@ func defaultModulesDir() string {
 }
 
 func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) {
+	// From the start: a signal while the node is set up, or the moment the
+	// API answers, waits for the shutdown path instead of killing the daemon
+	// with its node half made.
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigc)
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
@@ -204,9 +210,6 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		log.WithField("addr", ln.Addr().String()).Info("API listening")
 		go func(ln net.Listener) { errc <- srv.Serve(ln) }(ln)
 	}
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigc)
 	select {
 	case s := <-sigc:
 		log.WithField("signal", s.String()).Info("shutting down")
