@@ -71,37 +71,35 @@ func (f *Firewall) restore(raw json.RawMessage) error {
 	return nil
 }
 
-// adopt reads the generation the kernel runs and the LPM keys each
-// generation holds, as an earlier run left them.
+// adopt reads the LPM keys each generation holds, as an earlier run left
+// them (startGenerations read the running generation), and writes the
+// state with the config's flags.
 func (g *generations) adopt() error {
-	var st fwState
-	if err := g.m["state"].Lookup(uint32(0), &st); err != nil {
-		return fmt.Errorf("read the running state: %w", err)
-	}
-	g.state.Gen, g.state.Words = st.Gen, st.Words
 	for _, name := range []string{"src4", "dst4"} {
-		var k fwLPM4
-		var v []byte
-		it := g.m[name].Iterate()
-		for it.Next(&k, &v) {
-			g.lpm[k.Gen%2][name] = append(g.lpm[k.Gen%2][name], k)
-		}
-		if err := it.Err(); err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
+		if err := readLPM(g, name, func(k fwLPM4) uint8 { return k.Gen }); err != nil {
+			return err
 		}
 	}
 	for _, name := range []string{"src6", "dst6"} {
-		var k fwLPM6
-		var v []byte
-		it := g.m[name].Iterate()
-		for it.Next(&k, &v) {
-			g.lpm[k.Gen%2][name] = append(g.lpm[k.Gen%2][name], k)
-		}
-		if err := it.Err(); err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
+		if err := readLPM(g, name, func(k fwLPM6) uint8 { return k.Gen }); err != nil {
+			return err
 		}
 	}
-	return g.m["state"].Put(uint32(0), g.state) // the config's flags, the running generation
+	return g.m["state"].Put(uint32(0), g.state)
+}
+
+// readLPM records the keys of one LPM map by their generation.
+func readLPM[K any](g *generations, name string, gen func(K) uint8) error {
+	var k K
+	var v []byte
+	it := g.m[name].Iterate()
+	for it.Next(&k, &v) {
+		g.lpm[gen(k)%2][name] = append(g.lpm[gen(k)%2][name], k)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	return nil
 }
 
 // startGenerations makes the generations over the data plane's maps: for a

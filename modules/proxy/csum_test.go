@@ -12,19 +12,8 @@ import (
 	"github.com/oakestra/netmanager/test/bpftest"
 )
 
-// sum16 adds big-endian 16-bit words in one's complement, folded.
-func sum16(sum uint32, b []byte) uint32 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return sum
-}
+// sum16 is bpftest.Sum16.
+func sum16(sum uint32, b []byte) uint32 { return bpftest.Sum16(sum, b) }
 
 // pseudo is the pseudo-header sum of an L4 segment.
 func pseudo(src, dst []byte, proto uint8, length int) uint32 {

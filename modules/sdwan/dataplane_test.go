@@ -172,13 +172,4 @@ func (w *gw) wanCounter(t testing.TB, wan int, dir string) uint64 {
 }
 
 // ipChecksum computes an IPv4 header checksum (check field zero).
-func ipChecksum(h []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(h); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(h[i:]))
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
-}
+func ipChecksum(h []byte) uint16 { return ^uint16(bpftest.Sum16(0, h)) }

@@ -19,10 +19,6 @@ import (
 // registered it is the node's own table.
 type Table struct {
 	o      TableOptions
-	local  LocalTable
-	ranges []netip.Prefix // the service ranges: only these are asked about
-	link   *Link
-	log    logrus.FieldLogger
 	mu     sync.Mutex
 	jobs   map[string][]table.Entry
 	misses map[netip.Addr]time.Time // IPs the cluster knew nothing of, and when
@@ -57,14 +53,14 @@ func NewTable(o TableOptions) *Table {
 	if o.Log == nil {
 		o.Log = logrus.StandardLogger()
 	}
-	return &Table{o: o, local: o.Local, ranges: o.Ranges, link: o.Link, log: o.Log, jobs: map[string][]table.Entry{}, misses: map[netip.Addr]time.Time{}}
+	return &Table{o: o, jobs: map[string][]table.Entry{}, misses: map[netip.Addr]time.Time{}}
 }
 
 // Entries is every instance the table knows: those of the jobs the cluster
 // answered about once the node is registered, the node's own before.
 func (t *Table) Entries() []table.Entry {
-	if t.link.Client() == nil {
-		return t.local.Entries()
+	if t.o.Link.Client() == nil {
+		return t.o.Local.Entries()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -79,7 +75,7 @@ func (t *Table) Entries() []table.Entry {
 // is registered, ip is a service address not cached, and the cluster has
 // not just said it does not know it (proxy.Asker).
 func (t *Table) MustAsk(ip netip.Addr) bool {
-	if t.link.Client() == nil || !t.inRanges(ip) || len(t.cached(table.Query{IP: ip})) > 0 {
+	if t.o.Link.Client() == nil || !t.inRanges(ip) || len(t.cached(table.Query{IP: ip})) > 0 {
 		return false
 	}
 	t.mu.Lock()
@@ -91,8 +87,8 @@ func (t *Table) MustAsk(ip netip.Addr) bool {
 // Cached answers q as Lookup does, from what the table has, never asking
 // the cluster.
 func (t *Table) Cached(ctx context.Context, q table.Query) ([]table.Entry, error) {
-	if t.link.Client() == nil {
-		return t.local.Lookup(ctx, q)
+	if t.o.Link.Client() == nil {
+		return t.o.Local.Lookup(ctx, q)
 	}
 	if es := t.cached(q); len(es) > 0 || !q.IP.IsValid() || t.inRanges(q.IP) { // only a namespace IP falls back
 		return es, nil
@@ -100,7 +96,7 @@ func (t *Table) Cached(ctx context.Context, q table.Query) ([]table.Entry, error
 	// A namespace IP the cache lacks: an instance of this node's is in the
 	// node's own table. Its service IPs there are allocated locally, not
 	// the cluster's: leave them out, so no flow is sent from them.
-	es, err := t.local.Lookup(ctx, q)
+	es, err := t.o.Local.Lookup(ctx, q)
 	for i := range es {
 		es[i].ServiceIPs = nil
 	}
@@ -110,9 +106,12 @@ func (t *Table) Cached(ctx context.Context, q table.Query) ([]table.Entry, error
 // Lookup answers from the cache, asking the cluster on a miss (blocking, up
 // to the client's query timeout).
 func (t *Table) Lookup(ctx context.Context, q table.Query) ([]table.Entry, error) {
-	c := t.link.Client()
-	if c == nil || (q.IP.IsValid() && !t.inRanges(q.IP)) || len(t.cached(q)) > 0 {
+	c := t.o.Link.Client()
+	if c == nil || (q.IP.IsValid() && !t.inRanges(q.IP)) {
 		return t.Cached(ctx, q)
+	}
+	if es := t.cached(q); len(es) > 0 {
+		return es, nil
 	}
 	t.mu.Lock()
 	since, missed := t.misses[q.IP]
@@ -147,32 +146,32 @@ func (t *Table) query(ctx context.Context, c *Client, tq TableQuery) (string, er
 	}
 	t.store(r)
 	if err := c.Watch(r.AppName); err != nil {
-		t.log.WithError(err).WithField("job", r.AppName).Warn("cluster: follow a job's updates")
+		t.o.Log.WithError(err).WithField("job", r.AppName).Warn("cluster: follow a job's updates")
 	}
 	return r.AppName, nil
 }
 
 // Refresh asks the cluster about a job again (on its update).
 func (t *Table) Refresh(job string) {
-	c := t.link.Client()
+	c := t.o.Link.Client()
 	if c == nil {
 		return
 	}
 	if _, err := t.query(context.Background(), c, TableQuery{Sname: job}); err != nil {
-		t.log.WithError(err).WithField("job", job).Warn("cluster: refresh a job")
+		t.o.Log.WithError(err).WithField("job", job).Warn("cluster: refresh a job")
 	}
 }
 
 // HandleEvent follows the jobs of the node's own instances: the proxy needs
 // their cluster-wide instance IPs (an events.Bus handler).
 func (t *Table) HandleEvent(_ context.Context, ev events.Event) error {
-	c := t.link.Client()
+	c := t.o.Link.Client()
 	if c == nil || ev.Type != events.ServiceCreated {
 		return nil
 	}
 	job := ev.Service.ServiceName
 	if err := c.Watch(job); err != nil { // the cluster announces the instance it records
-		t.log.WithError(err).WithField("job", job).Warn("cluster: follow a job's updates")
+		t.o.Log.WithError(err).WithField("job", job).Warn("cluster: follow a job's updates")
 	}
 	go t.Refresh(job)
 	return nil
@@ -181,13 +180,13 @@ func (t *Table) HandleEvent(_ context.Context, ev events.Event) error {
 // RefreshAll asks the cluster about every job in jobs (the node's own, at
 // registration and after a reconnect) and follows them.
 func (t *Table) RefreshAll(jobs []string) {
-	c := t.link.Client()
+	c := t.o.Link.Client()
 	if c == nil {
 		return
 	}
 	for _, job := range jobs {
 		if err := c.Watch(job); err != nil {
-			t.log.WithError(err).WithField("job", job).Warn("cluster: follow a job's updates")
+			t.o.Log.WithError(err).WithField("job", job).Warn("cluster: follow a job's updates")
 		}
 		t.Refresh(job)
 	}
@@ -201,7 +200,7 @@ func (t *Table) store(r TableResult) {
 			es = append(es, e)
 		}
 	}
-	t.log.WithFields(logrus.Fields{"job": r.AppName, "key": r.QueryKey, "instances": len(es)}).Debug("cluster: table entries")
+	t.o.Log.WithFields(logrus.Fields{"job": r.AppName, "key": r.QueryKey, "instances": len(es)}).Debug("cluster: table entries")
 	t.mu.Lock()
 	changed := !slices.EqualFunc(t.jobs[r.AppName], es, sameEntry)
 	t.jobs[r.AppName] = es
@@ -277,7 +276,7 @@ func (t *Table) cached(q table.Query) []table.Entry {
 }
 
 func (t *Table) inRanges(ip netip.Addr) bool {
-	for _, r := range t.ranges {
+	for _, r := range t.o.Ranges {
 		if r.Contains(ip) {
 			return true
 		}

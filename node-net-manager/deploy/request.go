@@ -30,7 +30,6 @@ type Request struct {
 	EbpfModules  []events.Module
 }
 
-
 // ValidateInstance checks an instance number.
 func ValidateInstance(n int) error {
 	if n < 0 || n > 1<<20 {

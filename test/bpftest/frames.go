@@ -76,3 +76,18 @@ func Payload(b []byte) gopacket.Payload { return gopacket.Payload(b) }
 func Decode(frame []byte) gopacket.Packet {
 	return gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
 }
+
+// Sum16 adds the big-endian 16-bit words of b to sum in one's complement
+// and folds it: 0xffff over a header whose checksum is right.
+func Sum16(sum uint32, b []byte) uint32 {
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return sum
+}
