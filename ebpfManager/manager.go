@@ -28,6 +28,9 @@ type Options struct {
 	// Services lists the deployed services in deploy order.
 	Services func() []events.Service
 	Table    module.ServiceTable
+	// Tunnel is this node's tunnel address (node IP, tunnel UDP port),
+	// handed to modules; invalid without a node IP.
+	Tunnel netip.AddrPort
 	// ServiceRanges are the node's service ranges, handed to modules.
 	ServiceRanges []netip.Prefix
 	// Store keeps the declared instances (nil: nothing is kept). Persist
@@ -267,7 +270,7 @@ func (m *Manager) start(in *instance, so startOptions) (err error) {
 	base := module.Base{ID: in.id, Name: in.name, Priority: in.rank.priority, Config: in.config, Router: in.router,
 		Log: m.opts.Log.WithFields(logrus.Fields{"module": in.name, "id": in.id}), Services: m.opts.Table,
 		ServiceRanges: append([]netip.Prefix(nil), m.opts.ServiceRanges...), DataPlane: in.dp.SDK(),
-		HostInterfaces: append([]string(nil), in.scope.interfaces...), State: so.state, Readopted: in.dp.Reused(), SaveState: m.stateSaver(in.id)}
+		HostInterfaces: append([]string(nil), in.scope.interfaces...), Tunnel: m.opts.Tunnel, State: so.state, Readopted: in.dp.Reused(), SaveState: m.stateSaver(in.id)}
 	if err := m.guard(in, "New", func() (err error) { in.mod, err = newFn(base); return }); err != nil {
 		undo()
 		return moduleError(err)

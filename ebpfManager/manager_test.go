@@ -42,7 +42,7 @@ func newHarness(t testing.TB, mode Mode) *harness {
 	log.SetLevel(logrus.PanicLevel)
 	var err error
 	h.m, err = New(Options{Kernel: h.k, Plugins: h.p, ModulesDir: h.dir, PinDir: h.pins,
-		Services: func() []events.Service { return h.services }, ServiceRanges: testRanges, Log: log})
+		Services: func() []events.Service { return h.services }, ServiceRanges: testRanges, Tunnel: testTunnel, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,13 +185,18 @@ func TestChainFollowsPriorityNotLoadOrder(t *testing.T) {
 
 var testRanges = []netip.Prefix{netip.MustParsePrefix("10.30.0.0/16"), netip.MustParsePrefix("fdff:2000::/64")}
 
-// Modules are told the node's service ranges.
+var testTunnel = netip.MustParseAddrPort("192.168.77.1:50103")
+
+// Modules are told the node's service ranges and its tunnel end.
 func TestModulesGetTheServiceRanges(t *testing.T) {
 	h := newHarness(t, ModeTCX)
 	h.load(t, "counter", 10)
 	got := h.p.mods["counter"][0].ranges
 	if len(got) != 2 || got[0] != testRanges[0] || got[1] != testRanges[1] {
 		t.Fatalf("the module got service ranges %v, want %v", got, testRanges)
+	}
+	if tun := h.p.mods["counter"][0].base.Tunnel; tun != testTunnel {
+		t.Fatalf("the module got tunnel %v, want %v", tun, testTunnel)
 	}
 }
 

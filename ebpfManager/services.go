@@ -37,6 +37,13 @@ func (s ServiceTable) convert(es []table.Entry) []module.ServiceEntry {
 	out := make([]module.ServiceEntry, 0, len(es))
 	for _, e := range es {
 		me := module.ServiceEntry{Name: e.ServiceName, Instance: e.Instance, NsIP: e.NsIP, NsIPv6: e.NsIPv6, Remote: s.remote(e)}
+		if me.Remote {
+			port := uint16(e.NodePort)
+			if port == 0 {
+				port = s.Self.Port() // the cluster's default: every node's tunnel on the same port
+			}
+			me.Node = netip.AddrPortFrom(e.NodeIP, port)
+		}
 		for _, sip := range e.ServiceIPs {
 			me.ServiceIPs = append(me.ServiceIPs, module.ServiceIP{Policy: string(sip.Policy), Address: sip.Address})
 		}

@@ -29,10 +29,15 @@ func TestServiceTableRemote(t *testing.T) {
 		{ServiceName: "other-port", NodeIP: ip("192.168.77.1"), NodePort: 50104},
 		{ServiceName: "rr", NodeIP: ip("192.168.77.2"), ServiceIPs: []table.ServiceIP{{Policy: table.PolicyRoundRobin, Address: ip("10.30.9.1")}}},
 	}}
+	wantNode := map[string]netip.AddrPort{"there": netip.MustParseAddrPort("192.168.77.2:50103"),
+		"other-port": netip.MustParseAddrPort("192.168.77.1:50104"), "rr": netip.MustParseAddrPort("192.168.77.2:50103")}
 	want := map[string]bool{"here": false, "here-no-port": false, "no-node": false, "there": true, "other-port": true, "rr": true}
 	for _, e := range st.Entries() {
 		if e.Remote != want[e.Name] {
 			t.Errorf("%s: Remote %v", e.Name, e.Remote)
+		}
+		if e.Remote != e.Node.IsValid() || (e.Remote && e.Node != wantNode[e.Name]) {
+			t.Errorf("%s: Node %v", e.Name, e.Node)
 		}
 		if e.Name == "rr" && (len(e.ServiceIPs) != 1 || e.ServiceIPs[0].Policy != "round_robin") {
 			t.Errorf("rr: service IPs %+v", e.ServiceIPs)

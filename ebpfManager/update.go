@@ -111,7 +111,7 @@ func (m *Manager) swap(old, nu *instance, so startOptions) (err error) {
 	nu.router = newModuleRouter(nu.name)
 	base := module.Base{ID: nu.id, Name: nu.name, Priority: nu.rank.priority, Config: nu.config, Router: nu.router,
 		Log: m.opts.Log.WithFields(logrus.Fields{"module": nu.name, "id": nu.id}), Services: m.opts.Table,
-		ServiceRanges: m.opts.ServiceRanges, DataPlane: nu.dp.SDK(), HostInterfaces: nu.scope.interfaces,
+		ServiceRanges: m.opts.ServiceRanges, DataPlane: nu.dp.SDK(), HostInterfaces: nu.scope.interfaces, Tunnel: m.opts.Tunnel,
 		State: so.state, Readopted: true, SaveState: m.stateSaver(nu.id)}
 	if err := m.guard(nu, "New", func() (err error) { nu.mod, err = so.newFn(base); return }); err != nil || nu.mod == nil {
 		_ = nu.dp.Release() // the maps are old's

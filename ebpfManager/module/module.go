@@ -115,6 +115,9 @@ type ServiceEntry struct {
 	// that delivers in the kernel leaves flows to it, and to a service IP
 	// with any remote instance, to the NetManager's tunnel.
 	Remote bool
+	// Node is where the node of a remote instance takes tunnel traffic:
+	// its node IP and tunnel UDP port. Invalid for a local instance.
+	Node netip.AddrPort
 }
 
 // ServiceTable gives read access to the NetManager's service table.
@@ -148,6 +151,10 @@ type Base struct {
 	// them after New. Modules that give host interfaces roles check their
 	// config against it.
 	HostInterfaces []string
+	// Tunnel is this node's end of the inter-node tunnel (cluster mode): its
+	// node IP and the UDP port the NetManager's tunnel listens on; invalid
+	// when the node has no node IP.
+	Tunnel netip.AddrPort
 	// State is what the instance last gave SaveState, handed back when the
 	// daemon restarted with persist; nil for a new instance.
 	State json.RawMessage

@@ -265,9 +265,10 @@ func startEBPFManager(d parts) (*ebpfmanager.Manager, error) {
 	if mounted {
 		log.WithField("path", kernel.DefaultBPFFS).Info("mounted the bpf file system (it stays mounted)")
 	}
+	self := netip.AddrPortFrom(d.net.NodeIP, uint16(d.net.TunnelPort)) // this node's tunnel end
 	em, err := ebpfmanager.New(ebpfmanager.Options{Kernel: k, Plugins: kernel.Plugins{}, ModulesDir: cfg.ModulesDir, PinDir: cfg.PinDir,
 		Store: kernel.StateFile{Path: filepath.Join(cfg.StateDir, "ebpf.json")}, Persist: cfg.Persist,
-		Services: d.deploy.Services, Table: ebpfmanager.ServiceTable{Source: cachedTable{d.resolver}, Self: netip.AddrPortFrom(d.net.NodeIP, uint16(d.net.TunnelPort))}, ServiceRanges: d.net.ServiceRanges(), Log: log})
+		Services: d.deploy.Services, Table: ebpfmanager.ServiceTable{Source: cachedTable{d.resolver}, Self: self}, Tunnel: self, ServiceRanges: d.net.ServiceRanges(), Log: log})
 	if err != nil {
 		return nil, err
 	}
