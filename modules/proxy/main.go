@@ -35,6 +35,9 @@ type Config struct {
 	// the rate limit remembers.
 	MissRingBytes   uint32 `json:"missRingBytes"`   // default 65536
 	MissRateEntries uint32 `json:"missRateEntries"` // default 4096
+	// MaxPeers is how many other nodes the inter-node tunnel keeps
+	// counters for (and takes datagrams from).
+	MaxPeers uint32 `json:"maxPeers"` // default 1024
 }
 
 // settings is a validated Config.
@@ -46,7 +49,7 @@ type settings struct {
 // parseConfig validates a config; the service ranges default to the node's.
 func parseConfig(raw json.RawMessage, node []netip.Prefix) (settings, error) {
 	s := settings{Config: Config{ServiceRange: "10.30.0.0/16", ServiceRangeV6: "fdff:2000::/64", MaxSessions: 65536, MaxServices: 4096,
-		MissRingBytes: 65536, MissRateEntries: 4096}}
+		MissRingBytes: 65536, MissRateEntries: 4096, MaxPeers: 1024}}
 	for _, r := range node {
 		if r.Addr().Is4() {
 			s.ServiceRange = r.String()
@@ -68,8 +71,8 @@ func parseConfig(raw json.RawMessage, node []netip.Prefix) (settings, error) {
 	if err != nil || !s.rng6.Addr().Is6() || s.rng6.Addr().Is4In6() || s.rng6.Masked() != s.rng6 {
 		return s, fmt.Errorf("%w: serviceRangeV6 %q must be a masked IPv6 prefix, e.g. fdff:2000::/64", module.ErrInvalidConfig, s.ServiceRangeV6)
 	}
-	if s.MaxSessions < 2 || s.MaxServices < 1 || s.MissRateEntries < 1 {
-		return s, fmt.Errorf("%w: maxSessions, maxServices and missRateEntries must be positive", module.ErrInvalidConfig)
+	if s.MaxSessions < 2 || s.MaxServices < 1 || s.MissRateEntries < 1 || s.MaxPeers < 1 {
+		return s, fmt.Errorf("%w: maxSessions, maxServices, missRateEntries and maxPeers must be positive", module.ErrInvalidConfig)
 	}
 	if r := s.MissRingBytes; r < uint32(os.Getpagesize()) || r&(r-1) != 0 {
 		return s, fmt.Errorf("%w: missRingBytes %d must be a power of two of at least %d", module.ErrInvalidConfig, r, os.Getpagesize())
@@ -91,13 +94,15 @@ func MapSizes(raw json.RawMessage) (map[string]uint32, error) {
 	if err != nil {
 		return nil, err
 	}
-	sizes := map[string]uint32{"misses": c.MissRingBytes, "miss_limit": c.MissRateEntries}
+	sizes := map[string]uint32{"misses": c.MissRingBytes, "miss_limit": c.MissRateEntries, "peers": c.MaxPeers}
 	for _, sfx := range []string{"", "6"} {
 		sizes["sessions"+sfx] = c.MaxSessions
 		sizes["services"+sfx] = c.MaxServices
 		sizes["rr"+sfx] = c.MaxServices
 		sizes["senders"+sfx] = c.MaxServices
 		sizes["backends"+sfx] = 4 * c.MaxServices
+		sizes["remotes"+sfx] = c.MaxServices
+		sizes["locals"+sfx] = c.MaxServices
 	}
 	return sizes, nil
 }

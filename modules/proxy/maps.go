@@ -15,6 +15,10 @@ type (
 		Pad        uint16
 		Range6Addr [16]byte
 		Range6Mask [16]byte
+		NodeIP     [4]byte // the inter-node tunnel: this node's end (zero: no kernel tunnel)
+		TunnelPort [2]byte
+		Pad2       uint16
+		UlIfindex  uint32 // the underlay interface
 	}
 	pxService struct {
 		Kind  uint32 // 0 round robin, 1 instance
@@ -25,10 +29,11 @@ type (
 		Index     uint32
 	}
 	pxBackend struct {
-		NsIP    [4]byte
-		Ifindex uint32
-		MAC     [6]byte
-		Pad     uint16
+		NsIP     [4]byte
+		Ifindex  uint32 // 0 on another node
+		MAC      [6]byte
+		NodePort [2]byte // another node's tunnel
+		NodeIP   [4]byte
 	}
 	pxFlow struct {
 		Src, Dst     [4]byte
@@ -43,16 +48,22 @@ type (
 		Pad            uint16
 		CsumDiff       uint32 // checksum change of the rewrite, precomputed
 		LastSeen       uint64
+		NodeIP         [4]byte // tunnel to this node (zero: deliver here)
+		NodePort       [2]byte
+		Pad2           uint16
+		FromNode       [4]byte // the node the flow's packets come from (zero: a service here)
+		Pad3           uint32
 	}
 	pxBackendKey6 struct {
 		ServiceIP [16]byte
 		Index     uint32
 	}
 	pxBackend6 struct {
-		NsIP    [16]byte
-		Ifindex uint32
-		MAC     [6]byte
-		Pad     uint16
+		NsIP     [16]byte
+		Ifindex  uint32
+		MAC      [6]byte
+		NodePort [2]byte
+		NodeIP   [4]byte
 	}
 	pxFlow6 struct {
 		Src, Dst     [16]byte
@@ -66,6 +77,14 @@ type (
 		MAC            [6]byte
 		Pad            uint16
 		CsumDiff       uint32
+		NodeIP         [4]byte
+		NodePort       [2]byte
+		Pad2           uint16
+		FromNode       [4]byte
+	}
+	pxPeer struct {
+		TxPackets, TxBytes uint64 // encapsulated to the node
+		RxPackets, RxBytes uint64 // decapsulated from it
 	}
 	pxMiss struct {
 		Family    uint8 // 4 or 6
@@ -87,10 +106,18 @@ const (
 	statMissDropped
 	statICMPError
 	statICMPErrorNoFlow
+	statTunTooBig
+	statTunNoRoute
+	statDecapUnknownPeer
+	statDecapNotPeerInstance
+	statDecapNotLocal
+	statDecapUnsupported
+	statDecapWrongPeer
 )
 
 var statNames = []string{"hits", "newSessions", "passedToUserspace", "malformed", "errors", "v6ExtensionHeaders", "missEventsDropped",
-	"icmpErrors", "icmpErrorsNoFlow"}
+	"icmpErrors", "icmpErrorsNoFlow", "tunnelTooBig", "tunnelNoRoute",
+	"decapUnknownPeer", "decapNotPeerInstance", "decapNotLocal", "decapUnsupported", "decapWrongPeer"}
 
 // local is one attached instance: where the proxy can deliver to it.
 type local struct {

@@ -12,6 +12,11 @@ struct px_config {
 	__u16 pad;
 	__be32 range6_addr[4]; /* IPv6 service range */
 	__be32 range6_mask[4];
+	/* The inter-node tunnel (tunnel.bpf.h); node_ip 0: none. */
+	__be32 node_ip;       /* this node's tunnel end: the outer source */
+	__be16 tunnel_port;   /* its UDP port: outer source port, and where peers send */
+	__u16 pad2;
+	__u32 ul_ifindex;     /* the underlay interface: decapsulation there, routes through it */
 };
 
 /* services, services6: a service IP and what it resolves to */
@@ -25,12 +30,14 @@ struct px_backend_key {
 	__u32 index;
 };
 
-/* a local instance: where its host veth is and its namespace address */
+/* an instance: its namespace address and, on this node, where its host
+ * veth is; on another node, where that node's tunnel is */
 struct px_backend {
 	__be32 ns_ip;
-	__u32 ifindex; /* host veth */
+	__u32 ifindex; /* host veth; 0 on another node */
 	__u8 mac[6];   /* the service's interface inside its namespace */
-	__u16 pad;
+	__be16 node_port; /* another node's tunnel port */
+	__be32 node_ip;   /* another node's IPv4; 0: this node */
 };
 
 struct px_flow {
@@ -51,6 +58,11 @@ struct px_session {
 	__u16 pad;
 	__u32 csum_diff; /* checksum change of the address rewrite, precomputed */
 	__u64 last_seen;
+	__be32 node_ip;   /* tunnel the packet to this node (0: deliver here) */
+	__be16 node_port; /* at this UDP port */
+	__u16 pad2;
+	__be32 from_node; /* the node the flow's packets come from through the tunnel (0: a service here) */
+	__u32 pad3;
 };
 
 /* IPv6: the same tables with 16-byte addresses */
@@ -63,7 +75,8 @@ struct px_backend6 {
 	__be32 ns_ip[4];
 	__u32 ifindex;
 	__u8 mac[6];
-	__u16 pad;
+	__be16 node_port;
+	__be32 node_ip;
 };
 
 struct px_flow6 {
@@ -82,6 +95,18 @@ struct px_session6 {
 	__u8 mac[6];
 	__u16 pad;
 	__u32 csum_diff; /* L4 checksum change of the address rewrite, precomputed */
+	__be32 node_ip;   /* as in px_session */
+	__be16 node_port;
+	__u16 pad2;
+	__be32 from_node;
+};
+
+/* peers: per node at the other end of the tunnel (per CPU) */
+struct px_peer {
+	__u64 tx_packets; /* encapsulated to it */
+	__u64 tx_bytes;   /* outer frames */
+	__u64 rx_packets; /* decapsulated from it */
+	__u64 rx_bytes;
 };
 
 /* misses: a translation-table miss, for the control plane to resolve */
@@ -103,4 +128,11 @@ struct px_miss {
 #define PX_MISS_DROPPED (6) /* a miss event found the ring buffer full */
 #define PX_ICMP_ERR (7)   /* an ICMP / ICMPv6 error about a flow with a session: translated */
 #define PX_ICMP_NOFLOW (8) /* an ICMP / ICMPv6 error about a flow without one: passed untouched */
-#define PX_NSTATS (9)
+#define PX_TUN_TOOBIG (9)    /* for the tunnel, larger than the path MTU allows once encapsulated: passed untouched */
+#define PX_TUN_NOROUTE (10)  /* for the tunnel, no route to the node through the underlay: passed untouched */
+#define PX_DECAP_UNKNOWN_PEER (11)     /* tunnel datagram from a node that is not a peer: passed on */
+#define PX_DECAP_NOT_PEER_INSTANCE (12) /* a new flow whose source is no instance of the sending node: passed on */
+#define PX_DECAP_NOT_LOCAL (13)        /* a new flow whose destination is no instance here: passed on */
+#define PX_DECAP_UNSUPPORTED (14)      /* an inner packet the data plane does not translate: passed on */
+#define PX_DECAP_WRONG_PEER (15)       /* a flow's packet from another node than its own: passed on */
+#define PX_NSTATS (16)

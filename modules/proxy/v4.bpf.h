@@ -4,6 +4,7 @@
 #include "common.bpf.h"
 #include "icmperr.bpf.h"
 #include "miss.bpf.h"
+#include "tunnel.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -79,6 +80,9 @@ static __always_inline int resolve(struct px_flow *f, __u32 sender_ifindex, __u8
 	__builtin_memcpy(t->fwd.mac, b->mac, 6);
 	t->fwd.csum_diff = rewrite_diff(f->src, f->dst, t->fwd.new_src, t->fwd.new_dst);
 	t->fwd.last_seen = now;
+	t->fwd.node_ip = b->node_ip; /* another node's instance: through the tunnel */
+	t->fwd.node_port = b->node_port;
+	t->rev.from_node = b->node_ip; /* and its replies come back through it */
 	t->rev_key.src = b->ns_ip;
 	t->rev_key.dst = *inst;
 	t->rev_key.sport = f->dport;
@@ -93,18 +97,46 @@ static __always_inline int resolve(struct px_flow *f, __u32 sender_ifindex, __u8
 	return 0;
 }
 
-/* translate applies a session to the packet and redirects it into the target
- * namespace. The session's checksum difference serves the IPv4 header
- * checksum (never offloaded: updated in place, RFC 1624) and the L4 one,
- * which covers the pseudo-header. No helper call on the way: the packet
- * pointers from parsing stay valid. */
-static __always_inline int translate(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, struct px_session *s, struct l4info *li, __u8 *gw_mac)
+/* tunnel_out4 translates a packet of a session with an instance on another
+ * node and tunnels it there; with no route there, or too big for the path,
+ * it passes the packet on untouched. */
+static __always_inline int tunnel_out4(struct __sk_buff *skb, struct iphdr *ip, struct px_session *s, struct l4info *li,
+				       const struct px_config *cfg)
 {
+	struct bpf_fib_lookup fib;
+	__be32 node = s->node_ip;
+	__be16 port = s->node_port;
+	int fr = tunnel_route(skb, cfg, node, &fib);
+	if (fr < 0) {
+		count(-fr);
+		return NM_NEXT;
+	}
 	__u32 diff = s->csum_diff;
 	ip->check = csum_fold(csum_add32(diff, ~(__u32)ip->check));
 	ip->saddr = s->new_src;
 	ip->daddr = s->new_dst;
-	set_macs(eth, s->mac, gw_mac);
+	if (l4_csum(skb, li, diff, 0) < 0) {
+		count(PX_ERROR);
+		return NM_DROP;
+	}
+	return tunnel_send(skb, cfg, node, port, &fib, fr);
+}
+
+/* translate applies a session to the packet and redirects it into the target
+ * namespace, or tunnels it to the target's node. The session's checksum
+ * difference serves the IPv4 header checksum (never offloaded: updated in
+ * place, RFC 1624) and the L4 one, which covers the pseudo-header. No helper
+ * call on the way: the packet pointers from parsing stay valid. */
+static __always_inline int translate(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, struct px_session *s, struct l4info *li,
+				     const struct px_config *cfg)
+{
+	if (s->node_ip)
+		return tunnel_out4(skb, ip, s, li, cfg);
+	__u32 diff = s->csum_diff;
+	ip->check = csum_fold(csum_add32(diff, ~(__u32)ip->check));
+	ip->saddr = s->new_src;
+	ip->daddr = s->new_dst;
+	set_macs(eth, s->mac, cfg->gw_mac);
 	if (l4_csum(skb, li, diff, 0) < 0) {
 		count(PX_ERROR);
 		return NM_DROP;
@@ -114,7 +146,8 @@ static __always_inline int translate(struct __sk_buff *skb, struct ethhdr *eth, 
 
 /* new_flow makes the sessions of a flow that has none, both ways, and
  * translates its first packet — or passes it on and reports the miss. */
-static __always_inline int new_flow(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, struct px_flow *f, struct l4info *li, __u8 *gw_mac)
+static __always_inline int new_flow(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, struct px_flow *f, struct l4info *li,
+				    const struct px_config *cfg)
 {
 	struct target t = {};
 	if (resolve(f, skb->ifindex, eth->h_source, &t) < 0) {
@@ -128,7 +161,7 @@ static __always_inline int new_flow(struct __sk_buff *skb, struct ethhdr *eth, s
 		return NM_DROP;
 	}
 	count(PX_NEW);
-	return translate(skb, eth, ip, &t.fwd, li, gw_mac);
+	return translate(skb, eth, ip, &t.fwd, li, cfg);
 }
 
 /* px_icmp_error4 translates an ICMP error (destination unreachable, time
@@ -189,6 +222,8 @@ __attribute__((noinline)) int px_icmp_error4(struct __sk_buff *skb)
 		count(PX_ICMP_NOFLOW);
 		return NM_NEXT;
 	}
+	if (s->node_ip)
+		goto pass; /* for the tunnel: not translated here */
 	__be32 nsrc = ip->saddr == q->daddr ? s->new_src : ip->saddr;
 	__u32 diff = rewrite_diff(ip->saddr, ip->daddr, nsrc, s->new_dst);
 	ip->check = csum_fold(csum_add32(diff, ~(__u32)ip->check));
@@ -221,12 +256,9 @@ pass:
 
 /* handle4 translates an IPv4 packet leaving a service; the cursor is past
  * the Ethernet header. */
-static __always_inline int handle4(struct __sk_buff *skb, struct cursor *c, void *data, struct ethhdr *eth)
+static __always_inline int handle4(struct __sk_buff *skb, struct cursor *c, void *data, struct ethhdr *eth,
+				   const struct px_config *cfg)
 {
-	__u32 zero = 0;
-	struct px_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg)
-		return NM_NEXT;
 	struct iphdr *ip;
 	int l4 = parse_ipv4(c, &ip);
 	if (l4 < 0)
@@ -248,7 +280,100 @@ static __always_inline int handle4(struct __sk_buff *skb, struct cursor *c, void
 
 	struct px_session *s = bpf_map_lookup_elem(&sessions, &f);
 	if (!s)
-		return new_flow(skb, eth, ip, &f, &li, cfg->gw_mac);
+		return new_flow(skb, eth, ip, &f, &li, cfg);
+	if (s->from_node) {
+		count(PX_PASS); /* the flow's packets come through the tunnel, not from a service here */
+		return NM_NEXT;
+	}
 	count(PX_HIT); /* the LRU map tracks use itself: no clock read here */
-	return translate(skb, eth, ip, s, &li, cfg->gw_mac);
+	return translate(skb, eth, ip, s, &li, cfg);
+}
+
+/* inbound4 checks a new flow from the tunnel as the user-space tunnel does
+ * (its source an instance on the sending node, its destination an instance
+ * here) and builds its sessions: both directions unchanged, this one
+ * delivered here, replies tunnelled back. 0, or the stats index of the
+ * refusal. */
+static __always_inline int inbound4(struct px_flow *f, const struct tunnel_from *tf, struct target *t)
+{
+	__be32 *node = bpf_map_lookup_elem(&remotes, &f->src);
+	if (!node || *node != tf->node)
+		return PX_DECAP_NOT_PEER_INSTANCE;
+	struct px_backend *l = bpf_map_lookup_elem(&locals, &f->dst);
+	if (!l)
+		return PX_DECAP_NOT_LOCAL;
+	__u64 now = bpf_ktime_get_ns();
+	t->fwd.new_src = f->src;
+	t->fwd.new_dst = f->dst;
+	t->fwd.ifindex = l->ifindex;
+	__builtin_memcpy(t->fwd.mac, l->mac, 6);
+	t->fwd.from_node = tf->node;
+	t->fwd.last_seen = now;
+	t->rev_key.src = f->dst;
+	t->rev_key.dst = f->src;
+	t->rev_key.sport = f->dport;
+	t->rev_key.dport = f->sport;
+	t->rev_key.proto = f->proto;
+	t->rev.new_src = f->dst;
+	t->rev.new_dst = f->src;
+	t->rev.csum_diff = rewrite_diff(f->dst, f->src, f->dst, f->src);
+	t->rev.node_ip = tf->node;
+	t->rev.node_port = tf->port;
+	t->rev.last_seen = now;
+	return 0;
+}
+
+/* decap4 takes a tunnel datagram from a peer with an inner IPv4 packet: a
+ * packet of a flow with a session from that node is translated by it (a
+ * reply to a flow sent from here) and delivered; a new flow is checked
+ * (inbound4) and delivered unchanged. Anything else is passed on, counted. */
+static __always_inline int decap4(struct __sk_buff *skb, const struct px_config *cfg, const struct tunnel_from *tf)
+{
+	struct cursor c;
+	cursor_init(&c, skb);
+	void *data = c.pos;
+	struct iphdr *ip;
+	struct l4info li = {};
+	c.pos += sizeof(struct ethhdr) + NM_UDP4_OVERHEAD;
+	int l4 = parse_ipv4(&c, &ip);
+	if (l4 < 0 || parse_l4(&c, data, l4, 0, &li) != PX_L4_OK) {
+		count(PX_DECAP_UNSUPPORTED);
+		return NM_NEXT;
+	}
+	struct px_flow f = {.src = ip->saddr, .dst = ip->daddr, .sport = li.sport, .dport = li.dport, .proto = l4};
+	struct px_session *s = bpf_map_lookup_elem(&sessions, &f);
+	struct target t = {};
+	if (!s) {
+		int r = inbound4(&f, tf, &t);
+		if (r) {
+			count(r);
+			return NM_NEXT;
+		}
+		if (bpf_map_update_elem(&sessions, &t.rev_key, &t.rev, BPF_ANY) ||
+		    bpf_map_update_elem(&sessions, &f, &t.fwd, BPF_ANY)) {
+			count(PX_ERROR);
+			return NM_DROP;
+		}
+		count(PX_NEW);
+		s = &t.fwd;
+	} else if (s->from_node != tf->node) {
+		count(PX_DECAP_WRONG_PEER);
+		return NM_NEXT;
+	} else {
+		count(PX_HIT);
+	}
+	__u32 ifindex = s->ifindex;
+	__u32 mac[2];
+	__builtin_memcpy(mac, s->mac, 6);
+	if (s->new_src != f.src || s->new_dst != f.dst) {
+		__u32 diff = s->csum_diff;
+		ip->check = csum_fold(csum_add32(diff, ~(__u32)ip->check));
+		ip->saddr = s->new_src;
+		ip->daddr = s->new_dst;
+		if (l4_csum(skb, &li, diff, 0) < 0) {
+			count(PX_ERROR);
+			return NM_DROP;
+		}
+	}
+	return tunnel_deliver(skb, cfg, tf->node, ifindex, (__u8 *)mac, 0);
 }

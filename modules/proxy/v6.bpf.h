@@ -7,6 +7,7 @@
 #include "common.bpf.h"
 #include "icmperr.bpf.h"
 #include "miss.bpf.h"
+#include "tunnel.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -83,6 +84,9 @@ static __always_inline int resolve6(struct px_flow6 *f, __u32 sender_ifindex, __
 	t->fwd.ifindex = b->ifindex;
 	__builtin_memcpy(t->fwd.mac, b->mac, 6);
 	t->fwd.csum_diff = csum_diff16(csum_diff16(0, f->src, t->fwd.new_src), f->dst, t->fwd.new_dst);
+	t->fwd.node_ip = b->node_ip; /* another node's instance: through the tunnel */
+	t->fwd.node_port = b->node_port;
+	t->rev.from_node = b->node_ip;
 	__builtin_memcpy(t->rev.new_src, f->dst, 16);
 	__builtin_memcpy(t->rev.new_dst, f->src, 16);
 	t->rev.ifindex = sender_ifindex;
@@ -96,13 +100,40 @@ static __always_inline int resolve6(struct px_flow6 *f, __u32 sender_ifindex, __
 	return 0;
 }
 
-/* translate6 applies a session to the packet and redirects it into the
- * target namespace (no helper call on the way: the parsed pointers stay valid). */
-static __always_inline int translate6(struct __sk_buff *skb, struct ethhdr *eth, struct ipv6hdr *ip6, struct px_session6 *s, struct l4info *li, __u8 *gw_mac)
+/* tunnel_out6 translates a packet of a session with an instance on another
+ * node and tunnels it there (in IPv4, as every tunnel datagram); with no
+ * route there, or too big for the path, it passes the packet on untouched. */
+static __always_inline int tunnel_out6(struct __sk_buff *skb, struct ipv6hdr *ip6, struct px_session6 *s, struct l4info *li,
+				       const struct px_config *cfg)
 {
+	struct bpf_fib_lookup fib;
+	__be32 node = s->node_ip;
+	__be16 port = s->node_port;
+	int fr = tunnel_route(skb, cfg, node, &fib);
+	if (fr < 0) {
+		count(-fr);
+		return NM_NEXT;
+	}
 	__builtin_memcpy(ip6->saddr.in6_u.u6_addr32, s->new_src, 16);
 	__builtin_memcpy(ip6->daddr.in6_u.u6_addr32, s->new_dst, 16);
-	set_macs(eth, s->mac, gw_mac);
+	if (l4_csum(skb, li, s->csum_diff, 1) < 0) {
+		count(PX_ERROR);
+		return NM_DROP;
+	}
+	return tunnel_send(skb, cfg, node, port, &fib, fr);
+}
+
+/* translate6 applies a session to the packet and redirects it into the
+ * target namespace (no helper call on the way: the parsed pointers stay
+ * valid), or tunnels it to the target's node. */
+static __always_inline int translate6(struct __sk_buff *skb, struct ethhdr *eth, struct ipv6hdr *ip6, struct px_session6 *s, struct l4info *li,
+				      const struct px_config *cfg)
+{
+	if (s->node_ip)
+		return tunnel_out6(skb, ip6, s, li, cfg);
+	__builtin_memcpy(ip6->saddr.in6_u.u6_addr32, s->new_src, 16);
+	__builtin_memcpy(ip6->daddr.in6_u.u6_addr32, s->new_dst, 16);
+	set_macs(eth, s->mac, cfg->gw_mac);
 	if (l4_csum(skb, li, s->csum_diff, 1) < 0) {
 		count(PX_ERROR);
 		return NM_DROP;
@@ -112,7 +143,8 @@ static __always_inline int translate6(struct __sk_buff *skb, struct ethhdr *eth,
 
 /* new_flow6 makes the sessions of a flow that has none, both ways, and
  * translates its first packet — or passes it on and reports the miss. */
-static __always_inline int new_flow6(struct __sk_buff *skb, struct ethhdr *eth, struct ipv6hdr *ip6, struct px_flow6 *f, struct l4info *li, __u8 *gw_mac)
+static __always_inline int new_flow6(struct __sk_buff *skb, struct ethhdr *eth, struct ipv6hdr *ip6, struct px_flow6 *f, struct l4info *li,
+				     const struct px_config *cfg)
 {
 	struct target6 t = {};
 	if (resolve6(f, skb->ifindex, eth->h_source, &t) < 0) {
@@ -126,7 +158,7 @@ static __always_inline int new_flow6(struct __sk_buff *skb, struct ethhdr *eth, 
 		return NM_DROP;
 	}
 	count(PX_NEW);
-	return translate6(skb, eth, ip6, &t.fwd, li, gw_mac);
+	return translate6(skb, eth, ip6, &t.fwd, li, cfg);
 }
 
 /* px_icmp_error6 translates an ICMPv6 error (destination unreachable, packet
@@ -186,6 +218,8 @@ __attribute__((noinline)) int px_icmp_error6(struct __sk_buff *skb)
 		count(PX_ICMP_NOFLOW);
 		return NM_NEXT;
 	}
+	if (s->node_ip)
+		goto pass; /* for the tunnel: not translated here */
 	/* The outer addresses are in the ICMPv6 checksum's pseudo-header; the
 	 * quoted ones change as the session's own flow's do, swapped: by the
 	 * session's checksum difference, and with them the quoted L4 checksum.
@@ -225,12 +259,9 @@ pass:
 
 /* handle6 translates an IPv6 packet leaving a service; the cursor is past
  * the Ethernet header. */
-static __always_inline int handle6(struct __sk_buff *skb, struct cursor *c, void *data, struct ethhdr *eth)
+static __always_inline int handle6(struct __sk_buff *skb, struct cursor *c, void *data, struct ethhdr *eth,
+				   const struct px_config *cfg)
 {
-	__u32 zero = 0;
-	struct px_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg)
-		return NM_NEXT;
 	struct ipv6hdr *ip6;
 	int l4 = parse_ipv6(c, &ip6);
 	if (l4 < 0)
@@ -258,7 +289,94 @@ static __always_inline int handle6(struct __sk_buff *skb, struct cursor *c, void
 
 	struct px_session6 *s = bpf_map_lookup_elem(&sessions6, &f);
 	if (!s)
-		return new_flow6(skb, eth, ip6, &f, &li, cfg->gw_mac);
+		return new_flow6(skb, eth, ip6, &f, &li, cfg);
+	if (s->from_node) {
+		count(PX_PASS); /* the flow's packets come through the tunnel, not from a service here */
+		return NM_NEXT;
+	}
 	count(PX_HIT);
-	return translate6(skb, eth, ip6, s, &li, cfg->gw_mac);
+	return translate6(skb, eth, ip6, s, &li, cfg);
+}
+
+static __always_inline int eq16(const __be32 *a, const __be32 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
+/* inbound6 is inbound4 for IPv6: 0, or the stats index of the refusal. */
+static __always_inline int inbound6(struct px_flow6 *f, const struct tunnel_from *tf, struct target6 *t)
+{
+	__be32 *node = bpf_map_lookup_elem(&remotes6, f->src);
+	if (!node || *node != tf->node)
+		return PX_DECAP_NOT_PEER_INSTANCE;
+	struct px_backend6 *l = bpf_map_lookup_elem(&locals6, f->dst);
+	if (!l)
+		return PX_DECAP_NOT_LOCAL;
+	__builtin_memcpy(t->fwd.new_src, f->src, 16);
+	__builtin_memcpy(t->fwd.new_dst, f->dst, 16);
+	t->fwd.ifindex = l->ifindex;
+	__builtin_memcpy(t->fwd.mac, l->mac, 6);
+	t->fwd.from_node = tf->node;
+	__builtin_memcpy(t->rev_key.src, f->dst, 16);
+	__builtin_memcpy(t->rev_key.dst, f->src, 16);
+	t->rev_key.sport = f->dport;
+	t->rev_key.dport = f->sport;
+	t->rev_key.proto = f->proto;
+	__builtin_memcpy(t->rev.new_src, f->dst, 16);
+	__builtin_memcpy(t->rev.new_dst, f->src, 16);
+	t->rev.node_ip = tf->node;
+	t->rev.node_port = tf->port;
+	return 0;
+}
+
+/* decap6 is decap4 for an inner IPv6 packet (without extension headers). */
+static __always_inline int decap6(struct __sk_buff *skb, const struct px_config *cfg, const struct tunnel_from *tf)
+{
+	struct cursor c;
+	cursor_init(&c, skb);
+	void *data = c.pos;
+	struct ipv6hdr *ip6;
+	struct l4info li = {};
+	c.pos += sizeof(struct ethhdr) + NM_UDP4_OVERHEAD;
+	int l4 = parse_ipv6(&c, &ip6);
+	if (l4 < 0 || c.pos != (void *)(ip6 + 1) || parse_l4(&c, data, l4, 1, &li) != PX_L4_OK) {
+		count(PX_DECAP_UNSUPPORTED);
+		return NM_NEXT;
+	}
+	struct px_flow6 f = {.sport = li.sport, .dport = li.dport, .proto = l4};
+	__builtin_memcpy(f.src, ip6->saddr.in6_u.u6_addr32, 16);
+	__builtin_memcpy(f.dst, ip6->daddr.in6_u.u6_addr32, 16);
+	struct px_session6 *s = bpf_map_lookup_elem(&sessions6, &f);
+	struct target6 t = {};
+	if (!s) {
+		int r = inbound6(&f, tf, &t);
+		if (r) {
+			count(r);
+			return NM_NEXT;
+		}
+		if (bpf_map_update_elem(&sessions6, &t.rev_key, &t.rev, BPF_ANY) ||
+		    bpf_map_update_elem(&sessions6, &f, &t.fwd, BPF_ANY)) {
+			count(PX_ERROR);
+			return NM_DROP;
+		}
+		count(PX_NEW);
+		s = &t.fwd;
+	} else if (s->from_node != tf->node) {
+		count(PX_DECAP_WRONG_PEER);
+		return NM_NEXT;
+	} else {
+		count(PX_HIT);
+	}
+	__u32 ifindex = s->ifindex;
+	__u32 mac[2];
+	__builtin_memcpy(mac, s->mac, 6);
+	if (!eq16(s->new_src, f.src) || !eq16(s->new_dst, f.dst)) { /* a reply to a flow from here */
+		__builtin_memcpy(ip6->saddr.in6_u.u6_addr32, s->new_src, 16);
+		__builtin_memcpy(ip6->daddr.in6_u.u6_addr32, s->new_dst, 16);
+		if (l4_csum(skb, &li, s->csum_diff, 1) < 0) {
+			count(PX_ERROR);
+			return NM_DROP;
+		}
+	}
+	return tunnel_deliver(skb, cfg, tf->node, ifindex, (__u8 *)mac, 1);
 }
