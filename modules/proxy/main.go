@@ -110,7 +110,8 @@ func MapSizes(raw json.RawMessage) (map[string]uint32, error) {
 // mapNames are the maps the control plane uses.
 var mapNames = []string{"config", "stats", "misses",
 	"services", "backends", "senders", "rr", "sessions",
-	"services6", "backends6", "senders6", "rr6", "sessions6"}
+	"services6", "backends6", "senders6", "rr6", "sessions6",
+	"peers", "remotes", "remotes6", "locals", "locals6"}
 
 // Proxy is one instance.
 type Proxy struct {
@@ -120,7 +121,9 @@ type Proxy struct {
 	maps     map[string]*ebpf.Map
 	attached map[netip.Addr]local // by IPv4 namespace address
 	byIndex  map[uint32]netip.Addr
-	cfgSet   bool
+	conf     pxConfig          // what the config map holds
+	gwSet    bool              // conf has the bridge's MAC
+	underlay *module.Interface // the host interface the tunnel is on; nil: no kernel tunnel
 
 	reader     *ringbuf.Reader // misses; nil once closed
 	readerDone chan struct{}   // closed when the reader's goroutine ends
@@ -146,23 +149,35 @@ func newProxy(base module.Base) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{base: base, cfg: cfg, maps: base.DataPlane.Maps, attached: map[netip.Addr]local{}, byIndex: map[uint32]netip.Addr{}}
+	if err := checkTunnel(base); err != nil {
+		return nil, err
+	}
+	p := &Proxy{base: base, cfg: cfg, maps: base.DataPlane.Maps, attached: map[netip.Addr]local{}, byIndex: map[uint32]netip.Addr{},
+		conf: configValue(cfg.rng, cfg.rng6, [6]byte{})}
 	for _, n := range mapNames {
 		if p.maps[n] == nil {
 			return nil, fmt.Errorf("data plane has no map %q", n)
 		}
 	}
+	if base.Readopted { // go on from what the data plane has (the tunnel included) until the attachments are back
+		_ = p.maps["config"].Lookup(uint32(0), &p.conf)
+	}
 	base.Router.HandleFunc("/translations", p.serveTranslations).Methods(http.MethodGet)
 	base.Router.HandleFunc("/sessions", p.serveSessions).Methods(http.MethodGet)
 	base.Router.HandleFunc("/stats", p.serveStats).Methods(http.MethodGet)
+	base.Router.HandleFunc("/peers", p.servePeers).Methods(http.MethodGet)
 	return p, nil
 }
 
-// Attach learns where a service instance is and pushes the translations.
+// Attach learns where a service instance is and pushes the translations;
+// on the underlay (the host interface), it starts the kernel tunnel.
 func (p *Proxy) Attach(a module.Attachment) error {
 	svc := a.Interface.Service
-	if svc == nil || !svc.IPv4.IsValid() {
-		return nil // host interfaces: nothing to deliver to
+	if svc == nil {
+		return p.attachUnderlay(a.Interface)
+	}
+	if !svc.IPv4.IsValid() {
+		return nil // nothing to deliver to
 	}
 	mac, gw, err := macs(a.Interface.Ifindex, svc.Netns)
 	if err != nil {
@@ -170,19 +185,25 @@ func (p *Proxy) Attach(a module.Attachment) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.cfgSet {
-		if err := p.maps["config"].Put(uint32(0), configValue(p.cfg.rng, p.cfg.rng6, gw)); err != nil {
-			return fmt.Errorf("write the config map: %w", err)
+	if !p.gwSet {
+		c := p.conf
+		c.GwMAC = gw
+		if err := p.writeConfig(c); err != nil {
+			return err
 		}
-		p.cfgSet = true
+		p.gwSet = true
 	}
 	p.attached[svc.IPv4] = local{ifindex: uint32(a.Interface.Ifindex), mac: mac, nsIP6: svc.IPv6}
 	p.byIndex[uint32(a.Interface.Ifindex)] = svc.IPv4
 	return p.sync()
 }
 
-// Detach forgets an instance, its translations and its sessions.
+// Detach forgets an instance, its translations and its sessions; on the
+// underlay, it stops the kernel tunnel.
 func (p *Proxy) Detach(a module.Attachment) error {
+	if a.Interface.Service == nil {
+		return p.detachUnderlay(a.Interface)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ip, ok := p.byIndex[uint32(a.Interface.Ifindex)]

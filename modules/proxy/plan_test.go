@@ -106,7 +106,7 @@ func TestPlan(t *testing.T) {
 		},
 	}} {
 		t.Run(c.name, func(t *testing.T) {
-			tr := plan(c.entries(), c.attached())
+			tr := plan(c.entries(), c.attached(), false)
 			for k, v := range c.want.services {
 				if tr.services[k] != v {
 					t.Errorf("service %v: %+v, want %+v", k, tr.services[k], v)
@@ -177,5 +177,71 @@ func TestToEntry(t *testing.T) {
 func TestToEntryRemote(t *testing.T) {
 	if toEntry(module.ServiceEntry{Name: "app.ns.web.ns", Remote: true}).remote != true || toEntry(module.ServiceEntry{}).remote {
 		t.Fatal("Remote not carried over")
+	}
+}
+
+// With the kernel tunnel, an instance on another node is a backend reached
+// through its node's tunnel: round robins span the nodes in the kernel,
+// every local instance is a sender, the remote one's instance IPs are known
+// as its node's, and the local ones are where tunnel datagrams may go. A
+// node without an IPv4 address cannot be tunnelled to: as without the tunnel.
+func TestPlanTunnel(t *testing.T) {
+	a4 := func(s string) [4]byte { return netip.MustParseAddr(s).As4() }
+	a16 := func(s string) [16]byte { return netip.MustParseAddr(s).As16() }
+	remote := func(node string) []entry {
+		es := entries()
+		for i := range es {
+			if es[i].name == "app.ns.web.ns" && es[i].instance == 1 {
+				es[i].remote, es[i].node = true, netip.MustParseAddrPort(node)
+			}
+		}
+		return es
+	}
+	tr := plan(remote("192.168.77.2:50103"), attachedAll(), true)
+	node := a4("192.168.77.2")
+	want := pxBackend{NsIP: a4("10.18.0.4"), NodeIP: node, NodePort: [2]byte{0xc3, 0xb7}}
+	if s := tr.services[a4("10.30.0.1")]; s != (pxService{Kind: 0, Count: 3}) {
+		t.Errorf("round robin spanning nodes: %+v", s)
+	}
+	for _, k := range []pxBackendKey{{ServiceIP: a4("10.30.0.1"), Index: 1}, {ServiceIP: a4("10.30.0.11")}} {
+		if b := tr.backends[k]; b != want {
+			t.Errorf("backend %v/%d: %+v, want %+v", netip.AddrFrom4(k.ServiceIP), k.Index, b, want)
+		}
+	}
+	if b := tr.backends6[pxBackendKey6{ServiceIP: a16("fdff:2000::b")}]; b.NodeIP != node || b.NsIP != a16("fd00:18::4") || b.Ifindex != 0 {
+		t.Errorf("IPv6 instance IP of the remote instance: %+v", b)
+	}
+	if b := tr.backends[pxBackendKey{ServiceIP: a4("10.30.0.1"), Index: 2}]; b.NodeIP != [4]byte{} || b.Ifindex != 15 {
+		t.Errorf("local backend after the remote one: %+v", b)
+	}
+	if len(tr.senders) != 3 || tr.senders[a4("10.18.0.3")] != a4("10.30.0.10") {
+		t.Errorf("senders: %v", tr.senders)
+	}
+	if _, ok := tr.senders[a4("10.18.0.4")]; ok {
+		t.Error("the remote instance is a sender here")
+	}
+	if len(tr.remotes) != 1 || tr.remotes[a4("10.30.0.11")] != node || tr.remotes6[a16("fdff:2000::b")] != node {
+		t.Errorf("remotes: %v %v", tr.remotes, tr.remotes6)
+	}
+	if _, ok := tr.locals[a4("10.18.0.4")]; ok || len(tr.locals) != 3 || tr.locals[a4("10.18.0.5")].Ifindex != 15 {
+		t.Errorf("locals: %v", tr.locals)
+	}
+	if len(tr.locals6) != 3 || tr.locals6[a16("fd00:18::5")].Ifindex != 15 {
+		t.Errorf("locals6: %v", tr.locals6)
+	}
+	if len(tr.peers) != 1 || !tr.peers[node] {
+		t.Errorf("peers: %v", tr.peers)
+	}
+
+	for name, tr := range map[string]translations{
+		"no tunnel":            plan(remote("192.168.77.2:50103"), attachedAll(), false),
+		"an IPv6 node address": plan(remote("[fd00::2]:50103"), attachedAll(), true),
+	} {
+		if _, ok := tr.services[a4("10.30.0.1")]; ok || len(tr.remotes) != 0 || len(tr.peers) != 0 {
+			t.Errorf("%s: the round robin spanning nodes planned, or remotes %v, peers %v", name, tr.remotes, tr.peers)
+		}
+		if _, ok := tr.senders[a4("10.18.0.3")]; ok {
+			t.Errorf("%s: a local instance behind the user-space round robin is a sender", name)
+		}
 	}
 }

@@ -13,7 +13,8 @@ import (
 // toEntry keeps what the proxy needs of a service table entry, each service
 // IP by its family.
 func toEntry(e module.ServiceEntry) entry {
-	x := entry{name: e.Name, instance: e.Instance, nsIP: e.NsIP.Unmap(), nsIP6: e.NsIPv6, remote: e.Remote}
+	x := entry{name: e.Name, instance: e.Instance, nsIP: e.NsIP.Unmap(), nsIP6: e.NsIPv6, remote: e.Remote,
+		node: netip.AddrPortFrom(e.Node.Addr().Unmap(), e.Node.Port())}
 	for _, s := range e.ServiceIPs {
 		a := s.Address.Unmap()
 		switch {
@@ -37,7 +38,7 @@ func (p *Proxy) sync() error {
 	for _, e := range p.base.Services.Entries() {
 		es = append(es, toEntry(e))
 	}
-	t := plan(es, p.attached)
+	t := plan(es, p.attached, p.underlay != nil)
 	errs := []error{
 		replaceAll(p.maps["services"], t.services, new([4]byte)),
 		replaceAll(p.maps["backends"], t.backends, new(pxBackendKey)),
@@ -47,6 +48,11 @@ func (p *Proxy) sync() error {
 		replaceAll(p.maps["backends6"], t.backends6, new(pxBackendKey6)),
 		replaceAll(p.maps["senders6"], t.senders6, new([16]byte)),
 		counters(p.maps["rr6"], t.services6, new([16]byte)),
+		replaceAll(p.maps["remotes"], t.remotes, new([4]byte)),
+		replaceAll(p.maps["remotes6"], t.remotes6, new([16]byte)),
+		replaceAll(p.maps["locals"], t.locals, new([4]byte)),
+		replaceAll(p.maps["locals6"], t.locals6, new([16]byte)),
+		p.syncPeers(t.peers),
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("push translations: %w", err)
