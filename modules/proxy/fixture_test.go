@@ -143,11 +143,12 @@ func setupDP(t testing.TB, object string, misses bool) *dp {
 			t.Error(err)
 		}
 	})
-	if err := coll.Maps["config"].Put(uint32(0), configValue(testRng, testRng6, gwMAC)); err != nil {
-		t.Fatal(err)
-	}
 	px.mu.Lock()
 	defer px.mu.Unlock()
+	if err := px.writeConfig(configValue(testRng, testRng6, gwMAC)); err != nil {
+		t.Fatal(err)
+	}
+	px.gwSet = true
 	px.attached = attachedAll()
 	if err := px.sync(); err != nil {
 		t.Fatal(err)

@@ -62,13 +62,16 @@ struct {
 
 /* tunnel_route finds the next hop to node through the underlay (the
  * node's own output route) before anything is changed. A packet that is not
- * GSO must fit the route's MTU once encapsulated; GSO packets are segmented
- * to fit (bpf_skb_adjust_room lowers their gso_size by the overhead). It
- * returns BPF_FIB_LKUP_RET_SUCCESS or _NO_NEIGH, or the negated stats index
- * of why the packet cannot go. */
-static __always_inline int tunnel_route(struct __sk_buff *skb, const struct px_config *cfg, __be32 node,
+ * GSO must fit the route's MTU once encapsulated; GSO TCP packets are
+ * segmented to fit (bpf_skb_adjust_room lowers their gso_size by the
+ * overhead), GSO UDP ones (UDP_SEGMENT) it cannot encapsulate. It returns
+ * BPF_FIB_LKUP_RET_SUCCESS or _NO_NEIGH, or the negated stats index of why
+ * the packet cannot go. */
+static __always_inline int tunnel_route(struct __sk_buff *skb, const struct px_config *cfg, __be32 node, __u8 l4,
 					struct bpf_fib_lookup *fib)
 {
+	if (skb->gso_size && l4 != IPPROTO_TCP)
+		return -PX_TUN_TOOBIG;
 	__builtin_memset(fib, 0, sizeof(*fib));
 	fib->family = AF_INET;
 	fib->l4_protocol = IPPROTO_UDP;

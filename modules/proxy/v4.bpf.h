@@ -98,19 +98,12 @@ static __always_inline int resolve(struct px_flow *f, __u32 sender_ifindex, __u8
 }
 
 /* tunnel_out4 translates a packet of a session with an instance on another
- * node and tunnels it there; with no route there, or too big for the path,
- * it passes the packet on untouched. */
+ * node and tunnels it there, by the route tunnel_route found (fr). */
 static __always_inline int tunnel_out4(struct __sk_buff *skb, struct iphdr *ip, struct px_session *s, struct l4info *li,
-				       const struct px_config *cfg)
+				       const struct px_config *cfg, struct bpf_fib_lookup *fib, int fr)
 {
-	struct bpf_fib_lookup fib;
 	__be32 node = s->node_ip;
 	__be16 port = s->node_port;
-	int fr = tunnel_route(skb, cfg, node, &fib);
-	if (fr < 0) {
-		count(-fr);
-		return NM_NEXT;
-	}
 	__u32 diff = s->csum_diff;
 	ip->check = csum_fold(csum_add32(diff, ~(__u32)ip->check));
 	ip->saddr = s->new_src;
@@ -119,19 +112,17 @@ static __always_inline int tunnel_out4(struct __sk_buff *skb, struct iphdr *ip, 
 		count(PX_ERROR);
 		return NM_DROP;
 	}
-	return tunnel_send(skb, cfg, node, port, &fib, fr);
+	return tunnel_send(skb, cfg, node, port, fib, fr);
 }
 
 /* translate applies a session to the packet and redirects it into the target
- * namespace, or tunnels it to the target's node. The session's checksum
- * difference serves the IPv4 header checksum (never offloaded: updated in
- * place, RFC 1624) and the L4 one, which covers the pseudo-header. No helper
- * call on the way: the packet pointers from parsing stay valid. */
+ * namespace. The session's checksum difference serves the IPv4 header
+ * checksum (never offloaded: updated in place, RFC 1624) and the L4 one,
+ * which covers the pseudo-header. No helper call on the way: the packet
+ * pointers from parsing stay valid. */
 static __always_inline int translate(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, struct px_session *s, struct l4info *li,
 				     const struct px_config *cfg)
 {
-	if (s->node_ip)
-		return tunnel_out4(skb, ip, s, li, cfg);
 	__u32 diff = s->csum_diff;
 	ip->check = csum_fold(csum_add32(diff, ~(__u32)ip->check));
 	ip->saddr = s->new_src;
@@ -145,7 +136,9 @@ static __always_inline int translate(struct __sk_buff *skb, struct ethhdr *eth, 
 }
 
 /* new_flow makes the sessions of a flow that has none, both ways, and
- * translates its first packet — or passes it on and reports the miss. */
+ * translates its first packet — or passes it on and reports the miss. A
+ * flow to another node's instance with no way there (tunnel_route) is
+ * passed on without sessions. */
 static __always_inline int new_flow(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, struct px_flow *f, struct l4info *li,
 				    const struct px_config *cfg)
 {
@@ -155,12 +148,20 @@ static __always_inline int new_flow(struct __sk_buff *skb, struct ethhdr *eth, s
 		report_miss(4, f->proto, &f->dst, &f->src);
 		return NM_NEXT; /* the user-space proxy takes it from here */
 	}
+	struct bpf_fib_lookup fib;
+	int fr = 0;
+	if (t.fwd.node_ip && (fr = tunnel_route(skb, cfg, t.fwd.node_ip, f->proto, &fib)) < 0) {
+		count(-fr);
+		return NM_NEXT;
+	}
 	if (bpf_map_update_elem(&sessions, &t.rev_key, &t.rev, BPF_ANY) ||
 	    bpf_map_update_elem(&sessions, f, &t.fwd, BPF_ANY)) {
 		count(PX_ERROR);
 		return NM_DROP;
 	}
 	count(PX_NEW);
+	if (t.fwd.node_ip)
+		return tunnel_out4(skb, ip, &t.fwd, li, cfg, &fib, fr);
 	return translate(skb, eth, ip, &t.fwd, li, cfg);
 }
 
@@ -284,6 +285,16 @@ static __always_inline int handle4(struct __sk_buff *skb, struct cursor *c, void
 	if (s->from_node) {
 		count(PX_PASS); /* the flow's packets come through the tunnel, not from a service here */
 		return NM_NEXT;
+	}
+	if (s->node_ip) {
+		struct bpf_fib_lookup fib;
+		int fr = tunnel_route(skb, cfg, s->node_ip, l4, &fib);
+		if (fr < 0) {
+			count(-fr);
+			return NM_NEXT;
+		}
+		count(PX_HIT);
+		return tunnel_out4(skb, ip, s, &li, cfg, &fib, fr);
 	}
 	count(PX_HIT); /* the LRU map tracks use itself: no clock read here */
 	return translate(skb, eth, ip, s, &li, cfg);

@@ -101,36 +101,28 @@ static __always_inline int resolve6(struct px_flow6 *f, __u32 sender_ifindex, __
 }
 
 /* tunnel_out6 translates a packet of a session with an instance on another
- * node and tunnels it there (in IPv4, as every tunnel datagram); with no
- * route there, or too big for the path, it passes the packet on untouched. */
+ * node and tunnels it there (in IPv4, as every tunnel datagram), by the
+ * route tunnel_route found (fr). */
 static __always_inline int tunnel_out6(struct __sk_buff *skb, struct ipv6hdr *ip6, struct px_session6 *s, struct l4info *li,
-				       const struct px_config *cfg)
+				       const struct px_config *cfg, struct bpf_fib_lookup *fib, int fr)
 {
-	struct bpf_fib_lookup fib;
 	__be32 node = s->node_ip;
 	__be16 port = s->node_port;
-	int fr = tunnel_route(skb, cfg, node, &fib);
-	if (fr < 0) {
-		count(-fr);
-		return NM_NEXT;
-	}
 	__builtin_memcpy(ip6->saddr.in6_u.u6_addr32, s->new_src, 16);
 	__builtin_memcpy(ip6->daddr.in6_u.u6_addr32, s->new_dst, 16);
 	if (l4_csum(skb, li, s->csum_diff, 1) < 0) {
 		count(PX_ERROR);
 		return NM_DROP;
 	}
-	return tunnel_send(skb, cfg, node, port, &fib, fr);
+	return tunnel_send(skb, cfg, node, port, fib, fr);
 }
 
 /* translate6 applies a session to the packet and redirects it into the
  * target namespace (no helper call on the way: the parsed pointers stay
- * valid), or tunnels it to the target's node. */
+ * valid). */
 static __always_inline int translate6(struct __sk_buff *skb, struct ethhdr *eth, struct ipv6hdr *ip6, struct px_session6 *s, struct l4info *li,
 				      const struct px_config *cfg)
 {
-	if (s->node_ip)
-		return tunnel_out6(skb, ip6, s, li, cfg);
 	__builtin_memcpy(ip6->saddr.in6_u.u6_addr32, s->new_src, 16);
 	__builtin_memcpy(ip6->daddr.in6_u.u6_addr32, s->new_dst, 16);
 	set_macs(eth, s->mac, cfg->gw_mac);
@@ -152,12 +144,20 @@ static __always_inline int new_flow6(struct __sk_buff *skb, struct ethhdr *eth, 
 		report_miss(6, f->proto, f->dst, f->src);
 		return NM_NEXT; /* the user-space proxy takes it from here */
 	}
+	struct bpf_fib_lookup fib;
+	int fr = 0;
+	if (t.fwd.node_ip && (fr = tunnel_route(skb, cfg, t.fwd.node_ip, f->proto, &fib)) < 0) {
+		count(-fr);
+		return NM_NEXT;
+	}
 	if (bpf_map_update_elem(&sessions6, &t.rev_key, &t.rev, BPF_ANY) ||
 	    bpf_map_update_elem(&sessions6, f, &t.fwd, BPF_ANY)) {
 		count(PX_ERROR);
 		return NM_DROP;
 	}
 	count(PX_NEW);
+	if (t.fwd.node_ip)
+		return tunnel_out6(skb, ip6, &t.fwd, li, cfg, &fib, fr);
 	return translate6(skb, eth, ip6, &t.fwd, li, cfg);
 }
 
@@ -293,6 +293,16 @@ static __always_inline int handle6(struct __sk_buff *skb, struct cursor *c, void
 	if (s->from_node) {
 		count(PX_PASS); /* the flow's packets come through the tunnel, not from a service here */
 		return NM_NEXT;
+	}
+	if (s->node_ip) {
+		struct bpf_fib_lookup fib;
+		int fr = tunnel_route(skb, cfg, s->node_ip, l4, &fib);
+		if (fr < 0) {
+			count(-fr);
+			return NM_NEXT;
+		}
+		count(PX_HIT);
+		return tunnel_out6(skb, ip6, s, &li, cfg, &fib, fr);
 	}
 	count(PX_HIT);
 	return translate6(skb, eth, ip6, s, &li, cfg);

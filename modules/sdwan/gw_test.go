@@ -109,37 +109,15 @@ func newGW(t testing.TB, rules, lbr, extra string) *gw {
 	return w
 }
 
-// skbCtx mirrors struct __sk_buff up to hwtstamp (192 bytes) with the fields
-// BPF_PROG_TEST_RUN lets a test set that these tests use.
-type skbCtx struct {
-	_       [40]byte
-	Ifindex uint32
-	_       [120]byte
-	GSOSegs uint32
-	_       [8]byte
-	GSOSize uint32
-	_       [12]byte
-}
-
 // run runs nm_ingress on a frame as if it arrived on ifname (gsoSize > 0:
 // as a GSO packet) inside the gateway's namespace.
 func (w *gw) run(t testing.TB, ifname string, frame []byte, gsoSize ...uint32) (int32, []byte) {
 	t.Helper()
-	ctx := skbCtx{Ifindex: uint32(w.ifidx[ifname])}
+	ctx := bpftest.SkbCtx{Ifindex: uint32(w.ifidx[ifname])}
 	if len(gsoSize) > 0 {
 		ctx.GSOSize, ctx.GSOSegs = gsoSize[0], 2
 	}
-	out := make([]byte, len(frame)+256)
-	opts := &ebpf.RunOptions{Data: frame, DataOut: out, Context: ctx}
-	var ret uint32
-	err := w.ns.Do(func() (err error) {
-		ret, err = w.coll.Programs[module.ProgramIngress].Run(opts)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("run on %s: %v", ifname, err)
-	}
-	return int32(ret), opts.DataOut
+	return bpftest.RunIn(t, w.ns.Do, w.coll.Programs[module.ProgramIngress], frame, ctx)
 }
 
 // counter reads one of the data plane's counters by name.

@@ -139,3 +139,35 @@ func LoadSized(t testing.TB, dir, name string, sizes map[string]uint32) *ebpf.Co
 	t.Cleanup(coll.Close)
 	return coll
 }
+
+// SkbCtx mirrors struct __sk_buff up to hwtstamp (192 bytes) with the
+// fields BPF_PROG_TEST_RUN lets a test set that the tests use: the
+// interface the packet arrived on (one in the namespace the run is in) and,
+// for a GSO packet, its segment count and size.
+type SkbCtx struct {
+	_       [40]byte
+	Ifindex uint32
+	_       [120]byte
+	GSOSegs uint32
+	_       [8]byte
+	GSOSize uint32
+	_       [12]byte
+}
+
+// RunIn runs prog once on frame with ctx through do, which runs it on a
+// thread in a network namespace (nstest.Netns.Do): routes, neighbours and
+// interfaces are that namespace's. It returns the verdict and the output.
+func RunIn(t testing.TB, do func(func() error) error, prog *ebpf.Program, frame []byte, ctx SkbCtx) (int32, []byte) {
+	t.Helper()
+	out := make([]byte, len(frame)+256)
+	opts := &ebpf.RunOptions{Data: frame, DataOut: out, Context: ctx}
+	var ret uint32
+	err := do(func() (err error) {
+		ret, err = prog.Run(opts)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("run %s: %v", prog, err)
+	}
+	return int32(ret), opts.DataOut
+}
