@@ -92,8 +92,20 @@ func gatewayAddrs(n config.Network) []*netlink.Addr {
 }
 
 // swapAddrs adds the new addresses, then removes the old ones not among
-// them; when an add fails it removes what it added.
+// them; when an add fails it removes what it added and puts back what it
+// removed. An old address whose IP a new one keeps with another prefix
+// length goes first: IPv6 knows an address by its IP alone, so adding the
+// new one would change nothing, and removing the old one would remove both.
 func swapAddrs(l netlink.Link, old, new []*netlink.Addr) error {
+	var moved []*netlink.Addr // old addresses of an IP a new one has
+	for _, a := range old {
+		if !containsAddr(new, a) && sameIP(new, a) {
+			if err := netlink.AddrDel(l, a); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return errors.Join(fmt.Errorf("remove address %s: %w", a.IPNet, err), restoreAddrs(l, moved))
+			}
+			moved = append(moved, a)
+		}
+	}
 	for i, a := range new {
 		if err := netlink.AddrReplace(l, a); err != nil {
 			for _, b := range new[:i] {
@@ -101,11 +113,11 @@ func swapAddrs(l netlink.Link, old, new []*netlink.Addr) error {
 					_ = netlink.AddrDel(l, b)
 				}
 			}
-			return fmt.Errorf("address %s: %w", a.IPNet, err)
+			return errors.Join(fmt.Errorf("address %s: %w", a.IPNet, err), restoreAddrs(l, moved))
 		}
 	}
 	for _, a := range old {
-		if containsAddr(new, a) {
+		if containsAddr(new, a) || containsAddr(moved, a) {
 			continue
 		}
 		if err := netlink.AddrDel(l, a); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -113,6 +125,26 @@ func swapAddrs(l netlink.Link, old, new []*netlink.Addr) error {
 		}
 	}
 	return nil
+}
+
+func restoreAddrs(l netlink.Link, as []*netlink.Addr) error {
+	var errs []error
+	for _, a := range as {
+		if err := netlink.AddrReplace(l, a); err != nil {
+			errs = append(errs, fmt.Errorf("put back address %s: %w", a.IPNet, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sameIP says whether an address in as has a's IP.
+func sameIP(as []*netlink.Addr, a *netlink.Addr) bool {
+	for _, b := range as {
+		if b.IP.Equal(a.IP) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsAddr(as []*netlink.Addr, a *netlink.Addr) bool {

@@ -1,0 +1,4 @@
+package netenv
+
+// SwapAddrs is swapAddrs for the tests of package netenv_test.
+var SwapAddrs = swapAddrs
