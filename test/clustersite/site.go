@@ -27,7 +27,12 @@ func NewUnderlay(tb testing.TB) (*nstest.Netns, *clusterstub.Broker) {
 
 // Join links node namespace ns to the underlay as node i (192.168.77.<i>)
 // and returns the path of a NetManager config for it: node subnet
-// 10.18.<i>.0/24 (fd00:18:<i>::/64), node IP 192.168.77.<i>.
+// 10.18.<i>.0/24 (fd00:18:<i>::/64), node IP 192.168.77.<i>. The node's
+// underlay interface offloads neither checksums nor segmentation, as a NIC
+// sending onto a wire between machines: what crosses the underlay is
+// MTU-sized frames with every checksum complete. (A veth would otherwise
+// carry a checksum left to the "hardware" into the other node, where a
+// user-space tunnel reads it unfinished.)
 func Join(tb testing.TB, ul, ns *nstest.Netns, i int) string {
 	tb.Helper()
 	host, peer := fmt.Sprintf("ul%d%s", i, ns.Name[len(ns.Name)-4:]), "underlay0"
@@ -35,6 +40,7 @@ func Join(tb testing.TB, ul, ns *nstest.Netns, i int) string {
 	ul.MustExec(tb, "ip", "link", "set", host, "master", "ulbr", "up")
 	ns.MustExec(tb, "ip", "addr", "add", NodeIP(i)+"/24", "dev", peer)
 	ns.MustExec(tb, "ip", "link", "set", peer, "up")
+	ns.MustExec(tb, "ethtool", "-K", peer, "tx", "off")
 	cfg := filepath.Join(tb.TempDir(), "netmanager.json")
 	text := fmt.Sprintf(`{"nodeSubnet": "10.18.%d.0/24", "nodeSubnetV6": "fd00:18:%d::/64", "nodeIP": %q}`, i, i, NodeIP(i))
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {

@@ -1,6 +1,11 @@
 package integration
 
-import "testing"
+import (
+	"net/http"
+	"testing"
+
+	"github.com/oakestra/netmanager/test/clustersite"
+)
 
 // In cluster mode the eBPF proxy translates by the cluster's table: a
 // service whose only instance is on this node is served in the kernel by
@@ -75,6 +80,117 @@ func TestClusterEBPFProxy(t *testing.T) {
 	}{{a, "app.ns.late.ns", 0}, {b, "app.ns.srv.ns", 1}, {a, "app.ns.srv.ns", 0}, {a, "app.ns.cli.ns", 0}} {
 		undeploy(t, s.n, "container", s.name, s.inst)
 	}
+	for _, n := range nodes {
+		n.stop(t)
+	}
+}
+
+// tunnelStats are the user-space proxy's counters of packets it handled.
+type tunnelStats struct {
+	Stats struct{ Translated, NewSessions, TunnelIn, TunnelOut uint64 }
+}
+
+func userSpace(t *testing.T, n *node) tunnelStats {
+	t.Helper()
+	var s tunnelStats
+	getJSON(t, n, "/proxy", &s)
+	return s
+}
+
+// unloadModule removes a module instance.
+func unloadModule(t *testing.T, n *node, id string) {
+	t.Helper()
+	if err := n.d.Client.Do(ctx(t), http.MethodDelete, "/ebpf/"+id, nil, nil); err != nil {
+		t.Fatalf("unload %s: %v", id, err)
+	}
+}
+
+// loadTunnel loads the eBPF proxy on a node's service veths and its
+// underlay, and waits until it knows the other node as a peer.
+func loadTunnel(t *testing.T, n *node, peer string) string {
+	t.Helper()
+	px := loadModule(t, n, `{"name": "proxy", "priority": 50, "services": ["*"], "interfaces": ["underlay0"]}`)
+	waitUntil(t, "the eBPF proxy knows its peer "+peer, func() bool {
+		var peers map[string]map[string]uint64
+		getJSON(t, n, "/ebpf/"+px.ID+"/peers", &peers)
+		_, ok := peers[peer]
+		return ok
+	})
+	return px.ID
+}
+
+// With the eBPF proxy on the underlay of both nodes, a client on node A
+// reaches a service whose only instance runs on node B through the tunnel
+// in the kernel, TCP and UDP, IPv4 and IPv6: neither user-space proxy sees
+// a packet of those flows, and both modules count the other node's
+// packets. With the module on one node only, the two tunnels interoperate
+// both ways; unloaded from both, the user-space tunnel serves on, without
+// a restart.
+func TestClusterEBPFTunnel(t *testing.T) {
+	_, _, m, nodes := newCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	cli := newContainer(t)
+	deployContainer(t, a, cli, "app.ns.cli.ns", 0, "")
+	srv := newContainer(t)
+	deployContainer(t, b, srv, "app.ns.srv.ns", 0, "")
+	serveName(t, srv.ns, "7000", "srv-b")
+	waitUntil(t, "the cluster knows both instances", func() bool {
+		return len(m.Instances("app.ns.srv.ns")) == 1 && len(m.Instances("app.ns.cli.ns")) == 1
+	})
+	addrs := []string{"10.30.9.1:7000", "[fdff:2000::9:1]:7000"}
+	askAll := func(what string) {
+		t.Helper()
+		for _, addr := range addrs {
+			for _, network := range []string{"tcp", "udp"} {
+				for i := 0; i < 3; i++ {
+					if got, err := ask(cli, network, addr); err != nil || got != "srv-b" {
+						t.Fatalf("%s: %s to %s, ask %d: %q %v", what, network, addr, i, got, err)
+					}
+				}
+			}
+		}
+	}
+	askAll("user-space tunnels") // both nodes learn each other's instances
+	pa, pb := loadTunnel(t, a, clustersite.NodeIP(2)), loadTunnel(t, b, clustersite.NodeIP(1))
+	askAll("warm-up with both modules") // B's module learns the client's node from its table, if it had not
+	ua, ub := userSpace(t, a), userSpace(t, b)
+	askAll("the eBPF tunnel on both nodes")
+	if ua2, ub2 := userSpace(t, a), userSpace(t, b); ua2 != ua || ub2 != ub {
+		t.Fatalf("the user-space proxies saw packets of the eBPF tunnel's flows: A %+v -> %+v, B %+v -> %+v", ua, ua2, ub, ub2)
+	}
+	for _, c := range []struct {
+		n        *node
+		id, peer string
+	}{{a, pa, clustersite.NodeIP(2)}, {b, pb, clustersite.NodeIP(1)}} {
+		var peers map[string]map[string]uint64
+		getJSON(t, c.n, "/ebpf/"+c.id+"/peers", &peers)
+		if p := peers[c.peer]; p["txPackets"] == 0 || p["rxPackets"] == 0 || p["txBytes"] == 0 || p["rxBytes"] == 0 {
+			t.Fatalf("peer counters for %s: %v", c.peer, peers)
+		}
+		var st map[string]uint64
+		getJSON(t, c.n, "/ebpf/"+c.id+"/stats", &st)
+		if st["errors"] != 0 || st["decapUnknownPeer"] != 0 || st["tunnelNoRoute"] != 0 {
+			t.Fatalf("eBPF proxy stats: %v", st)
+		}
+	}
+
+	unloadModule(t, b, pb) // A's kernel tunnel, B's user-space one
+	ub = userSpace(t, b)
+	askAll("the eBPF tunnel on A only")
+	if ub2 := userSpace(t, b); ub2.Stats.TunnelIn == ub.Stats.TunnelIn || ub2.Stats.TunnelOut == ub.Stats.TunnelOut {
+		t.Fatalf("B's user-space tunnel did not serve: %+v -> %+v", ub, ub2)
+	}
+	pb = loadTunnel(t, b, clustersite.NodeIP(1))
+	unloadModule(t, a, pa) // the other way round
+	ua = userSpace(t, a)
+	askAll("the eBPF tunnel on B only")
+	if ua2 := userSpace(t, a); ua2.Stats.TunnelOut == ua.Stats.TunnelOut || ua2.Stats.TunnelIn == ua.Stats.TunnelIn {
+		t.Fatalf("A's user-space tunnel did not serve: %+v -> %+v", ua, ua2)
+	}
+	unloadModule(t, b, pb)
+	askAll("both modules unloaded")
+	undeploy(t, b, "container", "app.ns.srv.ns", 0)
+	undeploy(t, a, "container", "app.ns.cli.ns", 0)
 	for _, n := range nodes {
 		n.stop(t)
 	}
