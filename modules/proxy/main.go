@@ -94,7 +94,7 @@ func MapSizes(raw json.RawMessage) (map[string]uint32, error) {
 	if err != nil {
 		return nil, err
 	}
-	sizes := map[string]uint32{"misses": c.MissRingBytes, "miss_limit": c.MissRateEntries, "peers": c.MaxPeers}
+	sizes := map[string]uint32{"misses": c.MissRingBytes, "miss_limit": c.MissRateEntries, "peers": c.MaxPeers, "nexthops": c.MaxPeers}
 	for _, sfx := range []string{"", "6"} {
 		sizes["sessions"+sfx] = c.MaxSessions
 		sizes["services"+sfx] = c.MaxServices
@@ -111,7 +111,7 @@ func MapSizes(raw json.RawMessage) (map[string]uint32, error) {
 var mapNames = []string{"config", "stats", "misses",
 	"services", "backends", "senders", "rr", "sessions",
 	"services6", "backends6", "senders6", "rr6", "sessions6",
-	"peers", "remotes", "remotes6", "locals", "locals6"}
+	"peers", "remotes", "remotes6", "locals", "locals6", "nexthops"}
 
 // Proxy is one instance.
 type Proxy struct {
@@ -128,6 +128,7 @@ type Proxy struct {
 	reader     *ringbuf.Reader // misses; nil once closed
 	readerDone chan struct{}   // closed when the reader's goroutine ends
 	counters   missCounters
+	stopFlush  func() // ends the next-hop cache's flushing; nil if not started
 }
 
 // New checks the config, registers the routes and starts reading miss
@@ -140,6 +141,7 @@ func New(base module.Base) (module.Module, error) {
 	if err := p.startMisses(); err != nil {
 		return nil, err
 	}
+	p.stopFlush = p.flushNexthops(nexthopTTL)
 	return p, nil
 }
 
@@ -224,8 +226,15 @@ func (p *Proxy) ServicesChanged() error {
 	return p.sync()
 }
 
-// Close stops the miss reader (before the manager closes the maps).
-func (p *Proxy) Close() error { return p.stopMisses() }
+// Close stops the miss reader and the next-hop flushing (before the
+// manager closes the maps).
+func (p *Proxy) Close() error {
+	if p.stopFlush != nil {
+		p.stopFlush()
+		p.stopFlush = nil
+	}
+	return p.stopMisses()
+}
 
 // macs returns the MAC of a host veth's peer inside its namespace and the MAC
 // of the bridge the host veth is on.

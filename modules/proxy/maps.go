@@ -77,6 +77,11 @@ type (
 		Pad2           uint16
 		FromNode       [4]byte
 	}
+	pxNexthop struct {
+		Ifindex    uint32
+		MTU        uint32
+		DMAC, SMAC [6]byte
+	}
 	pxPeer struct {
 		TxPackets, TxBytes uint64 // encapsulated to the node
 		RxPackets, RxBytes uint64 // decapsulated from it

@@ -46,7 +46,8 @@ static __always_inline int tunnel_in(struct __sk_buff *skb, const struct px_conf
 	if ((void *)(udp + 1) > end || ip->daddr != cfg->node_ip)
 		return NM_NEXT;
 	struct tunnel_from tf = {.node = ip->saddr, .port = udp->source};
-	if (!bpf_map_lookup_elem(&peers, &tf.node)) {
+	tf.peer = bpf_map_lookup_elem(&peers, &tf.node);
+	if (!tf.peer) {
 		count(PX_DECAP_UNKNOWN_PEER);
 		return NM_NEXT;
 	}

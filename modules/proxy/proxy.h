@@ -101,6 +101,15 @@ struct px_session6 {
 	__be32 from_node;
 };
 
+/* nexthops: the way to a peer node through the underlay, from
+ * bpf_fib_lookup, cached (the control plane flushes it every second) */
+struct px_nexthop {
+	__u32 ifindex; /* the interface out */
+	__u32 mtu;     /* the route's MTU */
+	__u8 dmac[6];
+	__u8 smac[6];
+};
+
 /* peers: per node at the other end of the tunnel (per CPU) */
 struct px_peer {
 	__u64 tx_packets; /* encapsulated to it */

@@ -234,7 +234,7 @@ func TestStructsMatchC(t *testing.T) {
 	mirrors := map[string]any{"px_config": pxConfig{}, "px_service": pxService{}, "px_backend_key": pxBackendKey{},
 		"px_backend": pxBackend{}, "px_flow": pxFlow{}, "px_session": pxSession{},
 		"px_backend_key6": pxBackendKey6{}, "px_backend6": pxBackend6{}, "px_flow6": pxFlow6{}, "px_session6": pxSession6{},
-		"px_miss": pxMiss{}, "px_peer": pxPeer{}}
+		"px_miss": pxMiss{}, "px_peer": pxPeer{}, "px_nexthop": pxNexthop{}}
 	src := "#include <linux/bpf.h>\n#include \"" + filepath.Join(bpftest.RepoRoot(t), "modules", "proxy", "proxy.h") + "\"\n"
 	for cName := range mirrors {
 		src += "struct " + cName + " v_" + cName + ";\n"

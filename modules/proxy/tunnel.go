@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -56,7 +57,39 @@ func (p *Proxy) detachUnderlay(ifc module.Interface) error {
 	c := p.conf
 	c.NodeIP, c.TunnelPort, c.UlIfindex = [4]byte{}, [2]byte{}, 0
 	p.underlay = nil
-	return errors.Join(p.writeConfig(c), p.sync(), p.dropTunnelSessions())
+	return errors.Join(p.writeConfig(c), p.sync(), p.dropTunnelSessions(), p.clearNexthops())
+}
+
+// nexthopTTL is how long the data plane's cached way to a peer (route,
+// MTU, next hop's MAC) is used before it asks the FIB again.
+const nexthopTTL = time.Second
+
+// flushNexthops empties the next-hop cache every ttl, so that route and
+// neighbour changes reach the data plane within it; the returned func
+// stops it.
+func (p *Proxy) flushNexthops(ttl time.Duration) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ttl)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := p.clearNexthops(); err != nil {
+					p.base.Log.WithError(err).Warn("proxy: flush the next-hop cache")
+				}
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+func (p *Proxy) clearNexthops() error {
+	var k [4]byte
+	return errors.Join(deleteStale[[4]byte, pxNexthop](p.maps["nexthops"], func([4]byte) bool { return false }, &k)...)
 }
 
 // holds says whether the interface has the address.

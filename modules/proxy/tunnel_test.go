@@ -44,7 +44,7 @@ type tunDP struct {
 	us    *userspace.Translator
 }
 
-func newTunDP(t *testing.T) *tunDP {
+func newTunDP(t testing.TB) *tunDP {
 	t.Helper()
 	d := newDP(t)
 	ns := nstest.NewNetns(t, "nm-pxtun")
@@ -123,7 +123,7 @@ func (td *tunDP) fromUnderlay(t *testing.T, frame []byte) (int32, []byte) {
 
 // datagram is a tunnel datagram from node to this node with the inner IP
 // packet as payload, its UDP checksum set as a socket sends it.
-func datagram(t *testing.T, from netip.AddrPort, inner []byte) []byte {
+func datagram(t testing.TB, from netip.AddrPort, inner []byte) []byte {
 	t.Helper()
 	ip := bpftest.IPv4(from.Addr().String(), selfNode.Addr().String(), layers.IPProtocolUDP)
 	ip.Flags = layers.IPv4DontFragment
@@ -179,7 +179,7 @@ func ethType(ip []byte) layers.EthernetType {
 // flows of the client (10.18.0.2 / fd00:18::2) to web's remote instance 1
 // by its instance IP, and that instance's replies as node 192.168.77.2
 // sends them.
-func clientFlows(t *testing.T) []struct {
+func clientFlows(t testing.TB) []struct {
 	name       string
 	out, reply []byte // frames from the client; inner packets from the peer
 } {
@@ -379,4 +379,37 @@ func (td *tunDP) peerStats(t *testing.T) map[string]PeerStats {
 		t.Fatalf("GET /peers: %d %s", rec.Code, rec.Body)
 	}
 	return out
+}
+
+// The way to a peer is cached (route MTU, interface, MACs) and asked anew
+// once flushed: a neighbour that changed its MAC gets the next packets
+// after the flush, which the control plane does every nexthopTTL.
+func TestTunnelNexthopCache(t *testing.T) {
+	td := newTunDP(t)
+	frame := tcpFrame(t, "10.18.0.2", "10.30.0.11", 44000, 7000)
+	if v, out := td.fromService(t, frame); v != redirect || !bytes.Equal(out[:6], peerMAC) {
+		t.Fatalf("verdict %s, to % x", bpftest.Verdict(v), out[:6])
+	}
+	var nh pxNexthop
+	if err := td.coll.Maps["nexthops"].Lookup(peerNode.Addr().As4(), &nh); err != nil || nh.MTU != 1500 || int(nh.Ifindex) != td.ul ||
+		!bytes.Equal(nh.DMAC[:], peerMAC) || !bytes.Equal(nh.SMAC[:], td.ulMAC) {
+		t.Fatalf("cached next hop %+v: %v", nh, err)
+	}
+	moved := net.HardwareAddr{0x02, 0x77, 0, 0, 0, 0x22}
+	td.ns.MustExec(t, "ip", "neigh", "replace", "192.168.77.2", "lladdr", moved.String(), "dev", "ul0", "nud", "permanent")
+	if _, out := td.fromService(t, frame); !bytes.Equal(out[:6], peerMAC) {
+		t.Fatalf("before the flush, to % x", out[:6])
+	}
+	stop := td.px.flushNexthops(10 * time.Millisecond)
+	defer stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, out := td.fromService(t, frame); bytes.Equal(out[:6], moved) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the moved neighbour never got the packets")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -100,7 +100,7 @@ static __always_inline int resolve(struct px_flow *f, __u32 sender_ifindex, __u8
 /* tunnel_out4 translates a packet of a session with an instance on another
  * node and tunnels it there, by the route tunnel_route found (fr). */
 static __always_inline int tunnel_out4(struct __sk_buff *skb, struct iphdr *ip, struct px_session *s, struct l4info *li,
-				       const struct px_config *cfg, struct bpf_fib_lookup *fib, int fr)
+				       const struct px_config *cfg, const struct px_nexthop *nh, int fr)
 {
 	__be32 node = s->node_ip;
 	__be16 port = s->node_port;
@@ -112,7 +112,7 @@ static __always_inline int tunnel_out4(struct __sk_buff *skb, struct iphdr *ip, 
 		count(PX_ERROR);
 		return NM_DROP;
 	}
-	return tunnel_send(skb, cfg, node, port, fib, fr);
+	return tunnel_send(skb, cfg, node, port, nh, fr);
 }
 
 /* translate applies a session to the packet and redirects it into the target
@@ -148,9 +148,9 @@ static __always_inline int new_flow(struct __sk_buff *skb, struct ethhdr *eth, s
 		report_miss(4, f->proto, &f->dst, &f->src);
 		return NM_NEXT; /* the user-space proxy takes it from here */
 	}
-	struct bpf_fib_lookup fib;
+	struct px_nexthop nh;
 	int fr = 0;
-	if (t.fwd.node_ip && (fr = tunnel_route(skb, cfg, t.fwd.node_ip, f->proto, &fib)) < 0) {
+	if (t.fwd.node_ip && (fr = tunnel_route(skb, cfg, t.fwd.node_ip, f->proto, &nh)) < 0) {
 		count(-fr);
 		return NM_NEXT;
 	}
@@ -161,7 +161,7 @@ static __always_inline int new_flow(struct __sk_buff *skb, struct ethhdr *eth, s
 	}
 	count(PX_NEW);
 	if (t.fwd.node_ip)
-		return tunnel_out4(skb, ip, &t.fwd, li, cfg, &fib, fr);
+		return tunnel_out4(skb, ip, &t.fwd, li, cfg, &nh, fr);
 	return translate(skb, eth, ip, &t.fwd, li, cfg);
 }
 
@@ -287,14 +287,14 @@ static __always_inline int handle4(struct __sk_buff *skb, struct cursor *c, void
 		return NM_NEXT;
 	}
 	if (s->node_ip) {
-		struct bpf_fib_lookup fib;
-		int fr = tunnel_route(skb, cfg, s->node_ip, l4, &fib);
+		struct px_nexthop nh;
+		int fr = tunnel_route(skb, cfg, s->node_ip, l4, &nh);
 		if (fr < 0) {
 			count(-fr);
 			return NM_NEXT;
 		}
 		count(PX_HIT);
-		return tunnel_out4(skb, ip, s, &li, cfg, &fib, fr);
+		return tunnel_out4(skb, ip, s, &li, cfg, &nh, fr);
 	}
 	count(PX_HIT); /* the LRU map tracks use itself: no clock read here */
 	return translate(skb, eth, ip, s, &li, cfg);
@@ -386,5 +386,5 @@ static __always_inline int decap4(struct __sk_buff *skb, const struct px_config 
 			return NM_DROP;
 		}
 	}
-	return tunnel_deliver(skb, cfg, tf->node, ifindex, (__u8 *)mac, 0);
+	return tunnel_deliver(skb, cfg, tf, ifindex, (__u8 *)mac, 0);
 }

@@ -104,7 +104,7 @@ static __always_inline int resolve6(struct px_flow6 *f, __u32 sender_ifindex, __
  * node and tunnels it there (in IPv4, as every tunnel datagram), by the
  * route tunnel_route found (fr). */
 static __always_inline int tunnel_out6(struct __sk_buff *skb, struct ipv6hdr *ip6, struct px_session6 *s, struct l4info *li,
-				       const struct px_config *cfg, struct bpf_fib_lookup *fib, int fr)
+				       const struct px_config *cfg, const struct px_nexthop *nh, int fr)
 {
 	__be32 node = s->node_ip;
 	__be16 port = s->node_port;
@@ -114,7 +114,7 @@ static __always_inline int tunnel_out6(struct __sk_buff *skb, struct ipv6hdr *ip
 		count(PX_ERROR);
 		return NM_DROP;
 	}
-	return tunnel_send(skb, cfg, node, port, fib, fr);
+	return tunnel_send(skb, cfg, node, port, nh, fr);
 }
 
 /* translate6 applies a session to the packet and redirects it into the
@@ -144,9 +144,9 @@ static __always_inline int new_flow6(struct __sk_buff *skb, struct ethhdr *eth, 
 		report_miss(6, f->proto, f->dst, f->src);
 		return NM_NEXT; /* the user-space proxy takes it from here */
 	}
-	struct bpf_fib_lookup fib;
+	struct px_nexthop nh;
 	int fr = 0;
-	if (t.fwd.node_ip && (fr = tunnel_route(skb, cfg, t.fwd.node_ip, f->proto, &fib)) < 0) {
+	if (t.fwd.node_ip && (fr = tunnel_route(skb, cfg, t.fwd.node_ip, f->proto, &nh)) < 0) {
 		count(-fr);
 		return NM_NEXT;
 	}
@@ -157,7 +157,7 @@ static __always_inline int new_flow6(struct __sk_buff *skb, struct ethhdr *eth, 
 	}
 	count(PX_NEW);
 	if (t.fwd.node_ip)
-		return tunnel_out6(skb, ip6, &t.fwd, li, cfg, &fib, fr);
+		return tunnel_out6(skb, ip6, &t.fwd, li, cfg, &nh, fr);
 	return translate6(skb, eth, ip6, &t.fwd, li, cfg);
 }
 
@@ -295,14 +295,14 @@ static __always_inline int handle6(struct __sk_buff *skb, struct cursor *c, void
 		return NM_NEXT;
 	}
 	if (s->node_ip) {
-		struct bpf_fib_lookup fib;
-		int fr = tunnel_route(skb, cfg, s->node_ip, l4, &fib);
+		struct px_nexthop nh;
+		int fr = tunnel_route(skb, cfg, s->node_ip, l4, &nh);
 		if (fr < 0) {
 			count(-fr);
 			return NM_NEXT;
 		}
 		count(PX_HIT);
-		return tunnel_out6(skb, ip6, s, &li, cfg, &fib, fr);
+		return tunnel_out6(skb, ip6, s, &li, cfg, &nh, fr);
 	}
 	count(PX_HIT);
 	return translate6(skb, eth, ip6, s, &li, cfg);
@@ -388,5 +388,5 @@ static __always_inline int decap6(struct __sk_buff *skb, const struct px_config 
 			return NM_DROP;
 		}
 	}
-	return tunnel_deliver(skb, cfg, tf->node, ifindex, (__u8 *)mac, 1);
+	return tunnel_deliver(skb, cfg, tf, ifindex, (__u8 *)mac, 1);
 }
