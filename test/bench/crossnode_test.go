@@ -16,14 +16,36 @@ import (
 
 // BenchmarkCrossNode runs once (-benchtime 1x) and writes $BENCH_CROSS_OUT
 // (JSON) and the markdown section beside it: a client on node A, a server
-// on node B, through the user-space tunnel by service IP and over plain
-// underlay routing to the server's namespace IP, samples alternating.
+// on node B, by service IP through the user-space tunnel, then (the eBPF
+// proxy loaded on both nodes' services and underlays) through the kernel
+// tunnel, each phase's samples alternating with plain underlay routing to
+// the server's namespace IP.
 func BenchmarkCrossNode(b *testing.B) {
 	nstest.RequireRoot()
 	out := os.Getenv("BENCH_CROSS_OUT")
 	if out == "" {
 		b.Fatal("BENCH_CROSS_OUT must name the JSON file to write (make bench sets it)")
 	}
+	var rs []CrossResult
+	for _, offload := range []bool{false, true} {
+		b.Run(map[bool]string{false: "wire", true: "virtual-wire"}[offload], func(b *testing.B) {
+			rs = append(rs, crossRun(b, offload))
+		})
+	}
+	data, _ := json.MarshalIndent(rs, "", "  ")
+	if err := os.WriteFile(out, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(strings.TrimSuffix(out, ".json")+".md", []byte(RenderCross(rs)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// crossRun is one run of BenchmarkCrossNode on a new site. offload: the
+// nodes' underlay interfaces keep the veth's checksum and segmentation
+// offloads, so GSO packets cross the underlay whole (a virtual wire between
+// nodes on one host); without, the underlay is a wire between machines.
+func crossRun(b *testing.B, offload bool) CrossResult {
 	root, _ := filepath.Abs("../..")
 	nm := bin(b, "NETMANAGER_BIN", "github.com/oakestra/netmanager/node-net-manager/cmd/netmanager")
 	ul, _ := clustersite.NewUnderlay(b)
@@ -32,6 +54,9 @@ func BenchmarkCrossNode(b *testing.B) {
 	for i := range d {
 		ns := nstest.NewNetns(b, "nm-bench-node")
 		cfg := clustersite.Join(b, ul, ns, i+1)
+		if offload {
+			ns.MustExec(b, "ethtool", "-K", "underlay0", "tx", "on", "tso", "on", "gso", "on")
+		}
 		d[i] = nstest.StartDaemon(b, nm, ns, "--modules-dir", filepath.Join(root, "build", "modules"), "--config", cfg, "--log-level", "info")
 		body := fmt.Appendf(nil, `{"client_id": "node-%d", "cluster_address": %q}`, i+1, strings.Split(clustersite.BrokerAddr, ":")[0])
 		if code, o, err := d[i].Client.Raw(b.Context(), "POST", "/register", body); err != nil || code != 200 {
@@ -69,7 +94,7 @@ func BenchmarkCrossNode(b *testing.B) {
 	}
 	known("app.ns.srv.ns")
 	known("app.ns.cli.ns")
-	r := CrossResult{}
+	r := CrossResult{Offload: offload}
 	// The first connection to a service no node asked about: the cluster
 	// query is on its path.
 	deploy(d[1], late, "app.ns.late.ns")
@@ -77,21 +102,47 @@ func BenchmarkCrossNode(b *testing.B) {
 	known("app.ns.late.ns")
 	r.FirstConnectUs = connectTimes(b, client, "10.30.10.1:7000", 1)[0]
 	time.Sleep(300 * time.Millisecond)
-	tunnel, plain := Result{Path: "tunnel", Address: "10.30.9.1"}, Result{Path: "underlay", Address: srvIP}
+	tunnel, plain := Result{Path: "user-space tunnel", Address: "10.30.9.1"}, Result{Path: "underlay", Address: srvIP}
+	alternate(b, client, &tunnel, &plain, srvIP)
+	for i, dm := range d {
+		loadTunnel(b, dm, clustersite.NodeIP(2-i))
+	}
+	kernel, plain2 := Result{Path: "eBPF tunnel", Address: "10.30.9.1"}, Result{Path: "underlay, eBPF proxy loaded", Address: srvIP}
+	alternate(b, client, &kernel, &plain2, srvIP)
+	r.Paths = []Result{tunnel, plain, kernel, plain2}
+	return r
+}
+
+// alternate measures the service IP path and plain routing to the server,
+// samples alternating: TCP throughput 3 times, connect time 5 × 100.
+func alternate(b *testing.B, client *nstest.Netns, svc, plain *Result, srvIP string) {
 	for i := 0; i < 3; i++ {
-		tunnel.ThroughputGbs = append(tunnel.ThroughputGbs, iperfTCP(b, client, "10.30.9.1"))
+		svc.ThroughputGbs = append(svc.ThroughputGbs, iperfTCP(b, client, svc.Address))
 		plain.ThroughputGbs = append(plain.ThroughputGbs, iperfTCP(b, client, srvIP))
 	}
 	for i := 0; i < 5; i++ {
-		tunnel.ConnectUs = append(tunnel.ConnectUs, connectTimes(b, client, "10.30.9.1:7000", 100)...)
+		svc.ConnectUs = append(svc.ConnectUs, connectTimes(b, client, svc.Address+":7000", 100)...)
 		plain.ConnectUs = append(plain.ConnectUs, connectTimes(b, client, srvIP+":7000", 100)...)
 	}
-	r.Paths = []Result{tunnel, plain}
-	data, _ := json.MarshalIndent(r, "", "  ")
-	if err := os.WriteFile(out, data, 0o644); err != nil {
-		b.Fatal(err)
+}
+
+// loadTunnel loads the eBPF proxy on a node's services and underlay and
+// waits until it counts the other node as a peer.
+func loadTunnel(b *testing.B, dm *nstest.Daemon, peer string) {
+	code, o, err := dm.Client.Raw(b.Context(), "POST", "/ebpf",
+		[]byte(`{"name": "proxy", "priority": 50, "services": ["*"], "interfaces": ["underlay0"]}`))
+	var info struct{ ID string }
+	if err != nil || code != 201 && code != 200 || json.Unmarshal(o, &info) != nil {
+		b.Fatalf("load the eBPF proxy: %d %s %v", code, o, err)
 	}
-	if err := os.WriteFile(strings.TrimSuffix(out, ".json")+".md", []byte(RenderCross(r)), 0o644); err != nil {
-		b.Fatal(err)
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		_, o, _ := dm.Client.Raw(b.Context(), "GET", "/ebpf/"+info.ID+"/peers", nil)
+		var peers map[string]any
+		if json.Unmarshal(o, &peers) == nil && peers[peer] != nil {
+			return
+		}
+		if time.Since(start) > 10*time.Second {
+			b.Fatalf("the eBPF proxy never knew its peer %s: %s", peer, o)
+		}
 	}
 }
