@@ -2,7 +2,12 @@ package integration
 
 import (
 	"net/http"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/oakestra/netmanager/test/clustersite"
 )
@@ -106,10 +111,19 @@ func unloadModule(t *testing.T, n *node, id string) {
 }
 
 // loadTunnel loads the eBPF proxy on a node's service veths and its
-// underlay, and waits until it knows the other node as a peer.
+// underlay with the module README's request (its underlay eth0 is the
+// site's underlay0), and waits until it knows the other node as a peer.
 func loadTunnel(t *testing.T, n *node, peer string) string {
 	t.Helper()
-	px := loadModule(t, n, `{"name": "proxy", "priority": 50, "services": ["*"], "interfaces": ["underlay0"]}`)
+	data, err := os.ReadFile("../../modules/proxy/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^curl -s -X POST 127\.0\.0\.1:6000/ebpf -d '(\{.*"interfaces": \["eth0"\]\})'$`).FindSubmatch(data)
+	if m == nil {
+		t.Fatal("the proxy README has no request loading the module on the underlay eth0")
+	}
+	px := loadModule(t, n, strings.Replace(string(m[1]), `"eth0"`, `"underlay0"`, 1))
 	waitUntil(t, "the eBPF proxy knows its peer "+peer, func() bool {
 		var peers map[string]map[string]uint64
 		getJSON(t, n, "/ebpf/"+px.ID+"/peers", &peers)
@@ -194,4 +208,34 @@ func TestClusterEBPFTunnel(t *testing.T) {
 	for _, n := range nodes {
 		n.stop(t)
 	}
+}
+
+// A load of the kernel tunnel on the wrong host interfaces is refused with
+// a 4xx naming the problem, and leaves no instance, pin or program behind:
+// a second host interface, an interface that does not hold the node IP.
+func TestEBPFTunnelBadUnderlay(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	before := n.settled(t)
+	for _, c := range []struct{ body, text string }{
+		{`{"name": "proxy", "interfaces": ["lo", "goProxyBridge"]}`, "one host interface"},
+		{`{"name": "proxy", "interfaces": ["lo"]}`, "does not hold the node IP"},
+	} {
+		code, body, err := n.d.Client.Raw(ctx(t), http.MethodPost, "/ebpf", []byte(c.body))
+		if err != nil || code < 400 || code >= 500 || !strings.Contains(string(body), c.text) {
+			t.Fatalf("%s: %d %s %v, want a 4xx saying %q", c.body, code, body, err, c.text)
+		}
+		var list []map[string]any
+		getJSON(t, n, "/ebpf", &list)
+		if pins, _ := os.ReadDir(n.d.PinDir); len(list) != 0 || len(pins) != 0 {
+			t.Fatalf("%s left %v, pins %v", c.body, list, pins)
+		}
+		for _, at := range []ebpf.AttachType{ebpf.AttachTCXIngress, ebpf.AttachTCXEgress} {
+			if ids := tcxChain(t, n, "lo", at); len(ids) > 0 {
+				t.Fatalf("%s left programs %v on lo", c.body, ids)
+			}
+		}
+		n.assertState(t, before, "after "+c.body)
+	}
+	n.stop(t)
 }
