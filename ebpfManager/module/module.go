@@ -113,7 +113,8 @@ type ServiceEntry struct {
 	ServiceIPs []ServiceIP
 	// Remote says the instance runs on another node (cluster mode). A module
 	// that delivers in the kernel leaves flows to it, and to a service IP
-	// with any remote instance, to the NetManager's tunnel.
+	// with any remote instance, to the NetManager's tunnel — or tunnels them
+	// itself, in the tunnel's wire format, to Node.
 	Remote bool
 	// Node is where the node of a remote instance takes tunnel traffic:
 	// its node IP and tunnel UDP port. Invalid for a local instance.
