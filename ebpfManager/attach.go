@@ -131,9 +131,15 @@ func (m *Manager) detach(in *instance, name string) error {
 // running instance attached in chain order before its deploy returns; a
 // removed one loses its attachments, and SLA instances go with their last
 // service.
-func (m *Manager) HandleEvent(_ context.Context, ev events.Event) error {
+func (m *Manager) HandleEvent(_ context.Context, ev events.Event) (err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	switch ev.Type {
+	case events.ServiceCreated:
+		defer func() { m.count(OpServiceCreated, err) }()
+	case events.ServiceRemoved:
+		defer func() { m.count(OpServiceRemoved, err) }()
+	}
 	switch ev.Type {
 	case events.ServiceCreated:
 		sla, err := m.slaAcquire(ev.Service)

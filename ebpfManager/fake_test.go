@@ -33,6 +33,7 @@ type fakeKernel struct {
 	failLoad map[string]error
 	bumpOnce bool // make the next Attach see a changed chain
 	bumped   int
+	runs     map[uint32]RunStats // what RunStats reports, by program ID
 }
 
 type chainKey struct {
@@ -47,7 +48,7 @@ type fakeEntry struct {
 
 func newFakeKernel(mode Mode) *fakeKernel {
 	return &fakeKernel{mode: mode, nextProg: 100, chains: map[chainKey][]fakeEntry{}, revs: map[chainKey]uint64{},
-		pins: map[string]bool{}, linkPins: map[string]*fakeLink{}, hosts: map[string]int{"eth9": 9}, objects: map[string][]module.Hook{}, failLoad: map[string]error{}}
+		pins: map[string]bool{}, linkPins: map[string]*fakeLink{}, hosts: map[string]int{"eth9": 9}, objects: map[string][]module.Hook{}, failLoad: map[string]error{}, runs: map[uint32]RunStats{}}
 }
 
 func (k *fakeKernel) Mode() Mode { return k.mode }
@@ -63,6 +64,15 @@ func (d *fakeDP) SDK() *module.DataPlane { return &module.DataPlane{} }
 func (d *fakeDP) ProgramID(h module.Hook) (uint32, bool) {
 	id, ok := d.progs[h]
 	return id, ok
+}
+func (d *fakeDP) RunStats(h module.Hook) (RunStats, bool, error) {
+	id, ok := d.progs[h]
+	if !ok {
+		return RunStats{}, false, nil
+	}
+	d.k.mu.Lock()
+	defer d.k.mu.Unlock()
+	return d.k.runs[id], true, nil
 }
 func (d *fakeDP) Close() error {
 	d.k.mu.Lock()

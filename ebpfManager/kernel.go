@@ -3,6 +3,7 @@ package ebpfmanager
 import (
 	"errors"
 	"io/fs"
+	"time"
 
 	"github.com/oakestra/netmanager/ebpfManager/module"
 )
@@ -39,6 +40,10 @@ type DataPlane interface {
 	SDK() *module.DataPlane
 	// ProgramID returns the kernel ID of the program for hook, if the object has one.
 	ProgramID(h module.Hook) (uint32, bool)
+	// RunStats returns how often the program for hook ran and for how long,
+	// as the kernel counts while its BPF stats are enabled; ok is false when
+	// the object has no program for hook.
+	RunStats(h module.Hook) (s RunStats, ok bool, err error)
 	// Close closes the maps and programs and removes the pins.
 	Close() error
 	// Release closes the maps and programs but keeps the pins, for the
@@ -93,6 +98,13 @@ type Link interface {
 	Adopted() bool
 	// Repin moves the link's pin to path (legacy: nothing to move).
 	Repin(path string) error
+}
+
+// RunStats are a program's run count and total run time (bpf_prog_info's
+// run_cnt and run_time_ns).
+type RunStats struct {
+	Runs    uint64
+	RunTime time.Duration
 }
 
 // Kernel is everything the manager asks of the kernel.

@@ -38,7 +38,11 @@ type Options struct {
 	// those pins and clears the Store.
 	Store   Store
 	Persist bool
-	Log     logrus.FieldLogger
+	// RunStats has Metrics read the kernel's run count and run time of
+	// every instance's programs; the caller keeps the kernel's BPF stats
+	// enabled meanwhile (they cost every program run two clock reads).
+	RunStats bool
+	Log      logrus.FieldLogger
 }
 
 // Manager is the registry of module instances.
@@ -60,6 +64,9 @@ type Manager struct {
 	stateMu  sync.Mutex
 	declared map[string]Declared
 	pending  map[string]json.RawMessage // states saved before their instance was declared
+	// opsMu guards ops, the operations counted for Metrics.
+	opsMu sync.Mutex
+	ops   map[opKey]uint64
 }
 
 // New returns a Manager. Without Persist it removes pins an earlier run left
@@ -110,7 +117,7 @@ func (m *Manager) Load(req LoadRequest) (Info, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	in, err := m.load(req)
-	if err != nil {
+	if m.count(OpLoad, err) != nil {
 		return Info{}, err
 	}
 	return in.info(m.opts.Kernel.Mode()), nil
@@ -370,12 +377,12 @@ func (m *Manager) Delete(id string) error {
 	defer m.mu.Unlock()
 	in := m.insts[id]
 	if in == nil {
-		return fmt.Errorf("%w: no module instance %q", errdefs.ErrNotFound, id)
+		return m.count(OpDelete, fmt.Errorf("%w: no module instance %q", errdefs.ErrNotFound, id))
 	}
 	m.forget(in)
 	err := errors.Join(m.stop(in), m.undeclare(id))
 	m.opts.Log.WithFields(logrus.Fields{"id": id, "module": in.name}).Info("module deleted")
-	return err
+	return m.count(OpDelete, err)
 }
 
 // DeleteAll stops every instance, highest rank first.
@@ -388,7 +395,7 @@ func (m *Manager) DeleteAll() error {
 		m.forget(insts[i])
 		errs = append(errs, m.stop(insts[i]), m.undeclare(insts[i].id))
 	}
-	return errors.Join(errs...)
+	return m.count(OpDeleteAll, errors.Join(errs...))
 }
 
 // forget removes an instance from the registry; the caller holds mu.

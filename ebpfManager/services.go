@@ -76,5 +76,5 @@ func (m *Manager) ServicesChanged() error {
 			errs = append(errs, fmt.Errorf("%s: service table changed: %w", in.id, err))
 		}
 	}
-	return errors.Join(errs...)
+	return m.count(OpServicesChanged, errors.Join(errs...))
 }

@@ -30,9 +30,10 @@ type UpdateRequest struct {
 // judged by neither version; at a new priority the new program is attached
 // in its place before the old one goes. Any failure leaves the old version
 // running as it was.
-func (m *Manager) Update(id string, req UpdateRequest) (Info, error) {
+func (m *Manager) Update(id string, req UpdateRequest) (_ Info, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer func() { m.count(OpUpdate, err) }()
 	old := m.insts[id]
 	switch {
 	case old == nil:

@@ -41,6 +41,18 @@ func (d *dataPlane) ProgramID(h module.Hook) (uint32, bool) {
 	return id, ok
 }
 
+func (d *dataPlane) RunStats(h module.Hook) (ebpfmanager.RunStats, bool, error) {
+	p := d.coll.Programs[h.Program()]
+	if p == nil {
+		return ebpfmanager.RunStats{}, false, nil
+	}
+	st, err := p.Stats()
+	if err != nil {
+		return ebpfmanager.RunStats{}, true, fmt.Errorf("stats of %s: %w", h.Program(), err)
+	}
+	return ebpfmanager.RunStats{Runs: st.RunCount, RunTime: st.Runtime}, true, nil
+}
+
 func (d *dataPlane) Close() error {
 	var errs []error
 	for name, m := range d.coll.Maps {

@@ -44,3 +44,27 @@ func HTTPStatus(err error) int {
 		return http.StatusInternalServerError
 	}
 }
+
+// Kind names err's class for metrics and logs: "invalid", "not_found",
+// "conflict", "unprocessable", "unavailable", "too_large", or "internal" for
+// anything unexpected; "" for nil.
+func Kind(err error) string {
+	switch HTTPStatus(err) {
+	case http.StatusOK:
+		return ""
+	case http.StatusBadRequest:
+		return "invalid"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusUnprocessableEntity:
+		return "unprocessable"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	default:
+		return "internal"
+	}
+}

@@ -27,3 +27,21 @@ func TestHTTPStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestKind(t *testing.T) {
+	cases := map[error]string{
+		nil:                                   "",
+		fmt.Errorf("%w: bad", ErrInvalid):     "invalid",
+		fmt.Errorf("x: %w", ErrNotFound):      "not_found",
+		ErrConflict:                           "conflict",
+		fmt.Errorf("%w: v", ErrUnprocessable): "unprocessable",
+		ErrUnavailable:                        "unavailable",
+		ErrTooLarge:                           "too_large",
+		errors.New("boom"):                    "internal",
+	}
+	for err, want := range cases {
+		if got := Kind(err); got != want {
+			t.Errorf("Kind(%v) = %q, want %q", err, got, want)
+		}
+	}
+}

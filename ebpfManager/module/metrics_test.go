@@ -1,0 +1,34 @@
+package module
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckMetrics(t *testing.T) {
+	ok := Metric{Name: "packets_total", Labels: map[string]string{"interface": "oak1", "direction": "ingress"}, Value: 3}
+	for _, tc := range []struct {
+		name string
+		ms   []Metric
+		want string // "" = valid
+	}{
+		{"valid counter and gauge", []Metric{ok, {Name: "sessions", Gauge: true}}, ""},
+		{"same labels in another order", []Metric{ok, {Name: "packets_total", Labels: map[string]string{"direction": "egress", "interface": "oak2"}}}, ""},
+		{"upper case", []Metric{{Name: "Packets_total"}}, "snake case"},
+		{"counter without _total", []Metric{{Name: "packets"}}, "ends in _total"},
+		{"bare _total", []Metric{{Name: "_total"}}, "snake case"},
+		{"reserved label", []Metric{{Name: "x_total", Labels: map[string]string{"instance": "1"}}}, "set by the manager"},
+		{"bad label", []Metric{{Name: "x_total", Labels: map[string]string{"if-name": "a"}}}, "label \"if-name\""},
+		{"labels differ", []Metric{ok, {Name: "packets_total", Labels: map[string]string{"interface": "oak1"}}}, "samples have labels"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckMetrics(tc.ms)
+			if tc.want == "" && err != nil {
+				t.Fatalf("CheckMetrics: %v", err)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("CheckMetrics = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
