@@ -41,6 +41,11 @@ type Config struct {
 	Proxy      bool   `json:"proxy"`      // run the user-space service proxy
 	Persist    bool   `json:"persist"`    // leave services running at shutdown and re-adopt them at start
 	ProxyTun   string `json:"proxyTun"`   // its TUN device
+	// BPFStats turns the kernel's BPF run-time statistics on while the daemon
+	// runs, for GET /metrics to export every module program's run count and
+	// run time. Off by default: the kernel then reads the clock twice per
+	// program run (docs/metrics.md gives the cost).
+	BPFStats bool `json:"bpfStats"`
 	// ClientID and ClusterAddress register the node with its cluster at
 	// start, as POST /register would (both or neither).
 	ClientID       string `json:"clientID"`
@@ -250,6 +255,7 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 	}
 	proxy := fs.Bool("proxy", c.Proxy, "run the user-space service proxy")
 	persist := fs.Bool("persist", c.Persist, "leave services running at shutdown and re-adopt them at the next start")
+	bpfStats := fs.Bool("bpf-stats", c.BPFStats, "turn on the kernel's BPF run-time statistics, for /metrics (costs every program run two clock reads)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -267,6 +273,8 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 			c.Proxy = *proxy
 		case "persist":
 			c.Persist = *persist
+		case "bpf-stats":
+			c.BPFStats = *bpfStats
 		}
 		for _, f := range flags {
 			if f.name == fl.Name {

@@ -89,6 +89,31 @@ func TestFlagsOverrideFile(t *testing.T) {
 	}
 }
 
+func TestBPFStats(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nm.json")
+	if err := os.WriteFile(path, []byte(`{"bpfStats": true}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"--config", path}, true},
+		{[]string{"--config", path, "--bpf-stats=false"}, false},
+		{[]string{"--bpf-stats"}, true},
+	} {
+		c, err := Load(tc.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.BPFStats != tc.want {
+			t.Errorf("Load(%v).BPFStats = %v, want %v", tc.args, c.BPFStats, tc.want)
+		}
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")

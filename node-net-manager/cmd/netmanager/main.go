@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -128,22 +129,31 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	bus.Subscribe("cluster", link.HandleEvent)
 	bus.Subscribe("cluster table", ctab.HandleEvent)
 	reg := &registrar{link: link, mgr: mgr, log: log}
-	router := api.NewRouter(api.Options{Deployer: mgr, Registrar: reg, Version: version.Version, Log: log})
+	counted := &countingDeployer{Deployer: mgr}
+	router := api.NewRouter(api.Options{Deployer: counted, Registrar: reg, Version: version.Version, Log: log})
 	ps := parts{cfg: cfg, net: n, env: env, table: tab, resolver: ctab, deploy: mgr, bus: bus, router: router, log: log}
-	em, emErr := startEBPFManager(ps)
+	em, stats, emErr := startEBPFManager(ps)
+	if stats != nil {
+		defer stats.Close()
+	}
 	if emErr != nil {
 		log.WithError(emErr).Warn("eBPF Manager disabled: modules cannot be loaded on this node")
 		disabledEBPF(router, emErr)
 	} else {
 		em.Register(router)
 	}
-	stopProxy, err := startProxy(ps)
+	stopProxy, proxyStats, err := startProxy(ps)
 	if err != nil {
 		if em != nil {
 			err = errors.Join(err, em.Close())
 		}
 		return errors.Join(err, env.Teardown())
 	}
+	msrc := metricsSources{version: version.Version, services: mgr.List, api: counted, proxy: proxyStats}
+	if em != nil {
+		msrc.ebpf = em.Metrics
+	}
+	router.Handle("/metrics", metricsHandler(msrc)).Methods(http.MethodGet)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -252,15 +262,23 @@ func nodeNetwork(cfg config.Config, n config.Network) (config.Network, error) {
 }
 
 // startEBPFManager creates the eBPF Manager and subscribes it to service events.
-func startEBPFManager(d parts) (*ebpfmanager.Manager, error) {
+// With bpfStats, the kernel's BPF run-time stats stay on until stats is
+// closed.
+func startEBPFManager(d parts) (_ *ebpfmanager.Manager, stats io.Closer, err error) {
 	cfg, log := d.cfg, d.log
 	k, err := kernel.New(cfg.TCMode)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mounted, err := kernel.EnsureBPFFS(cfg.PinDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if cfg.BPFStats {
+		if stats, err = kernel.EnableRunStats(); err != nil {
+			return nil, nil, fmt.Errorf("bpfStats: %w", err)
+		}
+		log.Info("bpfStats: the kernel's BPF run-time stats are on")
 	}
 	if mounted {
 		log.WithField("path", kernel.DefaultBPFFS).Info("mounted the bpf file system (it stays mounted)")
@@ -268,13 +286,14 @@ func startEBPFManager(d parts) (*ebpfmanager.Manager, error) {
 	self := netip.AddrPortFrom(d.net.NodeIP, uint16(d.net.TunnelPort)) // this node's tunnel end
 	em, err := ebpfmanager.New(ebpfmanager.Options{Kernel: k, Plugins: kernel.Plugins{}, ModulesDir: cfg.ModulesDir, PinDir: cfg.PinDir,
 		Store: kernel.StateFile{Path: filepath.Join(cfg.StateDir, "ebpf.json")}, Persist: cfg.Persist,
-		Services: d.deploy.Services, Table: ebpfmanager.ServiceTable{Source: cachedTable{d.resolver}, Self: self}, Tunnel: self, ServiceRanges: d.net.ServiceRanges(), Log: log})
+		Services: d.deploy.Services, Table: ebpfmanager.ServiceTable{Source: cachedTable{d.resolver}, Self: self}, Tunnel: self, ServiceRanges: d.net.ServiceRanges(),
+		RunStats: stats != nil, Log: log})
 	if err != nil {
-		return nil, err
+		return nil, stats, err
 	}
 	d.bus.Subscribe("ebpf-manager", em.HandleEvent)
 	log.WithFields(logrus.Fields{"mode": k.Mode(), "modules": cfg.ModulesDir, "pins": cfg.PinDir}).Info("eBPF Manager ready")
-	return em, nil
+	return em, stats, nil
 }
 
 // parts are the daemon's pieces the eBPF Manager and the proxy start with.
@@ -303,24 +322,24 @@ func (c cachedTable) Lookup(ctx context.Context, q table.Query) ([]table.Entry, 
 // startProxy runs the user-space service proxy on its TUN device and the
 // inter-node tunnel (UDP on nodeIP:tunnelPort), forgets the sessions of
 // removed services, and serves its counters at GET /proxy. The returned
-// function stops it.
-func startProxy(d parts) (func(), error) {
+// function stops it; stats is nil when the proxy is off.
+func startProxy(d parts) (stop func(), stats func() proxy.Stats, err error) {
 	if !d.cfg.Proxy {
 		d.router.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
 			httpjson.WriteJSON(w, http.StatusOK, map[string]any{"enabled": false})
 		}).Methods(http.MethodGet)
-		return func() {}, nil
+		return func() {}, nil, nil
 	}
 	ranges := d.net.ServiceRanges()
 	self := netip.AddrPortFrom(d.net.NodeIP, uint16(d.net.TunnelPort))
 	tunnel, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(self))
 	if err != nil {
-		return nil, fmt.Errorf("user-space proxy: tunnel: %w", err)
+		return nil, nil, fmt.Errorf("user-space proxy: tunnel: %w", err)
 	}
 	tun, err := d.env.OpenTun(d.cfg.ProxyTun, ranges...)
 	if err != nil {
 		tunnel.Close()
-		return nil, fmt.Errorf("user-space proxy: %w", err)
+		return nil, nil, fmt.Errorf("user-space proxy: %w", err)
 	}
 	tr := proxy.NewTranslator(d.resolver, proxy.Options{Ranges: ranges, Timeout: 2 * time.Minute, Self: self})
 	cancelSub := d.bus.Subscribe("user-space proxy", func(_ context.Context, ev events.Event) error {
@@ -348,7 +367,7 @@ func startProxy(d parts) (func(), error) {
 		tun.Close()
 		tunnel.Close()
 		<-done
-	}, nil
+	}, tr.Stats, nil
 }
 
 // disabledEBPF answers the /ebpf routes with the reason the manager is off.

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
+	"github.com/oakestra/netmanager/ebpfManager/module"
+	"github.com/oakestra/netmanager/node-net-manager/api"
+	"github.com/oakestra/netmanager/node-net-manager/deploy"
+	"github.com/oakestra/netmanager/node-net-manager/errdefs"
+	"github.com/oakestra/netmanager/node-net-manager/proxy"
+)
+
+// metricsSources are what GET /metrics reads on every scrape; a nil func is
+// a part that is off on this node.
+type metricsSources struct {
+	version  string
+	services func() []deploy.Record
+	api      *countingDeployer
+	ebpf     func() ebpfmanager.Metrics
+	proxy    func() proxy.Stats
+}
+
+// metricsHandler serves the Prometheus text format: the daemon's own
+// samples and the Go runtime's and process's.
+func metricsHandler(src metricsSources) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collector{src})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// collector turns the sources into samples at scrape time. It is unchecked
+// (Describe sends nothing): module metrics are known only when read.
+type collector struct{ src metricsSources }
+
+func (collector) Describe(chan<- *prometheus.Desc) {}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	e := emitter{ch: ch}
+	e.gauge("netmanager_build_info", "The NetManager's version (the value is 1).", 1, "version", c.src.version)
+	byKind := map[string]int{string(deploy.KindContainer): 0, string(deploy.KindUnikernel): 0}
+	for _, r := range c.src.services() {
+		byKind[string(r.Kind)]++
+	}
+	for _, k := range sortedKeys(byKind) {
+		e.gauge("netmanager_services", "Service instances deployed on this node.", float64(byKind[k]), "kind", k)
+	}
+	for _, o := range c.src.api.counts() {
+		e.counter("netmanager_api_operations_total", "Deploys and undeploys answered, by outcome (error: \"\" or the class of the failure).",
+			float64(o.Count), "operation", o.Operation, "error", o.Error)
+	}
+	if c.src.proxy != nil {
+		collectProxy(e, c.src.proxy())
+	}
+	if c.src.ebpf != nil {
+		collectEBPF(e, c.src.ebpf())
+	}
+}
+
+func collectProxy(e emitter, s proxy.Stats) {
+	for _, c := range []struct {
+		name, help string
+		v          uint64
+	}{
+		{"translated_packets_total", "Packets the user-space proxy translated.", s.Translated},
+		{"new_sessions_total", "Sessions the user-space proxy opened.", s.NewSessions},
+		{"replaced_sessions_total", "Sessions displaced by a reused source port.", s.Replaced},
+		{"tunnel_out_packets_total", "Packets sent to other nodes through the tunnel.", s.TunnelOut},
+		{"tunnel_in_packets_total", "Packets from other nodes delivered here.", s.TunnelIn},
+		{"held_packets_total", "Packets that waited for the cluster's answer.", s.Held},
+	} {
+		e.counter("netmanager_proxy_"+c.name, c.help, float64(c.v))
+	}
+	e.gauge("netmanager_proxy_sessions", "Open sessions of the user-space proxy.", float64(s.Sessions))
+	for _, r := range sortedKeys(s.Dropped) {
+		e.counter("netmanager_proxy_dropped_packets_total", "Packets the user-space proxy dropped, by reason.", float64(s.Dropped[r]), "reason", r)
+	}
+	for _, p := range sortedKeys(s.PeerRTTms) {
+		e.gauge("netmanager_proxy_peer_rtt_seconds", "Measured tunnel RTT to each node closest service IPs choose among.", s.PeerRTTms[p]/1000, "peer", p)
+	}
+}
+
+func collectEBPF(e emitter, m ebpfmanager.Metrics) {
+	for _, o := range m.Operations {
+		e.counter("netmanager_ebpf_operations_total", "eBPF Manager operations, by outcome (error: \"\" or the class of the failure).",
+			float64(o.Count), "operation", o.Operation, "error", o.Error)
+	}
+	for _, in := range m.Instances {
+		id := []string{"instance", in.ID, "module", in.Module}
+		e.gauge("netmanager_ebpf_instance_up", "1 while the module instance runs, 0 when its control plane failed.", boolValue(in.State == ebpfmanager.StateRunning), id...)
+		e.gauge("netmanager_ebpf_attachments", "Interfaces the instance's programs are attached to.", float64(in.Attachments), id...)
+		e.gauge("netmanager_ebpf_scrape_error", "1 when some of the instance's samples could not be read in this scrape.", boolValue(in.Error != nil), id...)
+		for _, p := range in.Programs {
+			l := append(id[:4:4], "hook", p.Hook.String())
+			e.counter("netmanager_ebpf_program_runs_total", "Runs of the instance's program on a TC hook, over all its attachments (bpfStats).", float64(p.Runs), l...)
+			e.counter("netmanager_ebpf_program_run_seconds_total", "Time the instance's program ran on a TC hook, over all its attachments (bpfStats).", p.RunTime.Seconds(), l...)
+		}
+		collectSamples(e, id, in.Module, in.Samples)
+	}
+}
+
+// collectSamples exports a module's samples as
+// netmanager_module_<module>_<name>, with the instance's labels first, then
+// the module's own in name order.
+func collectSamples(e emitter, id []string, modName string, ms []module.Metric) {
+	for _, s := range ms {
+		l := append([]string(nil), id...)
+		for _, k := range sortedKeys(s.Labels) {
+			l = append(l, k, s.Labels[k])
+		}
+		name := "netmanager_module_" + metricWord(modName) + "_" + s.Name
+		if s.Gauge {
+			e.gauge(name, s.Help, s.Value, l...)
+		} else {
+			e.counter(name, s.Help, s.Value, l...)
+		}
+	}
+}
+
+// emitter sends const samples; labels are name, value pairs.
+type emitter struct{ ch chan<- prometheus.Metric }
+
+func (e emitter) counter(name, help string, v float64, labels ...string) {
+	e.send(name, help, prometheus.CounterValue, v, labels)
+}
+
+func (e emitter) gauge(name, help string, v float64, labels ...string) {
+	e.send(name, help, prometheus.GaugeValue, v, labels)
+}
+
+func (e emitter) send(name, help string, t prometheus.ValueType, v float64, labels []string) {
+	names := make([]string, 0, len(labels)/2)
+	values := make([]string, 0, len(labels)/2)
+	for i := 0; i+1 < len(labels); i += 2 {
+		names = append(names, labels[i])
+		values = append(values, labels[i+1])
+	}
+	if help == "" {
+		help = strings.ReplaceAll(name, "_", " ")
+	}
+	m, err := prometheus.NewConstMetric(prometheus.NewDesc(name, help, names, nil), t, v, values...)
+	if err != nil {
+		m = prometheus.NewInvalidMetric(prometheus.NewDesc(name, help, nil, nil), err)
+	}
+	e.ch <- m
+}
+
+// metricWord makes a module name fit a metric name.
+func metricWord(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return '_'
+	}, s)
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// countingDeployer counts the deploys and undeploys the API passes on.
+type countingDeployer struct {
+	api.Deployer
+	mu  sync.Mutex
+	ops map[[2]string]uint64
+}
+
+func (c *countingDeployer) Deploy(ctx context.Context, req deploy.Request) (deploy.Record, error) {
+	r, err := c.Deployer.Deploy(ctx, req)
+	c.count("deploy", err)
+	return r, err
+}
+
+func (c *countingDeployer) Undeploy(ctx context.Context, kind deploy.Kind, name string, instance int) error {
+	err := c.Deployer.Undeploy(ctx, kind, name, instance)
+	c.count("undeploy", err)
+	return err
+}
+
+func (c *countingDeployer) count(op string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ops == nil {
+		c.ops = map[[2]string]uint64{}
+	}
+	c.ops[[2]string{op, errdefs.Kind(err)}]++
+}
+
+func (c *countingDeployer) counts() []ebpfmanager.OperationCount {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]ebpfmanager.OperationCount, 0, len(c.ops))
+	for k, n := range c.ops {
+		out = append(out, ebpfmanager.OperationCount{Operation: k[0], Error: k[1], Count: n})
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Operation+"\x00"+out[a].Error < out[b].Operation+"\x00"+out[b].Error })
+	return out
+}
