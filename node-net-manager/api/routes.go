@@ -88,6 +88,7 @@ func NewRouter(opts Options) *mux.Router {
 	r.HandleFunc("/services", s.services).Methods(http.MethodGet)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/version", s.version).Methods(http.MethodGet)
+	r.HandleFunc("/openapi.json", serveOpenAPI).Methods(http.MethodGet)
 	return r
 }
 
