@@ -1,0 +1,17 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/oakestra/netmanager/node-net-manager/api/openapitest"
+)
+
+// The routes New registers are the document's firewall operations under /ebpf/{id}/.
+func TestOpenAPICoversRoutes(t *testing.T) {
+	w := newFW(t, `{}`)
+	ops, anyMethod := openapitest.Routes(t, w.router, openapitest.ModulePrefix)
+	if len(anyMethod) > 0 {
+		t.Errorf("routes without methods: %v", anyMethod)
+	}
+	openapitest.Compare(t, "firewall", ops, openapitest.Documented(openapitest.Load(t), openapitest.ByModule, "firewall"))
+}

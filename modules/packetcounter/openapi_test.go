@@ -1,0 +1,24 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/gorilla/mux"
+
+	"github.com/oakestra/netmanager/ebpfManager/module"
+	"github.com/oakestra/netmanager/node-net-manager/api/openapitest"
+)
+
+// The routes New registers are the document's packetcounter operations under /ebpf/{id}/.
+func TestOpenAPICoversRoutes(t *testing.T) {
+	coll := load(t)
+	r := mux.NewRouter()
+	if _, err := New(module.Base{ID: "1", Name: "packetcounter", Router: r, DataPlane: &module.DataPlane{Maps: coll.Maps, Programs: coll.Programs}}); err != nil {
+		t.Fatal(err)
+	}
+	ops, anyMethod := openapitest.Routes(t, r, openapitest.ModulePrefix)
+	if len(anyMethod) > 0 {
+		t.Errorf("routes without methods: %v", anyMethod)
+	}
+	openapitest.Compare(t, "packetcounter", ops, openapitest.Documented(openapitest.Load(t), openapitest.ByModule, "packetcounter"))
+}
