@@ -80,22 +80,47 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 			return err
 		}
 	}
-	status, data, err := c.Raw(ctx, method, path, body)
-	if err != nil {
+	data, err := c.Send(ctx, method, path, body)
+	if err != nil || out == nil {
 		return err
-	}
-	if status < 200 || status > 299 {
-		var eb httpjson.ErrorBody
-		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
-			eb.Error = strings.TrimSpace(string(data))
-		}
-		return &Error{Status: status, Message: eb.Error}
-	}
-	if out == nil {
-		return nil
 	}
 	return json.Unmarshal(data, out)
 }
+
+// Send sends body (may be nil) and returns a 2xx answer's body as it came;
+// any other status is an *Error with the daemon's message.
+func (c *Client) Send(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	status, data, err := c.Raw(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	if status < 200 || status > 299 {
+		return nil, errorFrom(status, data)
+	}
+	return data, nil
+}
+
+// Get returns a 2xx answer's body to GET path as it came (JSON or text).
+func (c *Client) Get(ctx context.Context, path string) ([]byte, error) {
+	return c.Send(ctx, http.MethodGet, path, nil)
+}
+
+// errorFrom is the *Error of a non-2xx answer: the message of its
+// {"error": ...} body, else the body's text.
+func errorFrom(status int, data []byte) *Error {
+	var eb httpjson.ErrorBody
+	if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
+		eb.Error = strings.TrimSpace(string(data))
+	}
+	if eb.Error == "" {
+		eb.Error = http.StatusText(status)
+	}
+	return &Error{Status: status, Message: eb.Error}
+}
+
+// Refused reports whether the daemon refused the request (a 4xx status):
+// the request was wrong for it, as opposed to the daemon failing (5xx).
+func (e *Error) Refused() bool { return e.Status >= 400 && e.Status < 500 }
 
 // Deploy deploys a container (pid > 0) or unikernel (kind unikernel) instance.
 func (c *Client) Deploy(ctx context.Context, kind deploy.Kind, body api.DeployBody) (api.DeployResponse, error) {
@@ -127,3 +152,17 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 	err := c.Do(ctx, http.MethodGet, "/version", nil, &out)
 	return out["version"], err
 }
+
+// Register joins the node to a cluster (clusterAddress "": standalone) and
+// returns the daemon's registration.
+func (c *Client) Register(ctx context.Context, clientID, clusterAddress string) (api.Registration, error) {
+	var out api.Registration
+	err := c.Do(ctx, http.MethodPost, "/register", map[string]string{"client_id": clientID, "cluster_address": clusterAddress}, &out)
+	return out, err
+}
+
+// Metrics returns GET /metrics as the daemon wrote it (Prometheus text).
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) { return c.Get(ctx, "/metrics") }
+
+// OpenAPI returns the API's OpenAPI document (GET /openapi.json) as it came.
+func (c *Client) OpenAPI(ctx context.Context) ([]byte, error) { return c.Get(ctx, "/openapi.json") }

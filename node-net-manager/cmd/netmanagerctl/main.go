@@ -1,202 +1,117 @@
-// Command netmanagerctl is the operator's client of a NetManager's HTTP API.
+// Command netmanagerctl is the operator's client of a NetManager's HTTP API
+// (and of the sdwan module's gRPC API). See docs/cli.md.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
-	"text/tabwriter"
 
-	"github.com/oakestra/netmanager/node-net-manager/api"
 	"github.com/oakestra/netmanager/node-net-manager/client"
-	"github.com/oakestra/netmanager/node-net-manager/deploy"
 )
 
-const usage = `usage: netmanagerctl [--addr HOST:PORT | --socket PATH] COMMAND [flags]
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the daemon failed (5xx), cannot be reached, or answered nonsense
+	exitUsage   = 2 // a bad command line
+	exitRefused = 3 // the daemon refused the request (HTTP 4xx, a gRPC refusal)
+)
 
-commands:
-  health                        check that the NetManager answers
-  version                       print the NetManager's version
-  services [--json]             list deployed service instances
-  proxy                         the user-space proxy's counters
-  deploy --service S --instance N (--pid P | --unikernel) [--ports MAP]
-                                deploy a service instance's networking
-  undeploy --service S --instance N [--unikernel]
-                                remove a service instance's networking
-  modules list                  list eBPF module instances in chain order
-  modules load NAME [--priority P] [--config JSON] [--services S,..] [--interfaces I,..]
-                                load a module instance
-  modules show ID               one instance with its attachments
-  modules delete ID|--all       stop one instance, or all
-  modules get ID PATH           GET a module's own route, e.g. modules get 1 /counts
-  sdwan [--grpc HOST:PORT] SUBCOMMAND
-                                the sdwan module's gRPC Gateway API (default 127.0.0.1:50051):
-    list [--json]               the gateway's PDRs and LBRs
-    create|update pdr --id N --action pass|drop|redirect [--precedence P]
-          [--src CIDR] [--dst CIDR] [--proto tcp|udp|icmp|icmpv6|N] [--tos T]
-          [--src-ports LO-HI|P] [--dst-ports LO-HI|P] [--interface lan|lbr|N]
-                                create a PDR, or replace one whole; a redirect's interface
-                                is the LAN, the LBR or GRE-WAN N (1-based)
-    delete pdr --id N           delete a PDR
-    create|update lbr (--tos T | --default) --overlay N:W [--overlay N:W ...]
-                                a ToS class's (or the default class's) LBR: GRE-WAN N, weight W
-    delete lbr (--tos T | --default)
-                                delete a class's LBR
-`
+// leaves is every command, in the order the usage lists them.
+var leaves = []leaf{
+	{path: "health", summary: "check that the NetManager answers", out: outTable, run: healthCmd},
+	{path: "version", summary: "the NetManager's version", out: outTable, run: versionCmd},
+	{path: "services", summary: "the deployed service instances", out: outTable, run: servicesCmd},
+	{path: "proxy", summary: "the user-space proxy's state and counters (the eBPF proxy module: proxy ID ...)", out: outJSON, run: proxyCmd},
+	{path: "register", args: "--client-id ID [--cluster-address HOST[:PORT]]", summary: "register the node (with a cluster address: join that cluster)", out: outTable, run: registerCmd},
+	{path: "deploy", args: "--service S --instance N (--pid P | --unikernel) [--ports MAP] [--ebpf-modules JSON]", summary: "deploy a service instance's networking", out: outTable, run: deployCmd},
+	{path: "undeploy", args: "--service S --instance N [--unikernel]", summary: "remove a service instance's networking", out: outTable, run: undeployCmd},
+	{path: "metrics", summary: "the daemon's metrics (GET /metrics), as they come", run: rawCmd("/metrics")},
+	{path: "openapi", summary: "the API's OpenAPI document (GET /openapi.json), as it comes", run: rawCmd("/openapi.json")},
+
+	{path: "modules list", summary: "the eBPF module instances in chain order", out: outTable, run: modulesListCmd},
+	{path: "modules load", args: "NAME [--priority P] [--config JSON] [--services S,..] [--interfaces I,..]", summary: "load a module instance", out: outTable, run: modulesLoadCmd},
+	{path: "modules show", args: "ID", summary: "one instance with its config and attachments", out: outJSON, run: modulesShowCmd},
+	{path: "modules update", args: "ID [--priority P] [--config JSON]", summary: "swap an instance for a new version of itself in place (PUT /ebpf/ID)", out: outTable, run: modulesUpdateCmd},
+	{path: "modules delete", args: "ID | --all", summary: "stop one instance, or all", out: outTable, run: modulesDeleteCmd},
+	{path: "modules get", args: "ID PATH", summary: "GET a module's own route, e.g. modules get 1 /counts", out: outJSON, run: modulesGetCmd},
+
+	{path: "firewall ID rules list", summary: "the firewall's rules in match order, with hits", out: outTable, run: fwListCmd},
+	{path: "firewall ID rules add", args: "--action allow|deny [--id R] [--direction D] [--src CIDR] [--dst CIDR] [--proto P] [--src-ports N[-M]] [--dst-ports N[-M]] [--priority N] | --json RULE", summary: "add one rule (its flags are the rule's JSON fields)", out: outTable, run: fwAddCmd},
+	{path: "firewall ID rules delete", args: "RULEID", summary: "remove one rule", out: outTable, run: fwDeleteCmd},
+	{path: "firewall ID rules replace", args: "--file F|- | --json RULES", summary: "replace the whole rule set with a JSON array of rules, atomically", out: outTable, run: fwReplaceCmd},
+	{path: "firewall ID stats", summary: "allowed and denied packets per interface and direction", out: outTable, run: fwStatsCmd},
+
+	{path: "proxy ID translations", summary: "the eBPF proxy's service IPs and the namespace IPs they go to", out: outTable, run: proxyTranslationsCmd},
+	{path: "proxy ID sessions", summary: "the eBPF proxy's sessions (at most 100 listed)", out: outTable, run: proxySessionsCmd},
+	{path: "proxy ID stats", summary: "the eBPF proxy's counters", out: outTable, run: proxyStatsCmd},
+	{path: "proxy ID peers", summary: "the eBPF proxy's kernel tunnel, per peer node", out: outTable, run: proxyPeersCmd},
+
+	{path: "counter ID counts", summary: "the packet counter's packets and bytes per interface and direction", out: outTable, run: counterCountsCmd},
+
+	{path: "sdwan ID rules", summary: "the sdwan gateway's PDRs with the flows each classified (HTTP)", out: outTable, run: sdwanRulesCmd},
+	{path: "sdwan ID lbr", summary: "each class's LBR and the slots each WAN holds now (HTTP)", out: outTable, run: sdwanLBRCmd},
+	{path: "sdwan ID wans", summary: "each WAN's health and traffic (HTTP)", out: outTable, run: sdwanWANsCmd},
+	{path: "sdwan ID stats", summary: "the gateway's counters by reason, and the WANs (HTTP)", out: outTable, run: sdwanStatsCmd},
+	{path: "sdwan list", summary: "the gateway's PDRs and LBRs over gRPC (sdwan [--grpc HOST:PORT] ..., default 127.0.0.1:50051)", out: outTable, run: sdwanListCmd},
+	{path: "sdwan create", args: "pdr|lbr FLAGS", summary: "create a PDR or an LBR over gRPC (sdwan create pdr --help)", run: sdwanApplyCmd("create")},
+	{path: "sdwan update", args: "pdr|lbr FLAGS", summary: "replace a PDR or an LBR whole over gRPC", run: sdwanApplyCmd("update")},
+	{path: "sdwan delete", args: "pdr --id N | lbr (--tos T | --default)", summary: "delete a PDR or an LBR over gRPC", run: sdwanApplyCmd("delete")},
+}
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	e := &env{ctx: context.Background(), stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("netmanagerctl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", "127.0.0.1:6000", "NetManager API address")
 	socket := fs.String("socket", "", "NetManager API unix socket (overrides --addr)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
-	}
-	c := client.New(*addr, *socket)
-	err := dispatch(context.Background(), c, fs.Arg(0), fs.Args()[1:], stdout, stderr)
-	var ue usageError
+	fs.Var(formatValue{&e.global}, "o", "output format")
+	fs.BoolFunc("json", "-o json", func(string) error { e.global = "json"; return nil })
+	err := fs.Parse(args)
 	switch {
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "netmanagerctl: %v\n\n%s", err, usage)
-		return 2
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(stdout)
+		return exitOK
 	case err != nil:
-		fmt.Fprintln(stderr, "netmanagerctl:", err)
-		return 1
+		return report(e, usageError{msg: err.Error(), usage: helpHint})
+	case fs.NArg() == 0:
+		return report(e, usageError{msg: "no command given", usage: printUsage})
 	}
-	return 0
+	e.c, e.where = client.New(*addr, *socket), *addr
+	if *socket != "" {
+		e.where = "unix socket " + *socket
+	}
+	rest, err := takeGRPCFlag(e, fs.Args())
+	if err == nil {
+		err = dispatch(e, rest)
+	}
+	return report(e, err)
 }
 
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func dispatch(ctx context.Context, c *client.Client, cmd string, args []string, stdout, stderr io.Writer) error {
-	switch cmd {
-	case "health":
-		if err := c.Health(ctx); err != nil {
-			return err
+// report prints err and returns the exit status it stands for.
+func report(e *env, err error) int {
+	var ue usageError
+	var ce *client.Error
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(e.stderr, "netmanagerctl: %v\n", err)
+		if ue.usage != nil {
+			fmt.Fprintln(e.stderr)
+			ue.usage(e.stderr)
 		}
-		fmt.Fprintln(stdout, "ok")
-	case "version":
-		v, err := c.Version(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, v)
-	case "services":
-		return services(ctx, c, args, stdout, stderr)
-	case "proxy":
-		return printJSON(ctx, c, "GET", "/proxy", stdout)
-	case "deploy":
-		return deployCmd(ctx, c, args, stdout, stderr)
-	case "undeploy":
-		return undeployCmd(ctx, c, args, stdout, stderr)
-	case "modules":
-		return modulesCmd(ctx, c, args, stdout, stderr)
-	case "sdwan":
-		return sdwanCmd(ctx, args, stdout, stderr)
-	default:
-		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+		return exitUsage
 	}
-	return nil
-}
-
-func services(ctx context.Context, c *client.Client, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("services", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	fmt.Fprintln(e.stderr, "netmanagerctl:", err)
+	if errors.As(err, &ce) && ce.Refused() || grpcRefused(err) {
+		return exitRefused
 	}
-	recs, err := c.Services(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(recs)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tKIND\tNS ADDRESS\tNS ADDRESS V6\tVETH\tSERVICE IPS\tPORTS")
-	for _, r := range recs {
-		var sips, ports []string
-		for _, s := range r.ServiceIPs {
-			sips = append(sips, fmt.Sprintf("%s=%s", s.Policy, s.Address))
-		}
-		for _, p := range r.PortMappings {
-			ports = append(ports, p.String())
-		}
-		v6 := "-"
-		if r.NsAddressV6.IsValid() {
-			v6 = r.NsAddressV6.String()
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ServiceName, r.Instance, r.Kind, r.NsAddress, v6, r.HostVeth, strings.Join(sips, ","), strings.Join(ports, ","))
-	}
-	return tw.Flush()
-}
-
-type target struct {
-	service   string
-	instance  int
-	unikernel bool
-}
-
-func (t *target) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.service, "service", "", "service name app.appns.svc.svcns")
-	fs.IntVar(&t.instance, "instance", 0, "instance number")
-	fs.BoolVar(&t.unikernel, "unikernel", false, "a unikernel (the NetManager makes the namespace)")
-}
-
-func (t target) kind() deploy.Kind {
-	if t.unikernel {
-		return deploy.KindUnikernel
-	}
-	return deploy.KindContainer
-}
-
-func deployCmd(ctx context.Context, c *client.Client, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("deploy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var t target
-	t.register(fs)
-	pid := fs.Int("pid", 0, "PID of a process in the container's network namespace")
-	ports := fs.String("ports", "", "port mappings, e.g. 8080:80/tcp;5353:53/udp")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
-	}
-	body := api.DeployBody{ServiceName: t.service, InstanceNumber: &t.instance, PID: pid, PortMappings: *ports}
-	resp, err := c.Deploy(ctx, t.kind(), body)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s instance %d: %s %s\n", resp.ServiceName, t.instance, resp.NsAddress, resp.NsAddressV6)
-	return nil
-}
-
-func undeployCmd(ctx context.Context, c *client.Client, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("undeploy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var t target
-	t.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
-	}
-	if err := c.Undeploy(ctx, t.kind(), t.service, t.instance); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s instance %d: undeployed\n", t.service, t.instance)
-	return nil
+	return exitFailure
 }

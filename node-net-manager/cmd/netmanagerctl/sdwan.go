@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -41,77 +42,123 @@ var (
 
 const actionRedirect = 3
 
-func sdwanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// takeGRPCFlag takes "sdwan --grpc ADDR ..." (the address before the
+// subcommand, as the gRPC commands have always taken it) into e.grpc.
+func takeGRPCFlag(e *env, args []string) ([]string, error) {
+	e.grpc = sdwanDefaultAddr
+	if args[0] != "sdwan" || len(args) < 2 || !strings.HasPrefix(args[1], "-") {
+		return args, nil
+	}
 	fs := flag.NewFlagSet("sdwan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("grpc", sdwanDefaultAddr, "the sdwan module's gRPC address")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&e.grpc, "grpc", sdwanDefaultAddr, "the sdwan module's gRPC address")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			if err := dispatch(e, []string{"help", "sdwan"}); err != nil {
+				return nil, err
+			}
+			return nil, errHelp
+		}
+		return nil, usageError{msg: "sdwan: " + err.Error()}
 	}
 	if fs.NArg() == 0 {
-		return usageError{"sdwan needs a subcommand: list, create, update, delete"}
+		return []string{"sdwan"}, nil
 	}
-	sub, rest := fs.Arg(0), fs.Args()[1:]
-	var (
-		req    *pb.Request
-		asJSON bool
-		err    error
-	)
-	switch sub {
-	case "list":
-		asJSON, err = parseListArgs(rest, stderr)
-	case "create", "update", "delete":
-		req, err = parseApplyArgs(sub, rest, stderr)
-	default:
-		return usageError{fmt.Sprintf("unknown sdwan subcommand %q", sub)}
+	return append([]string{"sdwan"}, fs.Args()...), nil
+}
+
+// grpcError is the gateway's answer to a gRPC call that failed.
+type grpcError struct {
+	op string
+	st *status.Status
+}
+
+func (g grpcError) Error() string { return g.op + ": " + g.st.Message() }
+
+// grpcRefused reports whether err is the gateway refusing a request (as a
+// 4xx would), as opposed to failing or not being reached.
+func grpcRefused(err error) bool {
+	var g grpcError
+	if !errors.As(err, &g) {
+		return false
 	}
+	switch g.st.Code() {
+	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.FailedPrecondition,
+		codes.OutOfRange, codes.PermissionDenied, codes.Unauthenticated:
+		return true
+	}
+	return false
+}
+
+// gateway dials the sdwan module's gRPC server.
+func (e *env) gateway() (pb.GatewayClient, func(), error) {
+	conn, err := grpc.NewClient(e.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("sdwan: gRPC client for %s: %w", e.grpc, err)
+	}
+	return pb.NewGatewayClient(conn), func() { _ = conn.Close() }, nil
+}
+
+func sdwanListCmd(e *env, _, args []string) error {
+	fs := e.flags(true)
+	fs.StringVar(&e.grpc, "grpc", e.grpc, "the sdwan module's gRPC address")
+	if _, err := e.parse(fs, args, 0); err != nil {
+		return err
+	}
+	gw, done, err := e.gateway()
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return fmt.Errorf("sdwan: gRPC client for %s: %w", *addr, err)
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, sdwanTimeout)
+	defer done()
+	ctx, cancel := context.WithTimeout(e.ctx, sdwanTimeout)
 	defer cancel()
-	gw := pb.NewGatewayClient(conn)
-	if sub == "list" {
-		list, err := gw.List(ctx, &pb.ListRequest{})
-		if err != nil {
-			return fmt.Errorf("sdwan list: %s", status.Convert(err).Message())
-		}
-		return printRules(stdout, list, asJSON)
-	}
-	reply, err := gw.Apply(ctx, req)
+	list, err := gw.List(ctx, &pb.ListRequest{})
 	if err != nil {
-		return fmt.Errorf("sdwan %s %s: %s", sub, rest[0], status.Convert(err).Message())
+		return grpcError{"sdwan list", status.Convert(err)}
 	}
-	fmt.Fprintf(stdout, "%s %s: ok (the gateway has pdrs %d, lbrs %d)\n", sub, rest[0], reply.GetPdrs(), reply.GetLbrs())
-	return nil
+	return printRules(e.stdout, list, e.format == "json")
 }
 
-func parseListArgs(args []string, stderr io.Writer) (bool, error) {
-	fs := flag.NewFlagSet("sdwan list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return false, usageError{err.Error()}
+func sdwanApplyCmd(op string) func(e *env, _, args []string) error {
+	return func(e *env, _, args []string) error {
+		if len(args) == 0 || isHelp(args[0]) {
+			fs := e.flags(false)
+			if _, err := e.parse(fs, args, 1); err != nil || len(args) == 0 {
+				return err
+			}
+		}
+		req, err := parseApplyArgs(op, args, e.stdout)
+		if err != nil {
+			if ue, ok := err.(usageError); ok && ue.usage == nil {
+				return e.errUsage("%s", ue.msg)
+			}
+			return err
+		}
+		gw, done, err := e.gateway()
+		if err != nil {
+			return err
+		}
+		defer done()
+		ctx, cancel := context.WithTimeout(e.ctx, sdwanTimeout)
+		defer cancel()
+		reply, err := gw.Apply(ctx, req)
+		if err != nil {
+			return grpcError{fmt.Sprintf("sdwan %s %s", op, args[0]), status.Convert(err)}
+		}
+		_, err = fmt.Fprintf(e.stdout, "%s %s: ok (the gateway has pdrs %d, lbrs %d)\n", op, args[0], reply.GetPdrs(), reply.GetLbrs())
+		return err
 	}
-	if fs.NArg() > 0 {
-		return false, usageError{fmt.Sprintf("sdwan list: unexpected argument %q", fs.Arg(0))}
-	}
-	return *asJSON, nil
 }
 
 // parseApplyArgs turns "pdr|lbr FLAGS" into the request of operand op.
-func parseApplyArgs(op string, args []string, stderr io.Writer) (*pb.Request, error) {
+// A help request prints the kind's flags to help.
+func parseApplyArgs(op string, args []string, help io.Writer) (*pb.Request, error) {
 	if len(args) == 0 || (args[0] != "pdr" && args[0] != "lbr") {
-		return nil, usageError{fmt.Sprintf("sdwan %s needs a rule kind first: pdr or lbr", op)}
+		return nil, usageError{msg: fmt.Sprintf("sdwan %s needs a rule kind first: pdr or lbr", op)}
 	}
 	kind, del := args[0], op == "delete"
 	fs := flag.NewFlagSet("sdwan "+op+" "+kind, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	var (
 		pf pdrFlags
 		lf lbrFlags
@@ -122,10 +169,16 @@ func parseApplyArgs(op string, args []string, stderr io.Writer) (*pb.Request, er
 		lf.register(fs, del)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
-		return nil, usageError{err.Error()}
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(help, "usage: netmanagerctl sdwan [--grpc HOST:PORT] %s %s FLAGS\n\nflags:\n", op, kind)
+			fs.SetOutput(help)
+			fs.PrintDefaults()
+			return nil, errHelp
+		}
+		return nil, usageError{msg: err.Error()}
 	}
 	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Sprintf("sdwan %s %s: unexpected argument %q", op, kind, fs.Arg(0))}
+		return nil, usageError{msg: fmt.Sprintf("sdwan %s %s: unexpected argument %q", op, kind, fs.Arg(0))}
 	}
 	var (
 		rule *pb.Rule
@@ -137,7 +190,7 @@ func parseApplyArgs(op string, args []string, stderr io.Writer) (*pb.Request, er
 		rule, err = encodeLBRFlags(lf, del)
 	}
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("sdwan %s %s: %v", op, kind, err)}
+		return nil, usageError{msg: fmt.Sprintf("sdwan %s %s: %v", op, kind, err)}
 	}
 	return &pb.Request{Operand: sdwanOperands[op], Rules: []*pb.Rule{rule}}, nil
 }

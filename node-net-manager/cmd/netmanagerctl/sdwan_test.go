@@ -274,12 +274,12 @@ func TestSdwanAgainstFakeGateway(t *testing.T) {
 		t.Fatalf("delete lbr: rc %d, stderr %q, server got %v", rc, errs, got)
 	}
 
-	// The server's error: its message, exit 1.
+	// The server's refusal: its message, exit 3.
 	f.mu.Lock()
 	f.err = status.Error(codes.AlreadyExists, "rule 7 exists (use update)")
 	f.mu.Unlock()
 	rc, out, errs = runCtl("sdwan", "--grpc", addr, "create", "pdr", "--id", "7", "--action", "drop")
-	if rc != 1 || out != "" || errs != "netmanagerctl: sdwan create pdr: rule 7 exists (use update)\n" {
+	if rc != 3 || out != "" || errs != "netmanagerctl: sdwan create pdr: rule 7 exists (use update)\n" {
 		t.Fatalf("server error: rc %d, stdout %q, stderr %q", rc, out, errs)
 	}
 	f.take()
