@@ -12,7 +12,7 @@ RUN_ARGS ?= --listen 127.0.0.1:6000
 
 export CGO_ENABLED := 1
 
-.PHONY: all deps build run test unit-test integration-test bench fuzz generate clean
+.PHONY: all deps build run test unit-test integration-test bench fuzz generate install uninstall docs clean
 
 all: build
 
@@ -49,6 +49,56 @@ integration-test: build
 bench: build
 	@scripts/deps.sh gnuplot-nox
 	NETMANAGER_BIN=$(abspath $(BUILD)/bin/netmanager) scripts/bench.sh
+
+# The daemon, the CLI, the shipped modules, the example config and the systemd
+# unit, under DESTDIR (a staging root, e.g. for a package) and PREFIX. Modules go
+# where an installed daemon looks for them (defaultModulesDir), whatever PREFIX.
+PREFIX ?= /usr
+BINDIR := $(PREFIX)/bin
+LIBDIR := /usr/lib/netmanager
+MODULESDIR := $(LIBDIR)/modules
+CONFDIR := /etc/netmanager
+UNITDIR := /lib/systemd/system
+SHIPPED_MODULES := $(patsubst modules/%/,%,$(wildcard modules/*/))
+# systemd learns of a changed unit; not for a staging root, nor where systemd is
+# absent or not running.
+RELOAD_SYSTEMD := if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then \
+		systemctl daemon-reload 2>/dev/null || echo "systemctl daemon-reload failed (systemd not running?); ignored"; fi
+
+install: build
+	install -d "$(DESTDIR)$(BINDIR)"
+	install -m 0755 $(BUILD)/bin/netmanager $(BUILD)/bin/netmanagerctl "$(DESTDIR)$(BINDIR)/"
+	set -e; for m in $(SHIPPED_MODULES); do \
+		install -d -m 0755 "$(DESTDIR)$(MODULESDIR)/$$m"; \
+		install -m 0644 $(BUILD)/modules/$$m/$$m.so $(BUILD)/modules/$$m/$$m.o "$(DESTDIR)$(MODULESDIR)/$$m/"; \
+	done
+	install -d -m 0755 "$(DESTDIR)$(CONFDIR)"
+	install -m 0644 docs/netmanager.example.json "$(DESTDIR)$(CONFDIR)/netmanager.example.json"
+	install -d "$(DESTDIR)$(UNITDIR)"
+	sed 's|/usr/bin/netmanager|$(BINDIR)/netmanager|g' dist/netmanager.service > "$(DESTDIR)$(UNITDIR)/netmanager.service"
+	chmod 0644 "$(DESTDIR)$(UNITDIR)/netmanager.service"
+	@$(RELOAD_SYSTEMD)
+
+# Removes what install put there, nothing else: not netmanager.json, not the
+# state in /var/lib/netmanager, not pins. Stop the service first.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null && systemctl is-active --quiet netmanager 2>/dev/null; then \
+		echo "uninstall: netmanager.service is still running (systemctl disable --now netmanager)"; fi
+	rm -f "$(DESTDIR)$(BINDIR)/netmanager" "$(DESTDIR)$(BINDIR)/netmanagerctl"
+	for m in $(SHIPPED_MODULES); do \
+		rm -f "$(DESTDIR)$(MODULESDIR)/$$m/$$m.so" "$(DESTDIR)$(MODULESDIR)/$$m/$$m.o"; \
+		[ ! -d "$(DESTDIR)$(MODULESDIR)/$$m" ] || rmdir --ignore-fail-on-non-empty "$(DESTDIR)$(MODULESDIR)/$$m"; \
+	done
+	rm -f "$(DESTDIR)$(CONFDIR)/netmanager.example.json" "$(DESTDIR)$(UNITDIR)/netmanager.service"
+	for d in "$(DESTDIR)$(MODULESDIR)" "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(CONFDIR)"; do \
+		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; \
+	done
+	@$(RELOAD_SYSTEMD)
+
+# Regenerates docs/architecture.png from docs/architecture.dot (graphviz).
+docs:
+	@scripts/deps.sh graphviz
+	dot -Tpng docs/architecture.dot -o docs/architecture.png
 
 # Regenerates committed generated code: the sdwan module's gRPC API.
 generate:
