@@ -199,11 +199,13 @@ func dispatch(e *env, args []string) error {
 	show := func(w io.Writer) { printGroup(w, name, under) }
 	if len(args) > len(group) {
 		next := args[len(group)]
-		if isHelp(next) {
+		switch {
+		case isHelp(next):
 			show(e.stdout)
 			return nil
+		case !strings.HasPrefix(next, "-"):
+			return usageError{msg: fmt.Sprintf("%s: unknown subcommand %q", name, next), usage: show}
 		}
-		return usageError{msg: fmt.Sprintf("%s: unknown subcommand %q", name, next), usage: show}
 	}
 	return usageError{msg: name + " needs a subcommand", usage: show}
 }
