@@ -312,6 +312,17 @@ type Verdicts struct {
 var dirHooks = [2]module.Hook{module.HookEgress, module.HookIngress}
 
 func (f *Firewall) serveStats(w http.ResponseWriter, _ *http.Request) {
+	out, err := f.verdicts()
+	if err != nil {
+		module.WriteError(w, http.StatusInternalServerError, err)
+		return
+	}
+	module.WriteJSON(w, http.StatusOK, out)
+}
+
+// verdicts are the allowed and denied packets of every interface by
+// direction (DirectionName).
+func (f *Firewall) verdicts() (map[string]map[string]Verdicts, error) {
 	out := map[string]map[string]Verdicts{}
 	for _, ifc := range f.ifaces.List() {
 		dirs := map[string]Verdicts{}
@@ -320,8 +331,7 @@ func (f *Firewall) serveStats(w http.ResponseWriter, _ *http.Request) {
 			var v Verdicts
 			err := f.gens.m["stats"].Lookup(fwStatKey{Ifindex: uint32(ifc.Ifindex), Dir: uint32(dir)}, &perCPU)
 			if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				module.WriteError(w, http.StatusInternalServerError, err)
-				return
+				return nil, fmt.Errorf("read stats of %s: %w", ifc.Name, err)
 			}
 			for _, s := range perCPU {
 				v.Allowed += s.Allowed
@@ -331,7 +341,7 @@ func (f *Firewall) serveStats(w http.ResponseWriter, _ *http.Request) {
 		}
 		out[ifc.Name] = dirs
 	}
-	module.WriteJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 var (

@@ -78,16 +78,28 @@ func (p *Proxy) serveSessions(w http.ResponseWriter, _ *http.Request) {
 
 // serveStats answers the data plane's counters and the control plane's miss figures.
 func (p *Proxy) serveStats(w http.ResponseWriter, _ *http.Request) {
-	out := p.missStats()
+	out, err := p.dataPlaneStats()
+	if err != nil {
+		module.WriteError(w, http.StatusInternalServerError, err)
+		return
+	}
+	for k, v := range p.missStats() {
+		out[k] = v
+	}
+	module.WriteJSON(w, http.StatusOK, out)
+}
+
+// dataPlaneStats sums the data plane's per-CPU counters, by statNames.
+func (p *Proxy) dataPlaneStats() (map[string]uint64, error) {
+	out := make(map[string]uint64, len(statNames))
 	for i, name := range statNames {
 		var perCPU []uint64
 		if err := p.maps["stats"].Lookup(uint32(i), &perCPU); err != nil {
-			module.WriteError(w, http.StatusInternalServerError, fmt.Errorf("read stat %s: %w", name, err))
-			return
+			return nil, fmt.Errorf("read stat %s: %w", name, err)
 		}
 		for _, v := range perCPU {
 			out[name] += v
 		}
 	}
-	module.WriteJSON(w, http.StatusOK, out)
+	return out, nil
 }

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"sort"
+
+	"github.com/oakestra/netmanager/ebpfManager/module"
+)
+
+// Metrics are the firewall's samples for GET /metrics: allowed and denied
+// packets per interface and direction, and each active rule's hits.
+func (f *Firewall) Metrics() ([]module.Metric, error) {
+	vs, err := f.verdicts()
+	if err != nil {
+		return nil, err
+	}
+	var out []module.Metric
+	for _, ifname := range sortedNames(vs) {
+		for _, dir := range sortedNames(vs[ifname]) {
+			v := vs[ifname][dir]
+			for verdict, n := range map[string]uint64{"allowed": v.Allowed, "denied": v.Denied} {
+				out = append(out, module.Metric{Name: "packets_total", Help: "Packets the firewall judged, by interface, direction and verdict.",
+					Labels: map[string]string{"interface": ifname, "direction": dir, "verdict": verdict}, Value: float64(n)})
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rules, err := f.list()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rules {
+		out = append(out, module.Metric{Name: "rule_hits_total", Help: "Packets each active rule decided, by rule id.",
+			Labels: map[string]string{"rule": r.ID}, Value: float64(r.Hits)})
+	}
+	return out, nil
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var _ module.MetricsReporter = (*Firewall)(nil)
