@@ -94,3 +94,10 @@ func TestOpenAPIManagerAnswers(t *testing.T) {
 		t.Errorf("PATCH /ebpf: %v, want no operation", err)
 	}
 }
+
+// The answers' schemas fit the Go types the handlers encode.
+func TestOpenAPISchemasFitTypes(t *testing.T) {
+	doc := openapitest.Load(t)
+	openapitest.MatchType(t, doc, "ModuleInstance", Info{})
+	openapitest.MatchType(t, doc, "Attachment", AttachmentInfo{})
+}

@@ -15,3 +15,10 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 	}
 	openapitest.Compare(t, "firewall", ops, openapitest.Documented(openapitest.Load(t), openapitest.ByModule, "firewall"))
 }
+
+// The answers' schemas fit the Go types the handlers encode.
+func TestOpenAPISchemasFitTypes(t *testing.T) {
+	doc := openapitest.Load(t)
+	openapitest.MatchType(t, doc, "FirewallRule", Rule{})
+	openapitest.MatchType(t, doc, "FirewallVerdicts", Verdicts{})
+}

@@ -22,3 +22,9 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 	}
 	openapitest.Compare(t, "packetcounter", ops, openapitest.Documented(openapitest.Load(t), openapitest.ByModule, "packetcounter"))
 }
+
+// The answers' schemas fit the Go types the handlers encode.
+func TestOpenAPISchemasFitTypes(t *testing.T) {
+	doc := openapitest.Load(t)
+	openapitest.MatchType(t, doc, "PacketTotals", Totals{})
+}

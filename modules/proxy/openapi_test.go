@@ -15,3 +15,10 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 	}
 	openapitest.Compare(t, "proxy", ops, openapitest.Documented(openapitest.Load(t), openapitest.ByModule, "proxy"))
 }
+
+// The answers' schemas fit the Go types the handlers encode.
+func TestOpenAPISchemasFitTypes(t *testing.T) {
+	doc := openapitest.Load(t)
+	openapitest.MatchType(t, doc, "ProxyFlow", Flow{})
+	openapitest.MatchType(t, doc, "ProxyPeer", PeerStats{})
+}

@@ -15,3 +15,11 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 	}
 	openapitest.Compare(t, "sdwan", ops, openapitest.Documented(openapitest.Load(t), openapitest.ByModule, "sdwan"))
 }
+
+// The answers' schemas fit the Go types the handlers encode.
+func TestOpenAPISchemasFitTypes(t *testing.T) {
+	doc := openapitest.Load(t)
+	openapitest.MatchType(t, doc, "SDWANRule", Rule{})
+	openapitest.MatchType(t, doc, "SDWANLBR", LBRInfo{})
+	openapitest.MatchType(t, doc, "SDWANWAN", WANInfo{})
+}

@@ -20,6 +20,10 @@ import (
 	"github.com/oakestra/netmanager/node-net-manager/api"
 	"github.com/oakestra/netmanager/node-net-manager/api/openapitest"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
+	"github.com/oakestra/netmanager/node-net-manager/httpjson"
+	"github.com/oakestra/netmanager/node-net-manager/netenv"
+	"github.com/oakestra/netmanager/node-net-manager/proxy"
+	"github.com/oakestra/netmanager/node-net-manager/table"
 )
 
 // nopDeployer is enough for routes that are only walked or read.
@@ -29,7 +33,7 @@ func (nopDeployer) Deploy(context.Context, deploy.Request) (deploy.Record, error
 	return deploy.Record{}, nil
 }
 func (nopDeployer) Undeploy(context.Context, deploy.Kind, string, int) error { return nil }
-func (nopDeployer) List() []deploy.Record                                     { return nil }
+func (nopDeployer) List() []deploy.Record                                    { return nil }
 
 func newRouter() http.Handler {
 	log := logrus.New()
@@ -239,4 +243,16 @@ func routePath(call *ast.CallExpr) (string, bool) {
 	}
 	s, err := strconv.Unquote(lit.Value)
 	return s, err == nil && strings.HasPrefix(s, "/")
+}
+
+// The answers' schemas fit the Go types the handlers encode.
+func TestOpenAPISchemasFitTypes(t *testing.T) {
+	doc := openapitest.Load(t)
+	for name, v := range map[string]any{
+		"Registration": api.Registration{}, "DeployResponse": api.DeployResponse{}, "ServiceRecord": deploy.Record{},
+		"PortMapping": netenv.PortMapping{}, "ServiceIP": table.ServiceIP{}, "UserspaceProxyStats": proxy.Stats{},
+		"Error": httpjson.ErrorBody{},
+	} {
+		openapitest.MatchType(t, doc, name, v)
+	}
 }
