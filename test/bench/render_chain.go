@@ -166,7 +166,7 @@ func RenderScale(rows []ScaleRow) string {
 	}
 	md.WriteString("\nAll runs (ms):\n\n")
 	for _, r := range rows {
-		fmt.Fprintf(&md, "- %d services: deploy with 0 / 1 / 3 modules: %s / %s / %s; load", r.Services,
+		fmt.Fprintf(&md, "- %d service(s): deploy with 0 / 1 / 3 modules: %s / %s / %s; load", r.Services,
 			floats(r.Deploy[0], "%.1f"), floats(r.Deploy[1], "%.1f"), floats(r.Deploy[3], "%.1f"))
 		for i, m := range ChainModules {
 			sep := ","

@@ -50,7 +50,7 @@ func TestRenderScale(t *testing.T) {
 	for _, want := range []string{
 		"| 10 | 50.0 ms | 70.0 ms | 120.0 ms | 70.0 ms |",
 		"| 10 | 200.0 ms | 20.00 ms | 300.0 ms | 400.0 ms |",
-		"- 10 services: deploy with 0 / 1 / 3 modules: 50.0, 40.0, 60.0 / 70.0 / 120.0, 110.0, 130.0; load packetcounter: 200.0, 210.0, firewall: 300.0, proxy: 400.0",
+		"- 10 service(s): deploy with 0 / 1 / 3 modules: 50.0, 40.0, 60.0 / 70.0 / 120.0, 110.0, 130.0; load packetcounter: 200.0, 210.0, firewall: 300.0, proxy: 400.0",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("missing %q in\n%s", want, md)
