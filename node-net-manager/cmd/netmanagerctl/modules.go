@@ -153,14 +153,20 @@ func modulesUpdateCmd(e *env, _, args []string) error {
 	if err != nil {
 		return err
 	}
-	var req ebpfmanager.UpdateRequest
+	// Only the keys given: an absent key keeps its value (a "config": null
+	// would clear the config). Neither: the module's files are read again.
+	req := map[string]any{}
 	if cf.priority != 0 {
-		req.Priority = &cf.priority
+		req["priority"] = cf.priority
 	}
-	if req.Config, err = cf.raw(e); err != nil {
+	cfg, err := cf.raw(e)
+	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(req) // neither: the module's files are read again, all else kept
+	if cfg != nil {
+		req["config"] = cfg
+	}
+	body, _ := json.Marshal(req)
 	return e.send(http.MethodPut, "/ebpf/"+pos[0], body, instanceLine("updated %s instance %s"))
 }
 
