@@ -2,20 +2,24 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
 	"github.com/oakestra/netmanager/ebpfManager/module"
 	"github.com/oakestra/netmanager/node-net-manager/api"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
+	"github.com/oakestra/netmanager/node-net-manager/httpjson"
 	"github.com/oakestra/netmanager/node-net-manager/proxy"
 )
 
@@ -29,43 +33,57 @@ type metricsSources struct {
 	proxy    func() proxy.Stats
 }
 
-// metricsHandler serves the Prometheus text format: the daemon's own
-// samples and the Go runtime's and process's.
+// metricsHandler serves the Prometheus exposition format the scraper asks
+// for (text by default): the daemon's own samples, built as metric families
+// at scrape time, then the Go runtime's and the process's from a registry.
 func metricsHandler(src metricsSources) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collector{src})
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		runtime, err := reg.Gather()
+		if err != nil {
+			httpjson.WriteError(w, fmt.Errorf("gather runtime metrics: %w", err))
+			return
+		}
+		format := expfmt.Negotiate(r.Header)
+		w.Header().Set("Content-Type", string(format))
+		enc := expfmt.NewEncoder(w, format)
+		for _, f := range append(collect(src), runtime...) {
+			if err := enc.Encode(f); err != nil {
+				return // the scraper went away
+			}
+		}
+		if c, ok := enc.(expfmt.Closer); ok {
+			_ = c.Close()
+		}
+	})
 }
 
-// collector turns the sources into samples at scrape time. It is unchecked
-// (Describe sends nothing): module metrics are known only when read.
-type collector struct{ src metricsSources }
-
-func (collector) Describe(chan<- *prometheus.Desc) {}
-
-func (c collector) Collect(ch chan<- prometheus.Metric) {
-	e := emitter{ch: ch}
-	e.gauge("netmanager_build_info", "The NetManager's version (the value is 1).", 1, "version", c.src.version)
+// collect turns the sources into metric families, sorted by name.
+func collect(src metricsSources) []*dto.MetricFamily {
+	e := newEmitter()
+	e.gauge("netmanager_build_info", "The NetManager's version (the value is 1).", 1, "version", src.version)
 	byKind := map[string]int{string(deploy.KindContainer): 0, string(deploy.KindUnikernel): 0}
-	for _, r := range c.src.services() {
+	for _, r := range src.services() {
 		byKind[string(r.Kind)]++
 	}
 	for _, k := range sortedKeys(byKind) {
 		e.gauge("netmanager_services", "Service instances deployed on this node.", float64(byKind[k]), "kind", k)
 	}
-	for _, o := range c.src.api.counts() {
+	for _, o := range src.api.counts() {
 		e.counter("netmanager_api_operations_total", "Deploys and undeploys answered, by outcome (error: \"\" or the class of the failure).",
 			float64(o.Count), "operation", o.Operation, "error", o.Error)
 	}
-	if c.src.proxy != nil {
-		collectProxy(e, c.src.proxy())
+	if src.proxy != nil {
+		collectProxy(e, src.proxy())
 	}
-	if c.src.ebpf != nil {
-		collectEBPF(e, c.src.ebpf())
+	if src.ebpf != nil {
+		collectEBPF(e, src.ebpf())
 	}
+	return e.families()
 }
 
-func collectProxy(e emitter, s proxy.Stats) {
+func collectProxy(e *emitter, s proxy.Stats) {
 	for _, c := range []struct {
 		name, help string
 		v          uint64
@@ -88,7 +106,7 @@ func collectProxy(e emitter, s proxy.Stats) {
 	}
 }
 
-func collectEBPF(e emitter, m ebpfmanager.Metrics) {
+func collectEBPF(e *emitter, m ebpfmanager.Metrics) {
 	for _, o := range m.Operations {
 		e.counter("netmanager_ebpf_operations_total", "eBPF Manager operations, by outcome (error: \"\" or the class of the failure).",
 			float64(o.Count), "operation", o.Operation, "error", o.Error)
@@ -110,47 +128,79 @@ func collectEBPF(e emitter, m ebpfmanager.Metrics) {
 // collectSamples exports a module's samples as
 // netmanager_module_<module>_<name>, with the instance's labels first, then
 // the module's own in name order.
-func collectSamples(e emitter, id []string, modName string, ms []module.Metric) {
+func collectSamples(e *emitter, id []string, modName string, ms []module.Metric) {
+	prefix := "netmanager_module_" + metricWord(modName) + "_"
+	var keys []string
 	for _, s := range ms {
-		l := append([]string(nil), id...)
-		for _, k := range sortedKeys(s.Labels) {
+		keys = keys[:0]
+		for k := range s.Labels {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		l := make([]string, 0, len(id)+2*len(keys))
+		l = append(l, id...)
+		for _, k := range keys {
 			l = append(l, k, s.Labels[k])
 		}
-		name := "netmanager_module_" + metricWord(modName) + "_" + s.Name
 		if s.Gauge {
-			e.gauge(name, s.Help, s.Value, l...)
+			e.gauge(prefix+s.Name, s.Help, s.Value, l...)
 		} else {
-			e.counter(name, s.Help, s.Value, l...)
+			e.counter(prefix+s.Name, s.Help, s.Value, l...)
 		}
 	}
 }
 
-// emitter sends const samples; labels are name, value pairs.
-type emitter struct{ ch chan<- prometheus.Metric }
-
-func (e emitter) counter(name, help string, v float64, labels ...string) {
-	e.send(name, help, prometheus.CounterValue, v, labels)
+// emitter builds metric families; labels are name, value pairs, and the
+// samples of one name carry the same label names (CheckMetrics sees to it
+// for modules).
+type emitter struct {
+	fams  map[string]*dto.MetricFamily
+	names map[string]*string // label names, shared by every sample
 }
 
-func (e emitter) gauge(name, help string, v float64, labels ...string) {
-	e.send(name, help, prometheus.GaugeValue, v, labels)
+func newEmitter() *emitter {
+	return &emitter{fams: map[string]*dto.MetricFamily{}, names: map[string]*string{}}
 }
 
-func (e emitter) send(name, help string, t prometheus.ValueType, v float64, labels []string) {
-	names := make([]string, 0, len(labels)/2)
-	values := make([]string, 0, len(labels)/2)
-	for i := 0; i+1 < len(labels); i += 2 {
-		names = append(names, labels[i])
-		values = append(values, labels[i+1])
+func (e *emitter) counter(name, help string, v float64, labels ...string) {
+	e.metric(name, help, dto.MetricType_COUNTER, labels).Counter = &dto.Counter{Value: &v}
+}
+
+func (e *emitter) gauge(name, help string, v float64, labels ...string) {
+	e.metric(name, help, dto.MetricType_GAUGE, labels).Gauge = &dto.Gauge{Value: &v}
+}
+
+func (e *emitter) metric(name, help string, t dto.MetricType, labels []string) *dto.Metric {
+	f := e.fams[name]
+	if f == nil {
+		n, h := name, help
+		f = &dto.MetricFamily{Name: &n, Help: &h, Type: t.Enum()}
+		e.fams[name] = f
 	}
-	if help == "" {
-		help = strings.ReplaceAll(name, "_", " ")
+	pairs := make([]dto.LabelPair, len(labels)/2)
+	m := &dto.Metric{Label: make([]*dto.LabelPair, len(pairs))}
+	for i := range pairs {
+		ln := e.names[labels[2*i]]
+		if ln == nil {
+			s := labels[2*i]
+			ln = &s
+			e.names[s] = ln
+		}
+		pairs[i] = dto.LabelPair{Name: ln, Value: &labels[2*i+1]}
+		m.Label[i] = &pairs[i]
 	}
-	m, err := prometheus.NewConstMetric(prometheus.NewDesc(name, help, names, nil), t, v, values...)
-	if err != nil {
-		m = prometheus.NewInvalidMetric(prometheus.NewDesc(name, help, nil, nil), err)
+	slices.SortFunc(m.Label, func(a, b *dto.LabelPair) int { return strings.Compare(*a.Name, *b.Name) })
+	f.Metric = append(f.Metric, m)
+	return m
+}
+
+// families returns the families by name.
+func (e *emitter) families() []*dto.MetricFamily {
+	out := make([]*dto.MetricFamily, 0, len(e.fams))
+	for _, n := range sortedKeys(e.fams) {
+		out = append(out, e.fams[n])
 	}
-	e.ch <- m
+	return out
 }
 
 // metricWord makes a module name fit a metric name.
@@ -217,6 +267,8 @@ func (c *countingDeployer) counts() []ebpfmanager.OperationCount {
 	for k, n := range c.ops {
 		out = append(out, ebpfmanager.OperationCount{Operation: k[0], Error: k[1], Count: n})
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Operation+"\x00"+out[a].Error < out[b].Operation+"\x00"+out[b].Error })
+	sort.Slice(out, func(a, b int) bool {
+		return out[a].Operation+"\x00"+out[a].Error < out[b].Operation+"\x00"+out[b].Error
+	})
 	return out
 }
