@@ -165,12 +165,14 @@ nsmin() {
   echo "BPF_PROG_TEST_RUN on a copy of the flow's packet, one repeat per run (the proxy rewrites it),"
   echo "median of 20,000, beside a no-op measured the same way."
   echo
-  echo "What the statistics leave out: they time each program's body only (and add a clock read to it),"
-  echo "not the TCX dispatch from one program to the next, nor the skb's way to the hook. That dispatch"
-  echo "is not measured on its own here; the throughput comparison below carries it with everything else."
+  echo "What the statistics leave out: they time each program's body only, between two clock reads they"
+  echo "add to every run (some of that cost lands in each figure: the no-op row is the floor), not the TCX"
+  echo "dispatch from one program to the next, nor the skb's way to the hook. That dispatch is not measured"
+  echo "on its own here; the throughput comparison below carries it with everything else."
   echo "The figures depend on the packet rate: at a low rate the CPU idles between packets and each"
   echo "program meets a cold cache; in the chain the first program pays for bringing the packet and the"
-  echo "skb in, which is why the chain can cost less than its parts alone."
+  echo "skb in, so the chain can cost less than its parts alone. A sample's figure moves by 10-20 % from"
+  echo "round to round on this shared machine: read the ratios of medians, not single cells."
   echo
   echo "Throughput: iperf3 TCP from the client, 3 s runs, one per configuration per round in the same"
   echo "rounds: bare (no module loaded, the server's namespace IP), the eBPF proxy alone and the chain"
