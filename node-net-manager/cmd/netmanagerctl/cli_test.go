@@ -116,69 +116,75 @@ func fakeAnswers() map[string]answer {
 	}
 }
 
+// requestCase is a command line, the request it must send and lines of
+// what it must print.
+type requestCase struct {
+	args         []string
+	method, path string
+	body         string // JSON, compared as values; "" for none
+	out          []string
+}
+
+var requestCases = []requestCase{
+	{[]string{"health"}, "GET", "/healthz", "", []string{"ok\n"}},
+	{[]string{"version"}, "GET", "/version", "", []string{"v1.2.3\n"}},
+	{[]string{"services"}, "GET", "/services", "", []string{"SERVICE", "app.ns.web.ns  2", "fd00:18::2", "round_robin=10.30.0.1", "8080:80/tcp"}},
+	{[]string{"proxy", "-o", "table"}, "GET", "/proxy", "", []string{"enabled", "true", "translated", "47", "dropped: no instances"}},
+	{[]string{"register", "--client-id", "n1"}, "POST", "/register", `{"client_id": "n1", "cluster_address": ""}`, []string{"mode", "standalone"}},
+	{[]string{"register", "--client-id", "n1", "--cluster-address", "192.0.2.10"}, "POST", "/register", `{"client_id": "n1", "cluster_address": "192.0.2.10"}`, nil},
+	{[]string{"deploy", "--service", "app.ns.web.ns", "--instance", "2", "--pid", "42", "--ports", "8080:80"}, "POST", "/container/deploy",
+		`{"pid": 42, "serviceName": "app.ns.web.ns", "instanceNumber": 2, "portMappings": "8080:80"}`, []string{"app.ns.web.ns instance 2: 10.18.0.2 fd00:18::2"}},
+	{[]string{"deploy", "--service", "app.ns.web.ns", "--pid", "42", "--ebpf-modules", `[{"name": "firewall", "config": {"defaultPolicy": "deny"}}]`}, "POST", "/container/deploy",
+		`{"pid": 42, "serviceName": "app.ns.web.ns", "instanceNumber": 0, "portMappings": "", "ebpfModules": [{"name": "firewall", "config": {"defaultPolicy": "deny"}}]}`, nil},
+	{[]string{"deploy", "--unikernel", "--service", "app.ns.uk.ns"}, "POST", "/unikernel/deploy",
+		`{"pid": 0, "serviceName": "app.ns.uk.ns", "instanceNumber": 0, "portMappings": ""}`, []string{"app.ns.uk.ns instance 0: 10.18.0.3"}},
+	{[]string{"undeploy", "--service", "app.ns.web.ns", "--instance", "2"}, "POST", "/container/undeploy",
+		`{"serviceName": "app.ns.web.ns", "instanceNumber": 2}`, []string{"app.ns.web.ns instance 2: undeployed"}},
+	{[]string{"undeploy", "--unikernel", "--service", "app.ns.uk.ns"}, "POST", "/unikernel/undeploy", `{"serviceName": "app.ns.uk.ns", "instanceNumber": 0}`, nil},
+	{[]string{"metrics"}, "GET", "/metrics", "", []string{"# HELP x y\nx 1\n"}},
+	{[]string{"openapi"}, "GET", "/openapi.json", "", []string{`{"openapi":"3.0.3"}`}},
+	{[]string{"modules", "list"}, "GET", "/ebpf", "", []string{"ID", "4   firewall  30", "running", "tcx"}},
+	{[]string{"modules", "load", "firewall", "--priority", "30", "--config", `{"defaultPolicy": "deny"}`, "--services", "a.b.c.d,e.f.g.h", "--interfaces", "eth1"}, "POST", "/ebpf",
+		`{"name": "firewall", "priority": 30, "config": {"defaultPolicy": "deny"}, "services": ["a.b.c.d", "e.f.g.h"], "interfaces": ["eth1"]}`,
+		[]string{"loaded firewall as instance 4 (priority 30, 1 attachments, tcx)"}},
+	{[]string{"modules", "load", "packetcounter"}, "POST", "/ebpf", `{"name": "packetcounter", "config": null, "priority": null, "services": null, "interfaces": null}`, nil},
+	{[]string{"modules", "show", "4", "-o", "table"}, "GET", "/ebpf/4", "", []string{"name      firewall", `{"defaultPolicy": "deny"}`, "INTERFACE", "oak1", "130"}},
+	{[]string{"modules", "update", "4", "--priority", "31"}, "PUT", "/ebpf/4", `{"priority": 31}`, []string{"updated firewall instance 4"}},
+	{[]string{"modules", "update", "4", "--config", `{"rules": []}`}, "PUT", "/ebpf/4", `{"config": {"rules": []}}`, nil},
+	{[]string{"modules", "update", "4"}, "PUT", "/ebpf/4", `{}`, nil},
+	{[]string{"modules", "delete", "4"}, "DELETE", "/ebpf/4", "", []string{"instance 4 deleted"}},
+	{[]string{"modules", "delete", "--all"}, "DELETE", "/ebpf", "", []string{"every module instance deleted"}},
+	{[]string{"modules", "get", "6", "anything/deep"}, "GET", "/ebpf/6/anything/deep", "", []string{`"a": 1`}},
+	{[]string{"modules", "get", "6", "/anything/deep", "-o", "table"}, "GET", "/ebpf/6/anything/deep", "", []string{"a    1"}},
+	{[]string{"firewall", "4", "rules", "list"}, "GET", "/ebpf/4/rules", "", []string{
+		"ID      PRIORITY  ACTION  DIRECTION  SRC         DST  PROTO  SRC PORTS  DST PORTS  HITS",
+		"noping  100       deny    both       -           -    icmp   -          -          3",
+		"r1      10        allow   ingress    10.0.0.0/8  -    tcp    -          80-90      0"}},
+	{[]string{"firewall", "4", "rules", "add", "--id", "r2", "--action", "deny", "--direction", "egress", "--src", "10.0.0.0/8", "--dst", "fd00::1",
+		"--proto", "udp", "--src-ports", "1000-2000", "--dst-ports", "53", "--priority", "0"}, "POST", "/ebpf/4/rules",
+		`{"id": "r2", "action": "deny", "direction": "egress", "src": "10.0.0.0/8", "dst": "fd00::1", "proto": "udp", "srcPorts": "1000-2000", "dstPorts": "53", "priority": 0}`,
+		[]string{"r2", "deny"}},
+	{[]string{"firewall", "4", "rules", "add", "--action", "deny"}, "POST", "/ebpf/4/rules", `{"action": "deny"}`, nil},
+	{[]string{"firewall", "4", "rules", "add", "--json", `{"action": "deny", "proto": "icmp"}`}, "POST", "/ebpf/4/rules", `{"action": "deny", "proto": "icmp"}`, nil},
+	{[]string{"firewall", "4", "rules", "delete", "noping"}, "DELETE", "/ebpf/4/rules/noping", "", []string{"rule noping deleted"}},
+	{[]string{"firewall", "4", "rules", "replace", "--json", `[{"action": "deny"}]`}, "PUT", "/ebpf/4/rules", `[{"action": "deny"}]`, []string{"noping"}},
+	{[]string{"firewall", "4", "stats"}, "GET", "/ebpf/4/stats", "", []string{"INTERFACE  INGRESS ALLOWED", "oak1       5                2               7"}},
+	{[]string{"proxy", "5", "translations"}, "GET", "/ebpf/5/translations", "", []string{"10.30.0.1   10.18.0.2,10.18.0.3"}},
+	{[]string{"proxy", "5", "sessions"}, "GET", "/ebpf/5/sessions", "", []string{"1 sessions, 1 listed", "10.18.0.4:5000", "10.18.0.2 from 10.30.0.9"}},
+	{[]string{"proxy", "5", "stats"}, "GET", "/ebpf/5/stats", "", []string{"hits     12"}},
+	{[]string{"proxy", "5", "peers"}, "GET", "/ebpf/5/peers", "", []string{"192.168.77.2  3           300"}},
+	{[]string{"counter", "6", "counts"}, "GET", "/ebpf/6/counts", "", []string{"oak1       11               1100           9"}},
+	{[]string{"sdwan", "7", "rules"}, "GET", "/ebpf/7/rules", "", []string{"10.2.0.0/16", "redirect", "lbr", "4"}},
+	{[]string{"sdwan", "7", "lbr"}, "GET", "/ebpf/7/lbr", "", []string{"default", "wan1:1", "wan1:128", "tos 32", "wan2:3"}},
+	{[]string{"sdwan", "7", "wans"}, "GET", "/ebpf/7/wans", "", []string{"wan1", "sdwan1", "1476", "true", "0.2"}},
+	{[]string{"sdwan", "7", "stats"}, "GET", "/ebpf/7/stats", "", []string{"noMatch", "toLan", "wan1", "false"}},
+}
+
 // Every command sends its request and prints the answer as a table by
 // default (the lines given appear in stdout).
 func TestCommandsSendTheirRequests(t *testing.T) {
 	f := newFakeDaemon(t, fakeAnswers())
-	for _, tc := range []struct {
-		args         []string
-		method, path string
-		body         string // JSON, compared as values; "" for none
-		out          []string
-	}{
-		{[]string{"health"}, "GET", "/healthz", "", []string{"ok\n"}},
-		{[]string{"version"}, "GET", "/version", "", []string{"v1.2.3\n"}},
-		{[]string{"services"}, "GET", "/services", "", []string{"SERVICE", "app.ns.web.ns  2", "fd00:18::2", "round_robin=10.30.0.1", "8080:80/tcp"}},
-		{[]string{"proxy", "-o", "table"}, "GET", "/proxy", "", []string{"enabled", "true", "translated", "47", "dropped: no instances"}},
-		{[]string{"register", "--client-id", "n1"}, "POST", "/register", `{"client_id": "n1", "cluster_address": ""}`, []string{"mode", "standalone"}},
-		{[]string{"register", "--client-id", "n1", "--cluster-address", "192.0.2.10"}, "POST", "/register", `{"client_id": "n1", "cluster_address": "192.0.2.10"}`, nil},
-		{[]string{"deploy", "--service", "app.ns.web.ns", "--instance", "2", "--pid", "42", "--ports", "8080:80"}, "POST", "/container/deploy",
-			`{"pid": 42, "serviceName": "app.ns.web.ns", "instanceNumber": 2, "portMappings": "8080:80"}`, []string{"app.ns.web.ns instance 2: 10.18.0.2 fd00:18::2"}},
-		{[]string{"deploy", "--service", "app.ns.web.ns", "--pid", "42", "--ebpf-modules", `[{"name": "firewall", "config": {"defaultPolicy": "deny"}}]`}, "POST", "/container/deploy",
-			`{"pid": 42, "serviceName": "app.ns.web.ns", "instanceNumber": 0, "portMappings": "", "ebpfModules": [{"name": "firewall", "config": {"defaultPolicy": "deny"}}]}`, nil},
-		{[]string{"deploy", "--unikernel", "--service", "app.ns.uk.ns"}, "POST", "/unikernel/deploy",
-			`{"pid": 0, "serviceName": "app.ns.uk.ns", "instanceNumber": 0, "portMappings": ""}`, []string{"app.ns.uk.ns instance 0: 10.18.0.3"}},
-		{[]string{"undeploy", "--service", "app.ns.web.ns", "--instance", "2"}, "POST", "/container/undeploy",
-			`{"serviceName": "app.ns.web.ns", "instanceNumber": 2}`, []string{"app.ns.web.ns instance 2: undeployed"}},
-		{[]string{"undeploy", "--unikernel", "--service", "app.ns.uk.ns"}, "POST", "/unikernel/undeploy", `{"serviceName": "app.ns.uk.ns", "instanceNumber": 0}`, nil},
-		{[]string{"metrics"}, "GET", "/metrics", "", []string{"# HELP x y\nx 1\n"}},
-		{[]string{"openapi"}, "GET", "/openapi.json", "", []string{`{"openapi":"3.0.3"}`}},
-		{[]string{"modules", "list"}, "GET", "/ebpf", "", []string{"ID", "4   firewall  30", "running", "tcx"}},
-		{[]string{"modules", "load", "firewall", "--priority", "30", "--config", `{"defaultPolicy": "deny"}`, "--services", "a.b.c.d,e.f.g.h", "--interfaces", "eth1"}, "POST", "/ebpf",
-			`{"name": "firewall", "priority": 30, "config": {"defaultPolicy": "deny"}, "services": ["a.b.c.d", "e.f.g.h"], "interfaces": ["eth1"]}`,
-			[]string{"loaded firewall as instance 4 (priority 30, 1 attachments, tcx)"}},
-		{[]string{"modules", "load", "packetcounter"}, "POST", "/ebpf", `{"name": "packetcounter", "config": null, "priority": null, "services": null, "interfaces": null}`, nil},
-		{[]string{"modules", "show", "4", "-o", "table"}, "GET", "/ebpf/4", "", []string{"name      firewall", `{"defaultPolicy": "deny"}`, "INTERFACE", "oak1", "130"}},
-		{[]string{"modules", "update", "4", "--priority", "31"}, "PUT", "/ebpf/4", `{"priority": 31}`, []string{"updated firewall instance 4"}},
-		{[]string{"modules", "update", "4", "--config", `{"rules": []}`}, "PUT", "/ebpf/4", `{"config": {"rules": []}}`, nil},
-		{[]string{"modules", "update", "4"}, "PUT", "/ebpf/4", `{}`, nil},
-		{[]string{"modules", "delete", "4"}, "DELETE", "/ebpf/4", "", []string{"instance 4 deleted"}},
-		{[]string{"modules", "delete", "--all"}, "DELETE", "/ebpf", "", []string{"every module instance deleted"}},
-		{[]string{"modules", "get", "6", "anything/deep"}, "GET", "/ebpf/6/anything/deep", "", []string{`"a": 1`}},
-		{[]string{"modules", "get", "6", "/anything/deep", "-o", "table"}, "GET", "/ebpf/6/anything/deep", "", []string{"a    1"}},
-		{[]string{"firewall", "4", "rules", "list"}, "GET", "/ebpf/4/rules", "", []string{
-			"ID      PRIORITY  ACTION  DIRECTION  SRC         DST  PROTO  SRC PORTS  DST PORTS  HITS",
-			"noping  100       deny    both       -           -    icmp   -          -          3",
-			"r1      10        allow   ingress    10.0.0.0/8  -    tcp    -          80-90      0"}},
-		{[]string{"firewall", "4", "rules", "add", "--id", "r2", "--action", "deny", "--direction", "egress", "--src", "10.0.0.0/8", "--dst", "fd00::1",
-			"--proto", "udp", "--src-ports", "1000-2000", "--dst-ports", "53", "--priority", "0"}, "POST", "/ebpf/4/rules",
-			`{"id": "r2", "action": "deny", "direction": "egress", "src": "10.0.0.0/8", "dst": "fd00::1", "proto": "udp", "srcPorts": "1000-2000", "dstPorts": "53", "priority": 0}`,
-			[]string{"r2", "deny"}},
-		{[]string{"firewall", "4", "rules", "add", "--action", "deny"}, "POST", "/ebpf/4/rules", `{"action": "deny"}`, nil},
-		{[]string{"firewall", "4", "rules", "add", "--json", `{"action": "deny", "proto": "icmp"}`}, "POST", "/ebpf/4/rules", `{"action": "deny", "proto": "icmp"}`, nil},
-		{[]string{"firewall", "4", "rules", "delete", "noping"}, "DELETE", "/ebpf/4/rules/noping", "", []string{"rule noping deleted"}},
-		{[]string{"firewall", "4", "rules", "replace", "--json", `[{"action": "deny"}]`}, "PUT", "/ebpf/4/rules", `[{"action": "deny"}]`, []string{"noping"}},
-		{[]string{"firewall", "4", "stats"}, "GET", "/ebpf/4/stats", "", []string{"INTERFACE  INGRESS ALLOWED", "oak1       5                2               7"}},
-		{[]string{"proxy", "5", "translations"}, "GET", "/ebpf/5/translations", "", []string{"10.30.0.1   10.18.0.2,10.18.0.3"}},
-		{[]string{"proxy", "5", "sessions"}, "GET", "/ebpf/5/sessions", "", []string{"1 sessions, 1 listed", "10.18.0.4:5000", "10.18.0.2 from 10.30.0.9"}},
-		{[]string{"proxy", "5", "stats"}, "GET", "/ebpf/5/stats", "", []string{"hits     12"}},
-		{[]string{"proxy", "5", "peers"}, "GET", "/ebpf/5/peers", "", []string{"192.168.77.2  3           300"}},
-		{[]string{"counter", "6", "counts"}, "GET", "/ebpf/6/counts", "", []string{"oak1       11               1100           9"}},
-		{[]string{"sdwan", "7", "rules"}, "GET", "/ebpf/7/rules", "", []string{"10.2.0.0/16", "redirect", "lbr", "4"}},
-		{[]string{"sdwan", "7", "lbr"}, "GET", "/ebpf/7/lbr", "", []string{"default", "wan1:1", "wan1:128", "tos 32", "wan2:3"}},
-		{[]string{"sdwan", "7", "wans"}, "GET", "/ebpf/7/wans", "", []string{"wan1", "sdwan1", "1476", "true", "0.2"}},
-		{[]string{"sdwan", "7", "stats"}, "GET", "/ebpf/7/stats", "", []string{"noMatch", "toLan", "wan1", "false"}},
-	} {
+	for _, tc := range requestCases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			rc, out, errs := f.ctl(tc.args...)
 			got := f.take()
