@@ -345,6 +345,7 @@ func TestBadRulesChangeNothing(t *testing.T) {
 		{"PUT", `[{"action": "deny"}, {"action": "deny"}, {"action": "deny"}, {"action": "deny"}]`, 400, "limit of 3"},
 		{"PUT", `[{"action": "deny"}, {"action": "nope"}]`, 400, "rules[1].action"},
 		{"PUT", `{"action": "deny"}`, 400, "malformed JSON"},
+		{"PUT", "[" + strings.Repeat(`{"action": "deny"},`, 300000) + "]", 413, "larger than"},
 	}
 	for _, c := range cases {
 		code, body := w.do(t, c.method, "/rules", c.body)

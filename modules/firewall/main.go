@@ -215,6 +215,11 @@ func (f *Firewall) serveList(w http.ResponseWriter, _ *http.Request) {
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<20))
 	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			module.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body larger than %d bytes", tooLarge.Limit))
+			return false
+		}
 		module.WriteError(w, http.StatusBadRequest, fmt.Errorf("malformed JSON: %v", err))
 		return false
 	}

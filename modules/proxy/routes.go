@@ -52,7 +52,7 @@ func newFlow(proto uint8, src, dst netip.Addr, sport, dport [2]byte, newSrc, new
 
 func (p *Proxy) serveSessions(w http.ResponseWriter, _ *http.Request) {
 	const limit = 100
-	var flows []Flow
+	flows := []Flow{}
 	n := 0
 	add := func(f Flow) {
 		n++

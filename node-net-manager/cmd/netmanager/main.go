@@ -359,7 +359,7 @@ func startProxy(d parts) (stop func(), stats func() proxy.Stats, err error) {
 	}()
 	d.router.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
 		httpjson.WriteJSON(w, http.StatusOK, map[string]any{"enabled": true, "tun": d.cfg.ProxyTun, "tunnel": self.String(), "stats": tr.Stats()})
-	}).Methods(http.MethodGet)
+	}).Methods(http.MethodGet).Methods(http.MethodGet)
 	d.log.WithFields(logrus.Fields{"tun": d.cfg.ProxyTun, "ranges": ranges, "tunnel": self}).Info("user-space proxy ready")
 	return func() {
 		cancel()
