@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/table"
+	"github.com/oakestra/netmanager/test/metricsdoc"
 )
 
 // scrapeMetrics GETs /metrics and parses it.
@@ -188,7 +190,35 @@ func TestMetricsMatchCounters(t *testing.T) {
 	if v := mustSample(t, fams, "netmanager_proxy_translated_packets_total", nil); v == 0 || uint64(v) != up.Stats.Translated {
 		t.Errorf("user-space proxy translated: metrics %v, /proxy %d", v, up.Stats.Translated)
 	}
+	checkMetricsDoc(t, fams)
 	n.stop(t)
+}
+
+// checkMetricsDoc holds docs/metrics.md to a scrape: every family of its
+// example is in the scrape alike, its table names every netmanager_* family
+// alike, and every row is in the scrape but those of parts this setup does
+// not run (the sdwan module's rows, which its tests check; cluster RTTs).
+func checkMetricsDoc(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	rows := metricsdoc.Rows(t)
+	for name, f := range metricsdoc.Example(t) {
+		if got, ok := fams[name]; !ok || !metricsdoc.Of(got).Equal(metricsdoc.Of(f)) {
+			t.Errorf("docs/metrics.md example: %s %+v is not in the scrape alike", name, metricsdoc.Of(f))
+		}
+	}
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "netmanager_") {
+			continue
+		}
+		if r, ok := rows[name]; !ok || !r.Equal(metricsdoc.Of(f)) {
+			t.Errorf("docs/metrics.md lists %s as %+v; the scrape has %+v", name, r, metricsdoc.Of(f))
+		}
+	}
+	for name := range rows {
+		if _, ok := fams[name]; !ok && !strings.HasPrefix(name, "netmanager_module_sdwan_") && name != "netmanager_proxy_peer_rtt_seconds" {
+			t.Errorf("docs/metrics.md lists %s, which the scrape lacks", name)
+		}
+	}
 }
 
 // Without bpfStats no run statistics are exported (the kernel keeps none).

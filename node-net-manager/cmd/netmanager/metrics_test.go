@@ -27,7 +27,7 @@ func (f fakeDeployer) Deploy(context.Context, deploy.Request) (deploy.Record, er
 	return deploy.Record{}, f.err
 }
 func (f fakeDeployer) Undeploy(context.Context, deploy.Kind, string, int) error { return f.err }
-func (f fakeDeployer) List() []deploy.Record                                   { return nil }
+func (f fakeDeployer) List() []deploy.Record                                    { return nil }
 
 func scrape(t *testing.T, src metricsSources) (string, map[string]*dto.MetricFamily) {
 	t.Helper()
@@ -51,11 +51,13 @@ func TestMetricsScrape(t *testing.T) {
 	api.Deployer = fakeDeployer{err: fmt.Errorf("%w: pid", errdefs.ErrInvalid)}
 	_, _ = api.Deploy(context.Background(), deploy.Request{})
 	src := metricsSources{
-		version:  "v-test",
-		api:      api,
-		services: func() []deploy.Record { return []deploy.Record{{Kind: deploy.KindContainer}, {Kind: deploy.KindContainer}} },
+		version: "v-test",
+		api:     api,
+		services: func() []deploy.Record {
+			return []deploy.Record{{Kind: deploy.KindContainer}, {Kind: deploy.KindContainer}}
+		},
 		proxy: func() proxy.Stats {
-			return proxy.Stats{Translated: 9, Sessions: 2, Dropped: map[string]uint64{"noRoute": 4}}
+			return proxy.Stats{Translated: 9, Sessions: 2, Dropped: map[string]uint64{"noRoute": 4}, PeerRTTms: map[string]float64{"192.168.77.2:50103": 2.5}}
 		},
 		ebpf: func() ebpfmanager.Metrics {
 			return ebpfmanager.Metrics{
@@ -63,7 +65,7 @@ func TestMetricsScrape(t *testing.T) {
 				Instances: []ebpfmanager.InstanceMetrics{
 					{ID: "1", Module: "packetcounter", State: ebpfmanager.StateRunning, Attachments: 3,
 						Programs: []ebpfmanager.ProgramMetrics{{Hook: module.HookEgress, RunStats: ebpfmanager.RunStats{Runs: 10, RunTime: 2 * time.Microsecond}}},
-						Samples: []module.Metric{{Name: "packets_total", Labels: map[string]string{"interface": "oak1", "direction": "ingress"}, Value: 5}}},
+						Samples:  []module.Metric{{Name: "packets_total", Labels: map[string]string{"interface": "oak1", "direction": "ingress"}, Value: 5}}},
 					{ID: "2", Module: "firewall", State: ebpfmanager.StateFailed, Error: errors.New("gone")},
 				},
 			}
@@ -79,6 +81,7 @@ func TestMetricsScrape(t *testing.T) {
 		`netmanager_proxy_translated_packets_total 9`,
 		`netmanager_proxy_sessions 2`,
 		`netmanager_proxy_dropped_packets_total{reason="noRoute"} 4`,
+		`netmanager_proxy_peer_rtt_seconds{peer="192.168.77.2:50103"} 0.0025`,
 		`netmanager_ebpf_operations_total{error="unprocessable",operation="load"} 1`,
 		`netmanager_ebpf_instance_up{instance="1",module="packetcounter"} 1`,
 		`netmanager_ebpf_instance_up{instance="2",module="firewall"} 0`,

@@ -1,0 +1,99 @@
+// Package metricsdoc reads docs/metrics.md for tests: the table of every
+// metric (name, type, label names) and the example scrape, so the document
+// is checked against what the daemon and the modules export.
+package metricsdoc
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Row is one metric the document lists.
+type Row struct {
+	Type   string   // "counter" or "gauge"
+	Labels []string // sorted
+}
+
+var rowRE = regexp.MustCompile("^\\| `(netmanager_[a-z0-9_]+)` \\| (counter|gauge) \\|([^|]*)\\|")
+
+// Path is docs/metrics.md in this checkout.
+func Path() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "docs", "metrics.md")
+}
+
+// Rows reads the table of every metric.
+func Rows(t testing.TB) map[string]Row {
+	t.Helper()
+	f, err := os.Open(Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]Row{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		m := rowRE.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		var labels []string
+		for _, l := range strings.Split(m[3], ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				labels = append(labels, l)
+			}
+		}
+		slices.Sort(labels)
+		out[m[1]] = Row{Type: m[2], Labels: labels}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s has no metric table", Path())
+	}
+	return out
+}
+
+// Example parses the example scrape (the code block after
+// "<!-- example:scrape -->").
+func Example(t testing.TB) map[string]*dto.MetricFamily {
+	t.Helper()
+	data, err := os.ReadFile(Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "<!-- example:scrape -->\n```\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatalf("%s has no example scrape", Path())
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(block))
+	if err != nil {
+		t.Fatalf("the example scrape does not parse: %v", err)
+	}
+	return fams
+}
+
+// Of describes a family as a Row: its type and its first sample's label names.
+func Of(f *dto.MetricFamily) Row {
+	r := Row{Type: strings.ToLower(f.GetType().String())}
+	if len(f.Metric) > 0 {
+		for _, l := range f.Metric[0].Label {
+			r.Labels = append(r.Labels, l.GetName())
+		}
+	}
+	slices.Sort(r.Labels)
+	return r
+}
+
+// Equal says two rows agree.
+func (r Row) Equal(o Row) bool { return r.Type == o.Type && slices.Equal(r.Labels, o.Labels) }
