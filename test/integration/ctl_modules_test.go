@@ -51,12 +51,12 @@ func TestCtlModules(t *testing.T) {
 	}
 	ctl(t, n, "modules", "list").ok(t, "ID", "packetcounter", "running")
 	var info ebpfmanager.Info
-	ctl(t, n, "modules", "show", "1").decode(t, &info) // JSON by default
+	ctl(t, n, "modules", "show", "1", "-o", "json").decode(t, &info)
 	var cfg bytes.Buffer
 	if err := json.Compact(&cfg, info.Config); err != nil || info.ID != "1" || cfg.String() != `{"maxInterfaces":16}` {
 		t.Fatalf("modules show: %+v (config %s)", info, info.Config)
 	}
-	ctl(t, n, "modules", "show", "1", "-o", "table").ok(t, "packetcounter", "INTERFACE", vethA, "maxInterfaces")
+	ctl(t, n, "modules", "show", "1").ok(t, "packetcounter", "INTERFACE", vethA, "maxInterfaces")
 
 	assertPing(t, a.ns, rb.NsAddress)
 	var counts map[string]map[string]totals

@@ -200,11 +200,11 @@ func ctlProxyMetricsOpenAPI(t *testing.T, n *node) {
 		Tun     string
 		Stats   map[string]any
 	}
-	ctl(t, n, "proxy").decode(t, &px) // JSON by default
+	ctl(t, n, "proxy", "-o", "json").decode(t, &px)
 	if !px.Enabled || px.Tun == "" || px.Stats["translated"] == nil {
 		t.Fatalf("proxy: %+v", px)
 	}
-	ctl(t, n, "proxy", "-o", "table").ok(t, "enabled", "true", "tun", px.Tun, "translated")
+	ctl(t, n, "proxy").ok(t, "enabled", "true", "tun", px.Tun, "translated")
 
 	r := ctl(t, n, "metrics")
 	if r.rc == 3 && strings.Contains(r.errs, "HTTP 404") {

@@ -154,7 +154,7 @@ func TestCLI(t *testing.T) {
 	if out, err = ctl("modules", "get", "1", "/counts"); err != nil || !strings.Contains(out, `"ingress"`) {
 		t.Fatalf("modules get: %q %v", out, err)
 	}
-	if out, err = ctl("modules", "show", "1"); err != nil || !strings.Contains(out, `"programId"`) {
+	if out, err = ctl("modules", "show", "1", "-o", "json"); err != nil || !strings.Contains(out, `"programId"`) {
 		t.Fatalf("modules show: %q %v", out, err)
 	}
 	if out, err = ctl("modules", "load", "nosuch"); err == nil || !strings.Contains(out, "HTTP 404") {
@@ -166,7 +166,7 @@ func TestCLI(t *testing.T) {
 	if out, err := ctl("undeploy", "--service", "app.ns.cli.ns", "--instance", "3"); err != nil {
 		t.Fatalf("undeploy: %q %v", out, err)
 	}
-	if out, err := ctl("proxy"); err != nil || !strings.Contains(out, `"enabled": true`) {
+	if out, err := ctl("proxy", "-o", "json"); err != nil || !strings.Contains(out, `"enabled": true`) {
 		t.Fatalf("proxy: %q %v", out, err)
 	}
 	if out, err := ctl("frobnicate"); err == nil || !strings.Contains(out, "unknown command") {

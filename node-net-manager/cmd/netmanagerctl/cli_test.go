@@ -240,8 +240,8 @@ func TestJSONOutput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"proxy"}, `{"enabled": true, "tun": "goProxyTun", "stats": {"translated": 47, "dropped": {"no instances": 1}}}`},
-		{[]string{"modules", "show", "4"}, instanceJSON},
+		{[]string{"proxy", "-o", "json"}, `{"enabled": true, "tun": "goProxyTun", "stats": {"translated": 47, "dropped": {"no instances": 1}}}`},
+		{[]string{"modules", "show", "4", "-o", "json"}, instanceJSON},
 		{[]string{"modules", "get", "6", "/anything/deep"}, `{"a": 1}`},
 		{[]string{"health", "-o", "json"}, `{"status": "ok"}`},
 		{[]string{"firewall", "4", "rules", "add", "--action", "deny", "-o", "json"}, `{"id": "r2", "action": "deny", "proto": "udp", "hits": 0}`},

@@ -26,7 +26,7 @@ var leaves = []leaf{
 	{path: "health", summary: "check that the NetManager answers", out: outTable, run: healthCmd},
 	{path: "version", summary: "the NetManager's version", out: outTable, run: versionCmd},
 	{path: "services", summary: "the deployed service instances", out: outTable, run: servicesCmd},
-	{path: "proxy", summary: "the user-space proxy's state and counters (the eBPF proxy module: proxy ID ...)", out: outJSON, run: proxyCmd},
+	{path: "proxy", summary: "the user-space proxy's state and counters (the eBPF proxy module: proxy ID ...)", out: outTable, run: proxyCmd},
 	{path: "register", args: "--client-id ID [--cluster-address HOST[:PORT]]", summary: "register the node (with a cluster address: join that cluster)", out: outTable, run: registerCmd},
 	{path: "deploy", args: "--service S --instance N (--pid P | --unikernel) [--ports MAP] [--ebpf-modules JSON]", summary: "deploy a service instance's networking", out: outTable, run: deployCmd},
 	{path: "undeploy", args: "--service S --instance N [--unikernel]", summary: "remove a service instance's networking", out: outTable, run: undeployCmd},
@@ -35,7 +35,7 @@ var leaves = []leaf{
 
 	{path: "modules list", summary: "the eBPF module instances in chain order", out: outTable, run: modulesListCmd},
 	{path: "modules load", args: "NAME [--priority P] [--config JSON] [--services S,..] [--interfaces I,..]", summary: "load a module instance", out: outTable, run: modulesLoadCmd},
-	{path: "modules show", args: "ID", summary: "one instance with its config and attachments", out: outJSON, run: modulesShowCmd},
+	{path: "modules show", args: "ID", summary: "one instance with its config and attachments", out: outTable, run: modulesShowCmd},
 	{path: "modules update", args: "ID [--priority P] [--config JSON]", summary: "swap an instance for a new version of itself in place (PUT /ebpf/ID)", out: outTable, run: modulesUpdateCmd},
 	{path: "modules delete", args: "ID | --all", summary: "stop one instance, or all", out: outTable, run: modulesDeleteCmd},
 	{path: "modules get", args: "ID PATH", summary: "GET a module's own route, e.g. modules get 1 /counts", out: outJSON, run: modulesGetCmd},
