@@ -63,6 +63,13 @@ func TestModuleAuthoringGuide(t *testing.T) {
 	if total != 2 {
 		t.Fatalf("echoes %v, want 2 requests in all", echoes)
 	}
+	var scraped float64
+	for _, m := range scrapeMetrics(t, n)["netmanager_module_echocount_echo_requests_total"].GetMetric() {
+		scraped += m.GetCounter().GetValue()
+	}
+	if scraped != 2 {
+		t.Fatalf("GET /metrics has %v echo requests, want 2", scraped)
+	}
 	if err := n.d.Client.Do(ctx(t), "DELETE", "/ebpf/"+info.ID, nil, nil); err != nil {
 		t.Fatal(err)
 	}
