@@ -12,6 +12,7 @@ cmd5=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench CrossNode ./t
 cmd6=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench Restart ./test/bench/)
 cmd7=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench Chain ./test/bench/)
 cmd8=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench Scale ./test/bench/)
+cmd9=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench Scrape ./test/bench/)
 "${cmd[@]}" | tee "$out"
 "${cmd2[@]}" | tee -a "$out"
 BENCH_OUT="$sp/servicepath.json" "${cmd3[@]}" | grep -v 'level=' | tee -a "$out"
@@ -20,6 +21,7 @@ BENCH_CROSS_OUT="$sp/cross.json" "${cmd5[@]}" | grep -v 'level=' | tee -a "$out"
 BENCH_RESTART_OUT="$sp/restart.md" "${cmd6[@]}" | grep -v 'level=' | tee -a "$out"
 BENCH_CHAIN_OUT="$sp/chain.md" "${cmd7[@]}" | grep -v 'level=' | tee -a "$out"
 BENCH_SCALE_OUT="$sp/scale.md" "${cmd8[@]}" | grep -v 'level=' | tee -a "$out"
+BENCH_SCRAPE_OUT="$sp/scrape.md" "${cmd9[@]}" | grep -v 'level=' | tee -a "$out"
 # nsmin NAME: the smallest ns/packet of the runs of one benchmark (the least disturbed).
 nsmin() {
   grep -E "^$1(-[0-9]+)? " "$out" | awk '{for(i=1;i<=NF;i++) if($(i)=="ns/packet") print $(i-1)}' | sort -g | head -1
@@ -191,6 +193,7 @@ nsmin() {
   echo
   cat "$sp/scale.md"
   echo
+  cat "$sp/scrape.md"
   echo "## Attaching modules to a new service veth (both hooks, detach not timed)"
   echo
   echo "| benchmark | ms per veth |"
@@ -212,6 +215,7 @@ nsmin() {
   echo "BENCH_RESTART_OUT=... ${cmd6[*]}"
   echo "BENCH_CHAIN_OUT=... ${cmd7[*]}"
   echo "BENCH_SCALE_OUT=... ${cmd8[*]}"
+  echo "BENCH_SCRAPE_OUT=... ${cmd9[*]}"
   echo '```'
   echo
   echo "Raw output:"
