@@ -19,7 +19,7 @@ import (
 // alone, and nothing but the standard directories left after an uninstall,
 // run twice.
 func TestInstall(t *testing.T) {
-	repo := repoRoot(t)
+	repo := installRepo(t)
 	dest := t.TempDir()
 	userJSON := filepath.Join(dest, "etc/netmanager/netmanager.json")
 	userConf := []byte("{\"logLevel\": \"debug\"}\n")
@@ -69,7 +69,7 @@ func TestInstall(t *testing.T) {
 	assertLeft(t, dest2, nil, []string{"etc", "lib", "lib/systemd", "lib/systemd/system", "usr", "usr/lib", "usr/local", "usr/local/bin"})
 }
 
-func repoRoot(t *testing.T) string {
+func installRepo(t *testing.T) string {
 	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -96,9 +96,9 @@ func runMake(t *testing.T, repo string, args ...string) {
 	}
 }
 
-// installed is one file install puts in place: its source in the checkout
+// installedFile is one file install puts in place: its source in the checkout
 // and its mode.
-type installed struct {
+type installedFile struct {
 	src  string
 	mode fs.FileMode
 }
@@ -107,10 +107,10 @@ type installed struct {
 // it: the two binaries in bindir, every shipped module (each directory of
 // modules/: its .so from its Go files, its .o from its .bpf.c; not the
 // test-only ones), the example config and the unit.
-func installedFiles(t *testing.T, repo, bindir string) map[string]installed {
+func installedFiles(t *testing.T, repo, bindir string) map[string]installedFile {
 	t.Helper()
 	bin := strings.TrimPrefix(bindir, "/")
-	want := map[string]installed{
+	want := map[string]installedFile{
 		bin + "/netmanager":                      {filepath.Join(repo, "build/bin/netmanager"), 0o755},
 		bin + "/netmanagerctl":                   {filepath.Join(repo, "build/bin/netmanagerctl"), 0o755},
 		"etc/netmanager/netmanager.example.json": {filepath.Join(repo, "docs/netmanager.example.json"), 0o644},
@@ -129,10 +129,10 @@ func installedFiles(t *testing.T, repo, bindir string) map[string]installed {
 		names = append(names, name)
 		built := filepath.Join(repo, "build/modules", name, name)
 		if gos, _ := filepath.Glob(filepath.Join(repo, "modules", name, "*.go")); len(gos) > 0 {
-			want["usr/lib/netmanager/modules/"+name+"/"+name+".so"] = installed{built + ".so", 0o644}
+			want["usr/lib/netmanager/modules/"+name+"/"+name+".so"] = installedFile{built + ".so", 0o644}
 		}
 		if _, err := os.Stat(filepath.Join(repo, "modules", name, name+".bpf.c")); err == nil {
-			want["usr/lib/netmanager/modules/"+name+"/"+name+".o"] = installed{built + ".o", 0o644}
+			want["usr/lib/netmanager/modules/"+name+"/"+name+".o"] = installedFile{built + ".o", 0o644}
 		}
 	}
 	for _, m := range []string{"packetcounter", "firewall", "proxy", "sdwan"} {
@@ -146,9 +146,9 @@ func installedFiles(t *testing.T, repo, bindir string) map[string]installed {
 // assertInstalled checks dest holds exactly the files of want (and skip, a
 // file that was there before), each with its mode and its source's content;
 // the unit's is the source's with /usr/bin/netmanager moved to bindir.
-func assertInstalled(t *testing.T, dest string, want map[string]installed, bindir, skip string) {
+func assertInstalled(t *testing.T, dest string, want map[string]installedFile, bindir, skip string) {
 	t.Helper()
-	files, _ := walk(t, dest)
+	files, _ := stagedTree(t, dest)
 	var got, wantNames []string
 	for _, f := range files {
 		if f != skip {
@@ -187,9 +187,9 @@ func assertInstalled(t *testing.T, dest string, want map[string]installed, bindi
 	}
 }
 
-// walk lists dest's regular files and directories (not dest itself), sorted,
+// stagedTree lists dest's regular files and directories (not dest itself), sorted,
 // relative to dest.
-func walk(t *testing.T, dest string) (files, dirs []string) {
+func stagedTree(t *testing.T, dest string) (files, dirs []string) {
 	t.Helper()
 	err := filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == dest {
@@ -216,7 +216,7 @@ func walk(t *testing.T, dest string) (files, dirs []string) {
 // made them only because dest started empty).
 func assertLeft(t *testing.T, dest string, files, dirs []string) {
 	t.Helper()
-	gotFiles, gotDirs := walk(t, dest)
+	gotFiles, gotDirs := stagedTree(t, dest)
 	if !reflect.DeepEqual(gotFiles, files) && !(len(gotFiles) == 0 && len(files) == 0) {
 		t.Fatalf("after uninstall, files left: %q, want %q", gotFiles, files)
 	}
