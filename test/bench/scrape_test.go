@@ -40,7 +40,7 @@ func BenchmarkScrape(b *testing.B) {
 	root, _ := filepath.Abs("../..")
 	nm := bin(b, "NETMANAGER_BIN", "github.com/oakestra/netmanager/node-net-manager/cmd/netmanager")
 	node := nstest.NewNetns(b, "nm-bench-scrape")
-	d := nstest.StartDaemon(b, nm, node, "--modules-dir", filepath.Join(root, "build", "modules"), "--bpf-stats", "--log-level", "warn")
+	d := nstest.StartDaemon(b, nm, node, "--modules-dir", modulesDir(root), "--bpf-stats", "--log-level", "warn")
 	const services = 50
 	for i := 0; i < services; i++ {
 		ns := nstest.NewNetns(b, "nm-bench-ss")

@@ -289,7 +289,10 @@ func startEBPFManager(d parts) (_ *ebpfmanager.Manager, stats io.Closer, err err
 		Services: d.deploy.Services, Table: ebpfmanager.ServiceTable{Source: cachedTable{d.resolver}, Self: self}, Tunnel: self, ServiceRanges: d.net.ServiceRanges(),
 		RunStats: stats != nil, Log: log})
 	if err != nil {
-		return nil, stats, err
+		if stats != nil {
+			stats.Close() // nothing reads them
+		}
+		return nil, nil, err
 	}
 	d.bus.Subscribe("ebpf-manager", em.HandleEvent)
 	log.WithFields(logrus.Fields{"mode": k.Mode(), "modules": cfg.ModulesDir, "pins": cfg.PinDir}).Info("eBPF Manager ready")
@@ -359,7 +362,7 @@ func startProxy(d parts) (stop func(), stats func() proxy.Stats, err error) {
 	}()
 	d.router.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
 		httpjson.WriteJSON(w, http.StatusOK, map[string]any{"enabled": true, "tun": d.cfg.ProxyTun, "tunnel": self.String(), "stats": tr.Stats()})
-	}).Methods(http.MethodGet).Methods(http.MethodGet)
+	}).Methods(http.MethodGet)
 	d.log.WithFields(logrus.Fields{"tun": d.cfg.ProxyTun, "ranges": ranges, "tunnel": self}).Info("user-space proxy ready")
 	return func() {
 		cancel()
