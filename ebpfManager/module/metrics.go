@@ -42,11 +42,18 @@ var (
 
 // CheckMetrics reports the first sample that breaks Metric's rules: a bad
 // name or label name, a reserved label, a counter whose name does not end in
-// "_total", or label names that differ between samples of one name. The
-// manager calls it on every scrape; modules call it in their tests.
+// "_total", samples of one name that differ in label names or in Gauge, or
+// two samples with the same name and labels. The manager calls it on every
+// scrape; modules call it in their tests.
 func CheckMetrics(ms []Metric) error {
 	labelsOf := map[string]string{}
+	gauge := map[string]bool{}
+	series := map[string]bool{}
 	for _, m := range ms {
+		if g, ok := gauge[m.Name]; ok && g != m.Gauge {
+			return fmt.Errorf("metric %q: some samples are gauges, some counters", m.Name)
+		}
+		gauge[m.Name] = m.Gauge
 		if !metricName.MatchString(m.Name) {
 			return fmt.Errorf("metric %q: name must be lower-case snake case", m.Name)
 		}
@@ -69,6 +76,14 @@ func CheckMetrics(ms []Metric) error {
 			return fmt.Errorf("metric %q: samples have labels %s and %s", m.Name, prev, key)
 		}
 		labelsOf[m.Name] = key
+		id := m.Name
+		for _, k := range names {
+			id += "\x00" + k + "\x00" + m.Labels[k]
+		}
+		if series[id] {
+			return fmt.Errorf("metric %q: two samples with labels %v", m.Name, m.Labels)
+		}
+		series[id] = true
 	}
 	return nil
 }

@@ -20,6 +20,8 @@ func TestCheckMetrics(t *testing.T) {
 		{"reserved label", []Metric{{Name: "x_total", Labels: map[string]string{"instance": "1"}}}, "set by the manager"},
 		{"bad label", []Metric{{Name: "x_total", Labels: map[string]string{"if-name": "a"}}}, "label \"if-name\""},
 		{"labels differ", []Metric{ok, {Name: "packets_total", Labels: map[string]string{"interface": "oak1"}}}, "samples have labels"},
+		{"gauge and counter", []Metric{{Name: "up_total"}, {Name: "up_total", Gauge: true}}, "some samples are gauges"},
+		{"one series twice", []Metric{ok, ok}, "two samples"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := CheckMetrics(tc.ms)

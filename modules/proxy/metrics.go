@@ -3,8 +3,8 @@ package main
 import "github.com/oakestra/netmanager/ebpfManager/module"
 
 // Metrics are the proxy's samples for GET /metrics: the data plane's
-// counters by event (the names GET /ebpf/{id}/stats uses) and the control
-// plane's session misses by outcome.
+// counters by event (the names GET /ebpf/{id}/stats uses), the session
+// misses passed to the control plane and what it made of them.
 func (p *Proxy) Metrics() ([]module.Metric, error) {
 	dp, err := p.dataPlaneStats()
 	if err != nil {
@@ -16,8 +16,12 @@ func (p *Proxy) Metrics() ([]module.Metric, error) {
 			Labels: map[string]string{"event": name}, Value: float64(dp[name])})
 	}
 	for name, v := range p.missStats() {
-		out = append(out, module.Metric{Name: "misses_total", Help: "Session misses the control plane handled (misses), by outcome.",
-			Labels: map[string]string{"event": name}, Value: float64(v)})
+		if name == "misses" {
+			out = append(out, module.Metric{Name: "misses_total", Help: "Session misses the data plane passed to the control plane.", Value: float64(v)})
+			continue
+		}
+		out = append(out, module.Metric{Name: "miss_outcomes_total", Help: "What the control plane made of the misses: resolved, unresolved, alreadyTranslated.",
+			Labels: map[string]string{"outcome": name}, Value: float64(v)})
 	}
 	return out, nil
 }

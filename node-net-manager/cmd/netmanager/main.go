@@ -149,7 +149,7 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		}
 		return errors.Join(err, env.Teardown())
 	}
-	msrc := metricsSources{version: version.Version, services: mgr.List, api: counted, proxy: proxyStats}
+	msrc := metricsSources{log: log, version: version.Version, services: mgr.List, api: counted, proxy: proxyStats}
 	if em != nil {
 		msrc.ebpf = em.Metrics
 	}

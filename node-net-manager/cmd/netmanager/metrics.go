@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/sirupsen/logrus"
 
 	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
 	"github.com/oakestra/netmanager/ebpfManager/module"
@@ -26,6 +27,7 @@ import (
 // metricsSources are what GET /metrics reads on every scrape; a nil func is
 // a part that is off on this node.
 type metricsSources struct {
+	log      logrus.FieldLogger
 	version  string
 	services func() []deploy.Record
 	api      *countingDeployer
@@ -37,6 +39,9 @@ type metricsSources struct {
 // for (text by default): the daemon's own samples, built as metric families
 // at scrape time, then the Go runtime's and the process's from a registry.
 func metricsHandler(src metricsSources) http.Handler {
+	if src.log == nil {
+		src.log = logrus.StandardLogger()
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -50,7 +55,8 @@ func metricsHandler(src metricsSources) http.Handler {
 		enc := expfmt.NewEncoder(w, format)
 		for _, f := range append(collect(src), runtime...) {
 			if err := enc.Encode(f); err != nil {
-				return // the scraper went away
+				src.log.WithError(err).Debug("metrics: the scrape ended early")
+				return
 			}
 		}
 		if c, ok := enc.(expfmt.Closer); ok {
@@ -115,20 +121,20 @@ func collectEBPF(e *emitter, m ebpfmanager.Metrics) {
 		id := []string{"instance", in.ID, "module", in.Module}
 		e.gauge("netmanager_ebpf_instance_up", "1 while the module instance runs, 0 when its control plane failed.", boolValue(in.State == ebpfmanager.StateRunning), id...)
 		e.gauge("netmanager_ebpf_attachments", "Interfaces the instance's programs are attached to.", float64(in.Attachments), id...)
-		e.gauge("netmanager_ebpf_scrape_error", "1 when some of the instance's samples could not be read in this scrape.", boolValue(in.Error != nil), id...)
 		for _, p := range in.Programs {
 			l := append(id[:4:4], "hook", p.Hook.String())
 			e.counter("netmanager_ebpf_program_runs_total", "Runs of the instance's program on a TC hook, over all its attachments (bpfStats).", float64(p.Runs), l...)
 			e.counter("netmanager_ebpf_program_run_seconds_total", "Time the instance's program ran on a TC hook, over all its attachments (bpfStats).", p.RunTime.Seconds(), l...)
 		}
-		collectSamples(e, id, in.Module, in.Samples)
+		refused := collectSamples(e, id, in.Module, in.Samples)
+		e.gauge("netmanager_ebpf_scrape_error", "1 when some of the instance's samples could not be read in this scrape.", boolValue(in.Error != nil || refused), id...)
 	}
 }
 
 // collectSamples exports a module's samples as
 // netmanager_module_<module>_<name>, with the instance's labels first, then
 // the module's own in name order.
-func collectSamples(e *emitter, id []string, modName string, ms []module.Metric) {
+func collectSamples(e *emitter, id []string, modName string, ms []module.Metric) (refused bool) {
 	prefix := "netmanager_module_" + metricWord(modName) + "_"
 	var keys []string
 	for _, s := range ms {
@@ -142,12 +148,15 @@ func collectSamples(e *emitter, id []string, modName string, ms []module.Metric)
 		for _, k := range keys {
 			l = append(l, k, s.Labels[k])
 		}
+		ok := false
 		if s.Gauge {
-			e.gauge(prefix+s.Name, s.Help, s.Value, l...)
+			ok = e.gauge(prefix+s.Name, s.Help, s.Value, l...)
 		} else {
-			e.counter(prefix+s.Name, s.Help, s.Value, l...)
+			ok = e.counter(prefix+s.Name, s.Help, s.Value, l...)
 		}
+		refused = refused || !ok
 	}
+	return refused
 }
 
 // emitter builds metric families; labels are name, value pairs, and the
@@ -162,12 +171,22 @@ func newEmitter() *emitter {
 	return &emitter{fams: map[string]*dto.MetricFamily{}, names: map[string]*string{}}
 }
 
-func (e *emitter) counter(name, help string, v float64, labels ...string) {
-	e.metric(name, help, dto.MetricType_COUNTER, labels).Counter = &dto.Counter{Value: &v}
+// counter and gauge add a sample; false says it was refused, for its family
+// has the other type or other label names (the encoder would fail on it).
+func (e *emitter) counter(name, help string, v float64, labels ...string) bool {
+	m := e.metric(name, help, dto.MetricType_COUNTER, labels)
+	if m != nil {
+		m.Counter = &dto.Counter{Value: &v}
+	}
+	return m != nil
 }
 
-func (e *emitter) gauge(name, help string, v float64, labels ...string) {
-	e.metric(name, help, dto.MetricType_GAUGE, labels).Gauge = &dto.Gauge{Value: &v}
+func (e *emitter) gauge(name, help string, v float64, labels ...string) bool {
+	m := e.metric(name, help, dto.MetricType_GAUGE, labels)
+	if m != nil {
+		m.Gauge = &dto.Gauge{Value: &v}
+	}
+	return m != nil
 }
 
 func (e *emitter) metric(name, help string, t dto.MetricType, labels []string) *dto.Metric {
@@ -176,6 +195,8 @@ func (e *emitter) metric(name, help string, t dto.MetricType, labels []string) *
 		n, h := name, help
 		f = &dto.MetricFamily{Name: &n, Help: &h, Type: t.Enum()}
 		e.fams[name] = f
+	} else if f.GetType() != t || !sameLabelNames(f.Metric[0], labels) {
+		return nil
 	}
 	pairs := make([]dto.LabelPair, len(labels)/2)
 	m := &dto.Metric{Label: make([]*dto.LabelPair, len(pairs))}
@@ -192,6 +213,19 @@ func (e *emitter) metric(name, help string, t dto.MetricType, labels []string) *
 	slices.SortFunc(m.Label, func(a, b *dto.LabelPair) int { return strings.Compare(*a.Name, *b.Name) })
 	f.Metric = append(f.Metric, m)
 	return m
+}
+
+// sameLabelNames says labels (name, value pairs) have the names of m's.
+func sameLabelNames(m *dto.Metric, labels []string) bool {
+	if len(m.Label) != len(labels)/2 {
+		return false
+	}
+	for i := 0; i < len(labels); i += 2 {
+		if !slices.ContainsFunc(m.Label, func(p *dto.LabelPair) bool { return p.GetName() == labels[i] }) {
+			return false
+		}
+	}
+	return true
 }
 
 // families returns the families by name.

@@ -110,3 +110,31 @@ func TestMetricsScrapeWithoutProxyOrEBPF(t *testing.T) {
 		}
 	}
 }
+
+// Two module names can make one metric name; a sample that does not fit the
+// family it lands in is refused, its instance flagged, and the rest of the
+// scrape (the runtime's metrics last) is whole.
+func TestMetricsScrapeRefusesAClash(t *testing.T) {
+	sample := func(gauge bool) []module.Metric {
+		return []module.Metric{{Name: "up_total", Gauge: gauge, Value: 1}}
+	}
+	body, fams := scrape(t, metricsSources{version: "v", api: &countingDeployer{}, services: func() []deploy.Record { return nil },
+		ebpf: func() ebpfmanager.Metrics {
+			return ebpfmanager.Metrics{Instances: []ebpfmanager.InstanceMetrics{
+				{ID: "1", Module: "sd-wan", State: ebpfmanager.StateRunning, Samples: sample(false)},
+				{ID: "2", Module: "sd_wan", State: ebpfmanager.StateRunning, Samples: sample(true)},
+			}}
+		}})
+	for _, want := range []string{
+		`netmanager_module_sd_wan_up_total{instance="1",module="sd-wan"} 1`,
+		`netmanager_ebpf_scrape_error{instance="1",module="sd-wan"} 0`,
+		`netmanager_ebpf_scrape_error{instance="2",module="sd_wan"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	if fams["go_goroutines"] == nil || len(fams["netmanager_module_sd_wan_up_total"].Metric) != 1 {
+		t.Errorf("the scrape is not whole:\n%s", body)
+	}
+}
