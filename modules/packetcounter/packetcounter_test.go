@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gorilla/mux"
@@ -160,12 +159,7 @@ func TestConfig(t *testing.T) {
 // be compared as a ratio.
 func BenchmarkDataPlane(b *testing.B) {
 	coll := load(b)
-	noop, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "MIT",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, -1), asm.Return()}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer noop.Close()
+	noop := bpftest.Noop(b)
 	f := frame(b, 18) // 60-byte frame
 	for _, c := range []struct {
 		name string

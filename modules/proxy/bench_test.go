@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 
 	"github.com/oakestra/netmanager/ebpfManager/module"
 	"github.com/oakestra/netmanager/test/bpftest"
@@ -29,7 +28,7 @@ func BenchmarkDataPlane(b *testing.B) {
 	if err := d.coll.Maps["sessions6"].Put(self6, pxSession6{NewSrc: self6.Src, NewDst: self6.Dst, Ifindex: 1, MAC: [6]byte(bpftest.MACB), CsumDiff: diff6}); err != nil {
 		b.Fatal(err)
 	}
-	noop := noopProgram(b)
+	noop := bpftest.Noop(b)
 	prog := d.coll.Programs[module.ProgramIngress]
 	for _, c := range []struct {
 		name  string
@@ -69,7 +68,7 @@ func BenchmarkDataPlane(b *testing.B) {
 // the namespace's loopback, where test runs arrive.)
 func BenchmarkTunnel(b *testing.B) {
 	td := newTunDP(b)
-	noop := noopProgram(b)
+	noop := bpftest.Noop(b)
 	prog := td.coll.Programs[module.ProgramIngress]
 	f := clientFlows(b)[0]
 	for _, c := range []struct {
@@ -123,13 +122,3 @@ func (td *tunDP) underlayIs(b *testing.B, ifindex uint32) {
 	}
 }
 
-// noopProgram only returns "next": the test-run harness's own cost.
-func noopProgram(b *testing.B) *ebpf.Program {
-	noop, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "MIT",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, -1), asm.Return()}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { noop.Close() })
-	return noop
-}

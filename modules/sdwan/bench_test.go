@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/oakestra/netmanager/ebpfManager/module"
@@ -28,12 +27,7 @@ import (
 func BenchmarkGRE(b *testing.B) {
 	w := newGW(b, `[{"id": 1, "dst": "10.2.0.0/16", "action": "redirect", "target": "wan1"},
 	  {"id": 2, "dst": "fd02::/16", "action": "redirect", "target": "wan1"}]`, `[]`, "")
-	noop, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "MIT",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, -1), asm.Return()}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer noop.Close()
+	noop := bpftest.Noop(b)
 	inner6 := bpftest.Serialize(b, bpftest.IPv6("fd02::7", "fd01::5", layers.IPProtocolTCP), tcpData(5001, 40000), bpftest.Payload(make([]byte, 6)))
 	lan6 := append(ethBytes(bpftest.MACB, bpftest.MACA, layers.EthernetTypeIPv6),
 		bpftest.Serialize(b, bpftest.IPv6("fd01::5", "fd02::7", layers.IPProtocolTCP), tcpData(40000, 5001), bpftest.Payload(make([]byte, 6)))...)

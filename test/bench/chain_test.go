@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/gopacket/gopacket/layers"
 
@@ -80,7 +79,7 @@ func BenchmarkChain(b *testing.B) {
 }
 
 func newChainBench(b *testing.B) *chainBench {
-	c := &chainBench{node: newNode(b), noop: noopProg(b)}
+	c := &chainBench{node: newNode(b), noop: bpftest.Noop(b)}
 	c.res = ChainResult{SampleSec: chainSample.Seconds(), Rules: len(benchRules()), TestRunNs: map[string]float64{}}
 	for _, r := range chainRates {
 		rc := RateCost{TargetPPS: r}
@@ -129,16 +128,6 @@ func newChainBench(b *testing.B) *chainBench {
 	return c
 }
 
-// noopProg only returns "next".
-func noopProg(b *testing.B) *ebpf.Program {
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "MIT",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, -1), asm.Return()}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { p.Close() })
-	return p
-}
 
 // round measures every configuration once: bare throughput; a no-op
 // alone, the proxy alone (and its throughput), the packet counter alone,

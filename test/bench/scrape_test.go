@@ -117,7 +117,7 @@ func statsCost(b *testing.B) (off, on [2]float64) {
 		b.Fatalf("kernel.bpf_stats_enabled is %q before the benchmark: the cost of turning it on cannot be measured", v)
 	}
 	coll := bpftest.Load(b, bpftest.ModuleObject(b, "modules", "packetcounter"))
-	progs := [2]*ebpf.Program{noopProg(b), coll.Programs[module.ProgramIngress]}
+	progs := [2]*ebpf.Program{bpftest.Noop(b), coll.Programs[module.ProgramIngress]}
 	frame := bpftest.Serialize(b, bpftest.Eth(layers.EthernetTypeIPv4), bpftest.IPv4("10.18.0.2", "10.18.0.3", layers.IPProtocolUDP),
 		bpftest.UDP(4000, 7000), bpftest.Payload(make([]byte, 18)))
 	const repeat = 200000

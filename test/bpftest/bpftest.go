@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/rlimit"
 )
 
@@ -170,4 +171,17 @@ func RunIn(t testing.TB, do func(func() error) error, prog *ebpf.Program, frame 
 		t.Fatalf("run %s: %v", prog, err)
 	}
 	return int32(ret), opts.DataOut
+}
+
+// Noop loads a TC program that only returns "next": the cost of the test-run
+// harness itself, quoted beside a data plane's. It is closed with the test.
+func Noop(t testing.TB) *ebpf.Program {
+	t.Helper()
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "MIT",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, -1), asm.Return()}})
+	if err != nil {
+		t.Fatalf("load a no-op program: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
