@@ -1,7 +1,8 @@
 package main
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/oakestra/netmanager/ebpfManager/module"
 )
@@ -14,8 +15,8 @@ func (f *Firewall) Metrics() ([]module.Metric, error) {
 		return nil, err
 	}
 	var out []module.Metric
-	for _, ifname := range sortedNames(vs) {
-		for _, dir := range sortedNames(vs[ifname]) {
+	for _, ifname := range slices.Sorted(maps.Keys(vs)) {
+		for _, dir := range slices.Sorted(maps.Keys(vs[ifname])) {
 			v := vs[ifname][dir]
 			for verdict, n := range map[string]uint64{"allowed": v.Allowed, "denied": v.Denied} {
 				out = append(out, module.Metric{Name: "packets_total", Help: "Packets the firewall judged, by interface, direction and verdict.",
@@ -34,15 +35,6 @@ func (f *Firewall) Metrics() ([]module.Metric, error) {
 			Labels: map[string]string{"rule": r.ID}, Value: float64(r.Hits)})
 	}
 	return out, nil
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 var _ module.MetricsReporter = (*Firewall)(nil)

@@ -1,7 +1,8 @@
 package main
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/oakestra/netmanager/ebpfManager/module"
 )
@@ -13,13 +14,8 @@ func (c *Counter) Metrics() ([]module.Metric, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(counts))
-	for n := range counts {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var out []module.Metric
-	for _, ifname := range names {
+	for _, ifname := range slices.Sorted(maps.Keys(counts)) {
 		for dir, t := range counts[ifname] {
 			l := map[string]string{"interface": ifname, "direction": dir}
 			out = append(out,

@@ -121,4 +121,3 @@ func (td *tunDP) underlayIs(b *testing.B, ifindex uint32) {
 		b.Fatal(err)
 	}
 }
-

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -73,7 +74,7 @@ func collect(src metricsSources) []*dto.MetricFamily {
 	for _, r := range src.services() {
 		byKind[string(r.Kind)]++
 	}
-	for _, k := range sortedKeys(byKind) {
+	for _, k := range slices.Sorted(maps.Keys(byKind)) {
 		e.gauge("netmanager_services", "Service instances deployed on this node.", float64(byKind[k]), "kind", k)
 	}
 	for _, o := range src.api.counts() {
@@ -104,10 +105,10 @@ func collectProxy(e *emitter, s proxy.Stats) {
 		e.counter("netmanager_proxy_"+c.name, c.help, float64(c.v))
 	}
 	e.gauge("netmanager_proxy_sessions", "Open sessions of the user-space proxy.", float64(s.Sessions))
-	for _, r := range sortedKeys(s.Dropped) {
+	for _, r := range slices.Sorted(maps.Keys(s.Dropped)) {
 		e.counter("netmanager_proxy_dropped_packets_total", "Packets the user-space proxy dropped, by reason.", float64(s.Dropped[r]), "reason", r)
 	}
-	for _, p := range sortedKeys(s.PeerRTTms) {
+	for _, p := range slices.Sorted(maps.Keys(s.PeerRTTms)) {
 		e.gauge("netmanager_proxy_peer_rtt_seconds", "Measured tunnel RTT to each node closest service IPs choose among.", s.PeerRTTms[p]/1000, "peer", p)
 	}
 }
@@ -231,7 +232,7 @@ func sameLabelNames(m *dto.Metric, labels []string) bool {
 // families returns the families by name.
 func (e *emitter) families() []*dto.MetricFamily {
 	out := make([]*dto.MetricFamily, 0, len(e.fams))
-	for _, n := range sortedKeys(e.fams) {
+	for _, n := range slices.Sorted(maps.Keys(e.fams)) {
 		out = append(out, e.fams[n])
 	}
 	return out
@@ -255,15 +256,6 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // countingDeployer counts the deploys and undeploys the API passes on.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -143,14 +145,7 @@ func printKeyed(w io.Writer, obj map[string]any, keyHead, empty string, cols []c
 	return writeRows(w, cols, rows, keys, keyHead)
 }
 
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
 
 // valueTable renders a JSON object of plain values as KEY VALUE lines.
 func valueTable(keyHead, valHead string) renderer {
