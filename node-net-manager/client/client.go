@@ -152,17 +152,3 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 	err := c.Do(ctx, http.MethodGet, "/version", nil, &out)
 	return out["version"], err
 }
-
-// Register joins the node to a cluster (clusterAddress "": standalone) and
-// returns the daemon's registration.
-func (c *Client) Register(ctx context.Context, clientID, clusterAddress string) (api.Registration, error) {
-	var out api.Registration
-	err := c.Do(ctx, http.MethodPost, "/register", map[string]string{"client_id": clientID, "cluster_address": clusterAddress}, &out)
-	return out, err
-}
-
-// Metrics returns GET /metrics as the daemon wrote it (Prometheus text).
-func (c *Client) Metrics(ctx context.Context) ([]byte, error) { return c.Get(ctx, "/metrics") }
-
-// OpenAPI returns the API's OpenAPI document (GET /openapi.json) as it came.
-func (c *Client) OpenAPI(ctx context.Context) ([]byte, error) { return c.Get(ctx, "/openapi.json") }
