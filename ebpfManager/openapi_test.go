@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/oakestra/netmanager/node-net-manager/api/openapitest"
+	"github.com/oakestra/netmanager/test/openapitest"
 )
 
 // Every route Register mounts is documented as the eBPF Manager's and every

@@ -3,7 +3,7 @@ package main
 import (
 	"testing"
 
-	"github.com/oakestra/netmanager/node-net-manager/api/openapitest"
+	"github.com/oakestra/netmanager/test/openapitest"
 )
 
 // The routes New registers are the document's firewall operations under /ebpf/{id}/.

@@ -6,7 +6,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/oakestra/netmanager/ebpfManager/module"
-	"github.com/oakestra/netmanager/node-net-manager/api/openapitest"
+	"github.com/oakestra/netmanager/test/openapitest"
 )
 
 // The routes New registers are the document's packetcounter operations under /ebpf/{id}/.

@@ -1,21 +1,17 @@
 package api
 
 import (
-	_ "embed"
 	"net/http"
+
+	"github.com/oakestra/netmanager/node-net-manager/api/openapidoc"
 )
 
-// openAPI is the OpenAPI 3 document of every route the daemon serves: the
-// node API, the daemon's own routes (/proxy, /metrics), the eBPF Manager's
-// /ebpf routes and the shipped modules' routes under /ebpf/{id}/.
-// docs/api.md is the readable reference; the tests keep the two routers and
-// this document in step (openapi_test.go here, in ebpfManager and in each module).
-//
-//go:embed openapi.json
-var openAPI []byte
+// openAPI is the OpenAPI 3 document of every route the daemon serves
+// (node-net-manager/api/openapidoc holds it).
+var openAPI = openapidoc.JSON()
 
 // OpenAPI returns the API's OpenAPI 3 document (JSON), as GET /openapi.json serves it.
-func OpenAPI() []byte { return append([]byte(nil), openAPI...) }
+func OpenAPI() []byte { return openapidoc.JSON() }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")

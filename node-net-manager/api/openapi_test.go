@@ -18,12 +18,12 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/oakestra/netmanager/node-net-manager/api"
-	"github.com/oakestra/netmanager/node-net-manager/api/openapitest"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/httpjson"
 	"github.com/oakestra/netmanager/node-net-manager/netenv"
 	"github.com/oakestra/netmanager/node-net-manager/proxy"
 	"github.com/oakestra/netmanager/node-net-manager/table"
+	"github.com/oakestra/netmanager/test/openapitest"
 )
 
 // nopDeployer is enough for routes that are only walked or read.

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/oakestra/netmanager/node-net-manager/api"
-	"github.com/oakestra/netmanager/node-net-manager/api/openapitest"
+	"github.com/oakestra/netmanager/test/openapitest"
 	"github.com/oakestra/netmanager/test/sdwansite"
 )
 

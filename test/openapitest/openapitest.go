@@ -1,7 +1,3 @@
-// Package openapitest keeps routers and the API's OpenAPI document in step:
-// tests of the node API, the eBPF Manager and each module walk their router
-// and compare its routes with the operations the document says they serve
-// (the operation's x-served-by, and x-modules for a module's routes).
 package openapitest
 
 import (
@@ -15,7 +11,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gorilla/mux"
 
-	"github.com/oakestra/netmanager/node-net-manager/api"
+	"github.com/oakestra/netmanager/node-net-manager/api/openapidoc"
 )
 
 // Who registers an operation (its x-served-by).
@@ -41,10 +37,10 @@ func Parse(data []byte) (*openapi3.T, error) {
 	return doc, nil
 }
 
-// Load is Parse of the embedded document, failing tb on an error.
+// Load is Parse of the embedded document (openapidoc), failing tb on an error.
 func Load(tb testing.TB) *openapi3.T {
 	tb.Helper()
-	doc, err := Parse(api.OpenAPI())
+	doc, err := Parse(openapidoc.JSON())
 	if err != nil {
 		tb.Fatal(err)
 	}
