@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,8 +8,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/table"
@@ -24,45 +21,12 @@ func scrapeMetrics(t *testing.T, n *node) map[string]*dto.MetricFamily {
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %v\n%s", status, err, body)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("GET /metrics does not parse: %v\n%s", err, body)
-	}
-	return fams
-}
-
-// sample is the value of the one sample of name whose labels include want;
-// ok is false when there is none.
-func sample(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-next:
-	for _, m := range f.Metric {
-		labels := map[string]string{}
-		for _, l := range m.Label {
-			labels[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if labels[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		}
-	}
-	return 0, false
+	return metricsdoc.Parse(t, "GET /metrics", body)
 }
 
 func mustSample(t *testing.T, fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
 	t.Helper()
-	v, ok := sample(fams, name, want)
+	v, ok := metricsdoc.Value(fams, name, want)
 	if !ok {
 		t.Fatalf("GET /metrics has no %s%v", name, want)
 	}
@@ -97,15 +61,16 @@ func TestMetricsMatchCounters(t *testing.T) {
 	if _, err := n.d.Client.Deploy(ctx(t), deploy.KindContainer, apiBody(1<<22+1, "app.ns.gamma.ns", 0)); err == nil {
 		t.Fatal("a deploy into a process that does not exist succeeded")
 	}
-	vethA, _ := hostVeths(t, n, ra.ServiceName, rb.ServiceName)
+	m := metricsSetup{n: n}
+	m.vethA, _ = hostVeths(t, n, ra.ServiceName, rb.ServiceName)
 
 	// Through the user-space proxy, before the proxy module takes over.
 	svcIP := serviceIP(t, n, rb.ServiceName, 0, table.PolicyRoundRobin)
 	pingMarked(t, a, svcIP, 2, "", false)
 
-	pc := loadModule(t, n, `{"name": "packetcounter", "priority": 10}`)
-	fw := loadModule(t, n, `{"name": "firewall", "priority": 20, "config": {"rules": [{"id": "no-udp-9", "action": "deny", "proto": "udp", "dstPorts": "9"}]}}`)
-	px := loadModule(t, n, `{"name": "proxy", "priority": 30}`)
+	m.pc = loadModule(t, n, `{"name": "packetcounter", "priority": 10}`).ID
+	m.fw = loadModule(t, n, `{"name": "firewall", "priority": 20, "config": {"rules": [{"id": "no-udp-9", "action": "deny", "proto": "udp", "dstPorts": "9"}]}}`).ID
+	m.px = loadModule(t, n, `{"name": "proxy", "priority": 30}`).ID
 	if status, _, _ := n.d.Client.Raw(ctx(t), http.MethodPost, "/ebpf", []byte(`{"name": "nosuchmodule"}`)); status != http.StatusNotFound {
 		t.Fatalf("loading a missing module answered %d", status)
 	}
@@ -114,13 +79,28 @@ func TestMetricsMatchCounters(t *testing.T) {
 	a.ns.MustExec(t, "bash", "-c", fmt.Sprintf("for i in 1 2 3 4; do echo x > /dev/udp/%s/9; done", rb.NsAddress))
 
 	fams := scrapeMetrics(t, n)
-	if v := mustSample(t, fams, "netmanager_services", map[string]string{"kind": "container"}); v != 2 {
-		t.Errorf("netmanager_services = %v, want 2", v)
-	}
+	m.checkOperations(t, fams)
+	m.checkPacketCounter(t, fams)
+	m.checkFirewallAndProxies(t, fams)
+	checkMetricsDoc(t, fams)
+	n.stop(t)
+}
+
+// metricsSetup is TestMetricsMatchCounters' node: three module instances on
+// two services, alpha's host veth.
+type metricsSetup struct {
+	n          *node
+	vethA      string
+	pc, fw, px string // instance ids
+}
+
+// checkOperations: services, deploys and module loads by outcome, instances.
+func (m metricsSetup) checkOperations(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
 	failed := 0.0
-	for _, m := range fams["netmanager_api_operations_total"].Metric {
-		if labelOf(m, "operation") == "deploy" && labelOf(m, "error") != "" {
-			failed += m.Counter.GetValue()
+	for _, s := range fams["netmanager_api_operations_total"].GetMetric() {
+		if metricsdoc.Label(s, "operation") == "deploy" && metricsdoc.Label(s, "error") != "" {
+			failed += s.GetCounter().GetValue()
 		}
 	}
 	if failed != 1 {
@@ -131,67 +111,72 @@ func TestMetricsMatchCounters(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
+		{"netmanager_services", map[string]string{"kind": "container"}, 2},
 		{"netmanager_api_operations_total", map[string]string{"operation": "deploy", "error": ""}, 2},
 		{"netmanager_ebpf_operations_total", map[string]string{"operation": "load", "error": ""}, 3},
 		{"netmanager_ebpf_operations_total", map[string]string{"operation": "load", "error": "not_found"}, 1},
-		{"netmanager_ebpf_attachments", map[string]string{"instance": fw.ID, "module": "firewall"}, 2},
-		{"netmanager_ebpf_instance_up", map[string]string{"instance": px.ID, "module": "proxy"}, 1},
-		{"netmanager_ebpf_scrape_error", map[string]string{"instance": pc.ID}, 0},
+		{"netmanager_ebpf_attachments", map[string]string{"instance": m.fw, "module": "firewall"}, 2},
+		{"netmanager_ebpf_instance_up", map[string]string{"instance": m.px, "module": "proxy"}, 1},
+		{"netmanager_ebpf_scrape_error", map[string]string{"instance": m.pc}, 0},
 	} {
 		if v := mustSample(t, fams, c.name, c.labels); v != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, v, c.want)
 		}
 	}
+}
 
-	// Packet counter: each sample equals GET /counts; its ingress program's
-	// runs are the packets it counted leaving both services.
-	got, want := consistently(t, n, func(f map[string]*dto.MetricFamily) (float64, float64) {
-		return mustSample(t, f, "netmanager_module_packetcounter_packets_total", map[string]string{"instance": pc.ID, "interface": vethA, "direction": "egress"}),
-			float64(counts(t, n, pc.ID, vethA)["egress"].Packets)
+// checkPacketCounter: each sample equals GET /counts; its ingress program's
+// runs are the packets it counted leaving both services.
+func (m metricsSetup) checkPacketCounter(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	got, want := consistently(t, m.n, func(f map[string]*dto.MetricFamily) (float64, float64) {
+		return mustSample(t, f, "netmanager_module_packetcounter_packets_total", map[string]string{"instance": m.pc, "interface": m.vethA, "direction": "egress"}),
+			float64(counts(t, m.n, m.pc, m.vethA)["egress"].Packets)
 	})
 	if got != want || got < 3 {
-		t.Errorf("packetcounter packets on %s: metrics %v, /counts %v", vethA, got, want)
+		t.Errorf("packetcounter packets on %s: metrics %v, /counts %v", m.vethA, got, want)
 	}
-	got, want = consistently(t, n, func(f map[string]*dto.MetricFamily) (float64, float64) {
+	got, want = consistently(t, m.n, func(f map[string]*dto.MetricFamily) (float64, float64) {
 		var counted float64
-		for _, m := range f["netmanager_module_packetcounter_packets_total"].Metric {
-			if labelOf(m, "direction") == "egress" && labelOf(m, "instance") == pc.ID {
-				counted += m.Counter.GetValue()
+		for _, s := range f["netmanager_module_packetcounter_packets_total"].GetMetric() {
+			if metricsdoc.Label(s, "direction") == "egress" && metricsdoc.Label(s, "instance") == m.pc {
+				counted += s.GetCounter().GetValue()
 			}
 		}
-		return mustSample(t, f, "netmanager_ebpf_program_runs_total", map[string]string{"instance": pc.ID, "hook": "ingress"}), counted
+		return mustSample(t, f, "netmanager_ebpf_program_runs_total", map[string]string{"instance": m.pc, "hook": "ingress"}), counted
 	})
 	if got != want || got == 0 {
 		t.Errorf("packetcounter ingress program: %v runs, %v packets counted", got, want)
 	}
-	if v := mustSample(t, fams, "netmanager_ebpf_program_run_seconds_total", map[string]string{"instance": pc.ID, "hook": "ingress"}); v <= 0 {
+	if v := mustSample(t, fams, "netmanager_ebpf_program_run_seconds_total", map[string]string{"instance": m.pc, "hook": "ingress"}); v <= 0 {
 		t.Errorf("packetcounter run time %v", v)
 	}
+}
 
-	// Firewall: denied UDP and the rule's hits equal its routes.
+// checkFirewallAndProxies: denied UDP and the rule's hits equal the
+// firewall's routes; the proxy module's and the user-space proxy's figures
+// equal theirs.
+func (m metricsSetup) checkFirewallAndProxies(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
 	var stats map[string]map[string]struct{ Allowed, Denied uint64 }
-	getJSON(t, n, "/ebpf/"+fw.ID+"/stats", &stats)
-	denied := mustSample(t, fams, "netmanager_module_firewall_packets_total", map[string]string{"interface": vethA, "direction": "egress", "verdict": "denied"})
-	if denied != 4 || uint64(denied) != stats[vethA]["egress"].Denied {
-		t.Errorf("firewall denied on %s: metrics %v, /stats %d, want 4", vethA, denied, stats[vethA]["egress"].Denied)
+	getJSON(t, m.n, "/ebpf/"+m.fw+"/stats", &stats)
+	denied := mustSample(t, fams, "netmanager_module_firewall_packets_total", map[string]string{"interface": m.vethA, "direction": "egress", "verdict": "denied"})
+	if denied != 4 || uint64(denied) != stats[m.vethA]["egress"].Denied {
+		t.Errorf("firewall denied on %s: metrics %v, /stats %d, want 4", m.vethA, denied, stats[m.vethA]["egress"].Denied)
 	}
 	if v := mustSample(t, fams, "netmanager_module_firewall_rule_hits_total", map[string]string{"rule": "no-udp-9"}); v != 4 {
 		t.Errorf("rule no-udp-9 hits %v, want 4", v)
 	}
-
-	// Proxy module and user-space proxy: the same figures as their routes.
 	var pstats map[string]uint64
-	getJSON(t, n, "/ebpf/"+px.ID+"/stats", &pstats)
+	getJSON(t, m.n, "/ebpf/"+m.px+"/stats", &pstats)
 	if v := mustSample(t, fams, "netmanager_module_proxy_packets_total", map[string]string{"event": "hits"}); v == 0 || uint64(v) != pstats["hits"] {
 		t.Errorf("proxy module hits: metrics %v, /stats %d", v, pstats["hits"])
 	}
 	var up struct{ Stats struct{ Translated uint64 } }
-	getJSON(t, n, "/proxy", &up)
+	getJSON(t, m.n, "/proxy", &up)
 	if v := mustSample(t, fams, "netmanager_proxy_translated_packets_total", nil); v == 0 || uint64(v) != up.Stats.Translated {
 		t.Errorf("user-space proxy translated: metrics %v, /proxy %d", v, up.Stats.Translated)
 	}
-	checkMetricsDoc(t, fams)
-	n.stop(t)
 }
 
 // checkMetricsDoc holds docs/metrics.md to a scrape: every family of its
@@ -233,15 +218,6 @@ func TestMetricsWithoutBPFStats(t *testing.T) {
 		t.Error("no netmanager_ebpf_instance_up")
 	}
 	n.stop(t)
-}
-
-func labelOf(m *dto.Metric, name string) string {
-	for _, l := range m.Label {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
 }
 
 // hostVeths returns the host veths of two deployed services.

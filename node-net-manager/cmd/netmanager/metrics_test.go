@@ -11,14 +11,13 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
 	"github.com/oakestra/netmanager/ebpfManager/module"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
 	"github.com/oakestra/netmanager/node-net-manager/proxy"
+	"github.com/oakestra/netmanager/test/metricsdoc"
 )
 
 type fakeDeployer struct{ err error }
@@ -37,11 +36,7 @@ func scrape(t *testing.T, src metricsSources) (string, map[string]*dto.MetricFam
 		t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
 	}
 	body, _ := io.ReadAll(rec.Body)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatalf("the scrape does not parse: %v\n%s", err, body)
-	}
+	fams := metricsdoc.Parse(t, "the scrape", body)
 	return string(body), fams
 }
 
