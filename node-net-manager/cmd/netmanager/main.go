@@ -132,16 +132,8 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	counted := &countingDeployer{Deployer: mgr}
 	router := api.NewRouter(api.Options{Deployer: counted, Registrar: reg, Version: version.Version, Log: log})
 	ps := parts{cfg: cfg, net: n, env: env, table: tab, resolver: ctab, deploy: mgr, bus: bus, router: router, log: log}
-	em, stats, emErr := startEBPFManager(ps)
-	if stats != nil {
-		defer stats.Close()
-	}
-	if emErr != nil {
-		log.WithError(emErr).Warn("eBPF Manager disabled: modules cannot be loaded on this node")
-		disabledEBPF(router, emErr)
-	} else {
-		em.Register(router)
-	}
+	em, stopStats := mountEBPFManager(ps)
+	defer stopStats()
 	stopProxy, proxyStats, err := startProxy(ps)
 	if err != nil {
 		if em != nil {
@@ -154,25 +146,24 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 		msrc.ebpf = em.Metrics
 	}
 	router.Handle("/metrics", metricsHandler(msrc)).Methods(http.MethodGet)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		stopProxy()
-		if cfg.Persist {
-			if em != nil {
-				err = errors.Join(err, em.Release())
-			}
-			log.Info("persist: services, bridge, rules and module programs stay for the next start")
-			return
+	defer func() { err = errors.Join(err, shutdown(ps, em, stopProxy)) }()
+	if err := restore(cfg, em, mgr, log); err != nil {
+		return err
+	}
+	if cfg.ClusterAddress != "" {
+		r, err := reg.Register(context.Background(), cfg.ClientID, cfg.ClusterAddress)
+		if err != nil {
+			return fmt.Errorf("register with the cluster: %w", err)
 		}
-		if em != nil {
-			err = errors.Join(err, em.Close())
-		}
-		err = errors.Join(err, mgr.Close(ctx), env.Teardown())
-		if err == nil {
-			log.Info("node network removed")
-		}
-	}()
+		log.WithFields(logrus.Fields{"broker": r.Broker, "subnet": r.NodeSubnet}).Info("registered with the cluster")
+	}
+	return serveAPI(cfg, router, sigc, log)
+}
+
+// restore takes back what the previous run left with persist (the module
+// instances first: the services' events adopt their attachments), or
+// removes what it left without.
+func restore(cfg config.Config, em *ebpfmanager.Manager, mgr *deploy.Manager, log *logrus.Logger) error {
 	if cfg.Persist {
 		if em != nil { // before the services: their events adopt the module attachments
 			n, err := em.Readopt()
@@ -194,13 +185,12 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	} else if n > 0 {
 		log.WithField("services", n).Warn("removed what the previous run's services left behind")
 	}
-	if cfg.ClusterAddress != "" {
-		r, err := reg.Register(context.Background(), cfg.ClientID, cfg.ClusterAddress)
-		if err != nil {
-			return fmt.Errorf("register with the cluster: %w", err)
-		}
-		log.WithFields(logrus.Fields{"broker": r.Broker, "subnet": r.NodeSubnet}).Info("registered with the cluster")
-	}
+	return nil
+}
+
+// serveAPI serves the API on its listeners until a signal or a listener's
+// failure, then stops it.
+func serveAPI(cfg config.Config, router http.Handler, sigc <-chan os.Signal, log *logrus.Logger) (err error) {
 	lns, err := listen(cfg)
 	if err != nil {
 		return err
@@ -233,6 +223,47 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	}
 	if cfg.Socket != "" {
 		_ = os.Remove(cfg.Socket)
+	}
+	return err
+}
+
+// mountEBPFManager starts the eBPF Manager and mounts its routes, or, when
+// it cannot start, routes that say why; stopStats turns the kernel's BPF
+// stats off again.
+func mountEBPFManager(ps parts) (em *ebpfmanager.Manager, stopStats func()) {
+	em, stats, err := startEBPFManager(ps)
+	stopStats = func() {}
+	if stats != nil {
+		stopStats = func() { stats.Close() }
+	}
+	if err != nil {
+		ps.log.WithError(err).Warn("eBPF Manager disabled: modules cannot be loaded on this node")
+		disabledEBPF(ps.router, err)
+		return nil, stopStats
+	}
+	em.Register(ps.router)
+	return em, stopStats
+}
+
+// shutdown stops the proxy, then leaves the node as it is for the next start
+// (persist) or removes what the daemon made.
+func shutdown(ps parts, em *ebpfmanager.Manager, stopProxy func()) (err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stopProxy()
+	if ps.cfg.Persist {
+		if em != nil {
+			err = em.Release()
+		}
+		ps.log.Info("persist: services, bridge, rules and module programs stay for the next start")
+		return err
+	}
+	if em != nil {
+		err = em.Close()
+	}
+	err = errors.Join(err, ps.deploy.Close(ctx), ps.env.Teardown())
+	if err == nil {
+		ps.log.Info("node network removed")
 	}
 	return err
 }
