@@ -11,8 +11,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 
+	"github.com/oakestra/netmanager/ebpfManager/kernel"
 	"github.com/oakestra/netmanager/node-net-manager/api"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 	"github.com/oakestra/netmanager/node-net-manager/table"
@@ -190,9 +190,9 @@ func (n *node) ingressPrograms(b *testing.B, ifindex int, ids []string) []*ebpf.
 // while send runs, with the kernel's run-time statistics turned on for
 // exactly that long.
 func runStats(b *testing.B, progs []*ebpf.Program, send func()) (ns []float64, runs []uint64) {
-	st, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	st, err := kernel.EnableRunStats()
 	if err != nil {
-		b.Fatalf("enable BPF run-time stats: %v", err)
+		b.Fatal(err)
 	}
 	read := func() []*ebpf.ProgramStats {
 		var s []*ebpf.ProgramStats
