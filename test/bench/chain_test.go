@@ -128,7 +128,6 @@ func newChainBench(b *testing.B) *chainBench {
 	return c
 }
 
-
 // round measures every configuration once: bare throughput; a no-op
 // alone, the proxy alone (and its throughput), the packet counter alone,
 // the firewall alone; the chain (and its throughput).
