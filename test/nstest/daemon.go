@@ -140,10 +140,17 @@ func (d *Daemon) Stop(t testing.TB) {
 			t.Errorf("netmanager exited with %v\n%s", err, d.log.String())
 		}
 	case <-time.After(30 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
+		// SIGQUIT makes the Go runtime write every goroutine's stack to
+		// the log, which the failure prints: where the shutdown hangs.
+		_ = d.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-d.done:
+		case <-time.After(5 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
 		d.exited = true
-		t.Errorf("netmanager did not stop within 30s of SIGTERM")
+		t.Errorf("netmanager did not stop within 30s of SIGTERM; its goroutines at SIGQUIT are at the end of its log")
 	}
 }
 
