@@ -196,7 +196,13 @@ func outerCsumBase(local, peer [4]byte, ttl uint8) uint32 {
 }
 
 // Detach takes an interface's role away; a WAN stops carrying traffic.
+// The WAN's prober is stopped first, without the lock: its reports take it.
 func (g *SDWAN) Detach(a module.Attachment) error {
+	for i, w := range g.cfg.WANs {
+		if w.Interface == a.Interface.Name {
+			g.wans[i].stopProbes()
+		}
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.ifaces.Remove(a)
@@ -206,7 +212,6 @@ func (g *SDWAN) Detach(a module.Attachment) error {
 	}
 	for i, w := range g.cfg.WANs {
 		if w.Interface == a.Interface.Name {
-			g.wans[i].stopProbes()
 			g.wans[i].nh.close()
 			g.wans[i].nh = nil
 			g.wans[i].entry = sdWAN{}
