@@ -3,7 +3,8 @@ package module
 import (
 	"fmt"
 	"regexp"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // Metric is one sample of a module instance's own counters, exported by the
@@ -46,48 +47,66 @@ var (
 // two samples with the same name and labels. The manager calls it on every
 // scrape; modules call it in their tests.
 func CheckMetrics(ms []Metric) error {
-	labelsOf := map[string]string{}
-	gauge := map[string]bool{}
-	series := map[string]bool{}
+	type seen struct {
+		gauge  bool
+		labels string // the sorted label names, NUL-separated
+	}
+	names := map[string]seen{}
+	series := make(map[string]bool, len(ms))
+	var keys []string
+	var id strings.Builder
 	for _, m := range ms {
-		if g, ok := gauge[m.Name]; ok && g != m.Gauge {
-			return fmt.Errorf("metric %q: some samples are gauges, some counters", m.Name)
-		}
-		gauge[m.Name] = m.Gauge
-		if !metricName.MatchString(m.Name) {
-			return fmt.Errorf("metric %q: name must be lower-case snake case", m.Name)
-		}
-		if !m.Gauge && !hasTotalSuffix(m.Name) {
-			return fmt.Errorf("metric %q: a counter's name ends in _total", m.Name)
-		}
-		names := make([]string, 0, len(m.Labels))
+		keys = keys[:0]
 		for k := range m.Labels {
-			if !labelName.MatchString(k) {
-				return fmt.Errorf("metric %q: label %q must be lower-case snake case", m.Name, k)
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		id.Reset()
+		for _, k := range keys {
+			id.WriteString(k)
+			id.WriteByte(0)
+		}
+		labels := id.String()
+		prev, ok := names[m.Name]
+		switch {
+		case !ok:
+			if err := checkNew(m, keys); err != nil {
+				return err
 			}
-			if k == "instance" || k == "module" {
-				return fmt.Errorf("metric %q: label %q is set by the manager", m.Name, k)
-			}
-			names = append(names, k)
+			names[m.Name] = seen{gauge: m.Gauge, labels: labels}
+		case prev.gauge != m.Gauge:
+			return fmt.Errorf("metric %q: some samples are gauges, some counters", m.Name)
+		case prev.labels != labels:
+			return fmt.Errorf("metric %q: samples have labels %q and %q", m.Name, strings.Split(strings.TrimSuffix(prev.labels, "\x00"), "\x00"), keys)
 		}
-		sort.Strings(names)
-		key := fmt.Sprint(names)
-		if prev, ok := labelsOf[m.Name]; ok && prev != key {
-			return fmt.Errorf("metric %q: samples have labels %s and %s", m.Name, prev, key)
+		id.WriteString(m.Name)
+		for _, k := range keys {
+			id.WriteByte(0)
+			id.WriteString(m.Labels[k])
 		}
-		labelsOf[m.Name] = key
-		id := m.Name
-		for _, k := range names {
-			id += "\x00" + k + "\x00" + m.Labels[k]
-		}
-		if series[id] {
+		if series[id.String()] {
 			return fmt.Errorf("metric %q: two samples with labels %v", m.Name, m.Labels)
 		}
-		series[id] = true
+		series[id.String()] = true
 	}
 	return nil
 }
 
-func hasTotalSuffix(name string) bool {
-	return len(name) > len("_total") && name[len(name)-len("_total"):] == "_total"
+// checkNew checks the first sample of a name: the name and its label names.
+func checkNew(m Metric, keys []string) error {
+	if !metricName.MatchString(m.Name) {
+		return fmt.Errorf("metric %q: name must be lower-case snake case", m.Name)
+	}
+	if !m.Gauge && !strings.HasSuffix(m.Name, "_total") {
+		return fmt.Errorf("metric %q: a counter's name ends in _total", m.Name)
+	}
+	for _, k := range keys {
+		if !labelName.MatchString(k) {
+			return fmt.Errorf("metric %q: label %q must be lower-case snake case", m.Name, k)
+		}
+		if k == "instance" || k == "module" {
+			return fmt.Errorf("metric %q: label %q is set by the manager", m.Name, k)
+		}
+	}
+	return nil
 }
