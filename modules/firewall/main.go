@@ -325,30 +325,6 @@ func (f *Firewall) serveStats(w http.ResponseWriter, _ *http.Request) {
 	module.WriteJSON(w, http.StatusOK, out)
 }
 
-// verdicts are the allowed and denied packets of every interface by
-// direction (DirectionName).
-func (f *Firewall) verdicts() (map[string]map[string]Verdicts, error) {
-	out := map[string]map[string]Verdicts{}
-	for _, ifc := range f.ifaces.List() {
-		dirs := map[string]Verdicts{}
-		for dir, hook := range dirHooks {
-			var perCPU []fwStat
-			var v Verdicts
-			err := f.gens.m["stats"].Lookup(fwStatKey{Ifindex: uint32(ifc.Ifindex), Dir: uint32(dir)}, &perCPU)
-			if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				return nil, fmt.Errorf("read stats of %s: %w", ifc.Name, err)
-			}
-			for _, s := range perCPU {
-				v.Allowed += s.Allowed
-				v.Denied += s.Denied
-			}
-			dirs[ifc.DirectionName(hook)] = v
-		}
-		out[ifc.Name] = dirs
-	}
-	return out, nil
-}
-
 var (
 	_ module.NewFunc      = New
 	_ module.MapSizesFunc = MapSizes

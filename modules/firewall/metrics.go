@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 
@@ -33,6 +34,32 @@ func (f *Firewall) Metrics() ([]module.Metric, error) {
 	for _, r := range rules {
 		out = append(out, module.Metric{Name: "rule_hits_total", Help: "Packets each active rule decided, by rule id.",
 			Labels: map[string]string{"rule": r.ID}, Value: float64(r.Hits)})
+	}
+	return out, nil
+}
+
+// verdicts are the allowed and denied packets of every interface by
+// direction (DirectionName).
+func (f *Firewall) verdicts() (map[string]map[string]Verdicts, error) {
+	all := map[fwStatKey]Verdicts{}
+	err := module.ReadPerCPU(f.gens.m["stats"], func(k fwStatKey, vs []fwStat) {
+		var v Verdicts
+		for _, s := range vs {
+			v.Allowed += s.Allowed
+			v.Denied += s.Denied
+		}
+		all[k] = v
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read stats: %w", err)
+	}
+	out := map[string]map[string]Verdicts{}
+	for _, ifc := range f.ifaces.List() {
+		dirs := map[string]Verdicts{}
+		for dir, hook := range dirHooks {
+			dirs[ifc.DirectionName(hook)] = all[fwStatKey{Ifindex: uint32(ifc.Ifindex), Dir: uint32(dir)}]
+		}
+		out[ifc.Name] = dirs
 	}
 	return out, nil
 }

@@ -109,23 +109,34 @@ type Totals struct {
 // the service's point of view on service veths ("ingress" = to the service)
 // and by the interface's own hooks on host interfaces.
 func (c *Counter) Counts() (map[string]map[string]Totals, error) {
+	all, err := c.readAll()
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]map[string]Totals{}
 	for _, ifc := range c.ifaces.List() {
 		dirs := map[string]Totals{}
 		for _, h := range module.Hooks {
-			var perCPU []pcValue
-			var t Totals
-			err := c.counts.Lookup(pcKey{Ifindex: uint32(ifc.Ifindex), Hook: uint32(h)}, &perCPU)
-			if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				return nil, fmt.Errorf("read counters of %s: %w", ifc.Name, err)
-			}
-			for _, v := range perCPU {
-				t.Packets += v.Packets
-				t.Bytes += v.Bytes
-			}
-			dirs[ifc.DirectionName(h)] = t
+			dirs[ifc.DirectionName(h)] = all[pcKey{Ifindex: uint32(ifc.Ifindex), Hook: uint32(h)}]
 		}
 		out[ifc.Name] = dirs
+	}
+	return out, nil
+}
+
+// readAll sums every entry's per-CPU counters.
+func (c *Counter) readAll() (map[pcKey]Totals, error) {
+	out := map[pcKey]Totals{}
+	err := module.ReadPerCPU(c.counts, func(k pcKey, vs []pcValue) {
+		var t Totals
+		for _, v := range vs {
+			t.Packets += v.Packets
+			t.Bytes += v.Bytes
+		}
+		out[k] = t
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read counters: %w", err)
 	}
 	return out, nil
 }
