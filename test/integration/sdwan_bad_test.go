@@ -177,9 +177,7 @@ func TestSDWANLoadRefusals(t *testing.T) {
 			t.Errorf("sdwanLeftovers does not see a loaded instance's %q:\n%s", kind, left)
 		}
 	}
-	// A probed WAN 1 before B answered: on a loaded machine it can have
-	// marked it down (and failed over) by now; it comes back once B does.
-	waitUntil(t, "WAN 1 up on A", func() bool { return a.WANs(t)["wan1"].Up })
+	sdwansite.WaitUp(t, a, b)
 	tx := a.WANs(t)["wan1"].TxPackets
 	assertPing(t, a.Host, "10.2.0.5")
 	if got := a.WANs(t)["wan1"].TxPackets; got < tx+2 {

@@ -73,13 +73,39 @@ func Wire(tb testing.TB, o Options) (a, b *Site) {
 	return a, b
 }
 
-// New wires both sites and loads the module on each with Config(DefaultHealth).
+// New wires both sites, loads the module on each with Config(DefaultHealth)
+// and waits until both see both WANs up.
 func New(tb testing.TB, o Options) (a, b *Site) {
 	tb.Helper()
 	a, b = Wire(tb, o)
 	a.Load(tb, a.Config(DefaultHealth))
 	b.Load(tb, b.Config(DefaultHealth))
+	WaitUp(tb, a, b)
 	return a, b
+}
+
+// WaitUp waits until every WAN of the sites is up with probes answered: a
+// site probes its peer before the peer's module is loaded and, on a loaded
+// machine, can mark a WAN down for a moment; it is up again after upAfter
+// answers.
+func WaitUp(tb testing.TB, sites ...*Site) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		up := true
+		for _, s := range sites {
+			for _, w := range s.WANs(tb) {
+				up = up && w.Up && w.ProbesAnswered > 0
+			}
+		}
+		if up {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the sites' WANs are not all up with probes answered after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // DefaultHealth probes every 50 ms and marks a WAN down after three probes
@@ -123,6 +149,8 @@ type WANStat struct {
 	TxPackets uint64 `json:"txPackets"`
 	TxBytes   uint64 `json:"txBytes"`
 	RxPackets uint64 `json:"rxPackets"`
+	// ProbesAnswered counts the health probes the peer answered.
+	ProbesAnswered uint64 `json:"probesAnswered"`
 }
 
 // WANs reads the gateway's per-WAN state by name.
