@@ -3,8 +3,8 @@ package openapitest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -124,11 +124,16 @@ func Compare(tb testing.TB, what string, served, documented map[string]bool) {
 	}
 }
 
-func sorted(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// CheckModule fails tb unless the routes a module registered on r (its
+// sub-router, under /ebpf/{id}/) are, method for method, the document's
+// operations for that module.
+func CheckModule(tb testing.TB, module string, r *mux.Router) {
+	tb.Helper()
+	ops, anyMethod := Routes(tb, r, ModulePrefix)
+	if len(anyMethod) > 0 {
+		tb.Errorf("%s: routes without methods: %v", module, anyMethod)
 	}
-	sort.Strings(out)
-	return out
+	Compare(tb, module, ops, Documented(Load(tb), ByModule, module))
 }
+
+func sorted(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }
