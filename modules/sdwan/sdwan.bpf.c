@@ -385,10 +385,19 @@ static __always_inline void classify_flow(struct pkt *p, struct sd_state *st, st
  * the WAN after encapsulation. */
 static __always_inline void clamp_mss(struct __sk_buff *skb, struct pkt *p, __u32 mtu)
 {
-	__u32 optlen = p->tcp_hlen - sizeof(struct tcphdr);
 	__u8 opts[72] = {}; /* indexes are masked with 63 below */
-	if (optlen < 4 || optlen > 40)
+	/* The helper's size must be proven within [1, sizeof(opts)]: both bounds
+	 * are checked on the one 64-bit register the helper gets, with barriers
+	 * that keep the compiler from folding the two checks into one comparison
+	 * of a copy (whose bounds the verifier of 7.2 no longer carries back:
+	 * "R4 invalid zero-sized read"). Options are 4 to 40 bytes. */
+	__u64 optlen = p->tcp_hlen;
+	if (optlen > sizeof(struct tcphdr) + 40)
 		return;
+	asm volatile("" : "+r"(optlen));
+	if (optlen < sizeof(struct tcphdr) + 4)
+		return;
+	asm volatile("%0 -= 20" : "+r"(optlen));
 	__u32 l3hdr = p->hdr_len - p->tcp_hlen;
 	__u32 max = mtu - NM_GRE4_OVERHEAD - l3hdr - sizeof(struct tcphdr);
 	if (bpf_skb_load_bytes(skb, p->l4_off + sizeof(struct tcphdr), opts, optlen))
