@@ -34,6 +34,11 @@ type fakeKernel struct {
 	bumpOnce bool // make the next Attach see a changed chain
 	bumped   int
 	runs     map[uint32]RunStats // what RunStats reports, by program ID
+	needs    map[string][]Need   // what an object needs, by path; default nothing
+	badObj   map[string]error    // objects Needs cannot read
+	lacks    map[string]bool     // features the kernel lacks
+	unsure   map[string]bool     // features whose probe cannot tell
+	probed   map[string]int      // probes asked, by feature
 }
 
 type chainKey struct {
@@ -48,7 +53,8 @@ type fakeEntry struct {
 
 func newFakeKernel(mode Mode) *fakeKernel {
 	return &fakeKernel{mode: mode, nextProg: 100, chains: map[chainKey][]fakeEntry{}, revs: map[chainKey]uint64{},
-		pins: map[string]bool{}, linkPins: map[string]*fakeLink{}, hosts: map[string]int{"eth9": 9}, objects: map[string][]module.Hook{}, failLoad: map[string]error{}, runs: map[uint32]RunStats{}}
+		pins: map[string]bool{}, linkPins: map[string]*fakeLink{}, hosts: map[string]int{"eth9": 9}, objects: map[string][]module.Hook{}, failLoad: map[string]error{}, runs: map[uint32]RunStats{},
+		needs: map[string][]Need{}, badObj: map[string]error{}, lacks: map[string]bool{}, unsure: map[string]bool{}, probed: map[string]int{}}
 }
 
 func (k *fakeKernel) Mode() Mode { return k.mode }
@@ -102,6 +108,38 @@ func (k *fakeKernel) Load(opts LoadOptions) (DataPlane, error) {
 	}
 	k.pins[opts.PinDir] = true
 	return d, nil
+}
+
+// Needs reports what the test said the object needs; a path that does not
+// exist is an error, as reading it would be.
+func (k *fakeKernel) Needs(object string) ([]Need, error) {
+	if _, err := os.Stat(object); err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.badObj[object]; err != nil {
+		return nil, err
+	}
+	return slices.Clone(k.needs[object]), nil
+}
+
+// Probe answers from the chosen feature set: everything but lacks, and
+// unsure features cannot be told.
+func (k *fakeKernel) Probe(needs []Need) []Probe {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]Probe, len(needs))
+	for i, n := range needs {
+		k.probed[n.Feature]++
+		switch {
+		case k.unsure[n.Feature]:
+			out[i] = Probe{Err: errors.New("probe could not tell")}
+		default:
+			out[i] = Probe{Have: !k.lacks[n.Feature]}
+		}
+	}
+	return out
 }
 
 func (k *fakeKernel) Ifindex(name string) (int, error) {

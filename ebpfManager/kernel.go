@@ -126,6 +126,13 @@ type Kernel interface {
 	MakePinDir(dir string) error
 	// RemovePins removes a pin directory with everything in it.
 	RemovePins(dir string) error
+	// Needs reads what a data plane's object asks of the kernel: the
+	// helpers its programs call, its map types, kernel BTF for CO-RE, the
+	// bpf_skb_adjust_room flags it passes. It loads nothing.
+	Needs(object string) ([]Need, error)
+	// Probe answers each need (in order) from the kernel's feature probes,
+	// each probed once per process.
+	Probe(needs []Need) []Probe
 }
 
 // Plugins opens module control planes.

@@ -175,7 +175,8 @@ func normaliseConfig(raw json.RawMessage) (json.RawMessage, error) {
 	return raw, nil
 }
 
-// openModule finds a module's files and opens its control plane.
+// openModule finds a module's files, refuses a data plane that needs what the
+// kernel lacks, and opens its control plane.
 func (m *Manager) openModule(name string) (module.NewFunc, module.MapSizesFunc, string, error) {
 	dir := filepath.Join(m.opts.ModulesDir, name)
 	if st, err := m.opts.Plugins.Stat(dir); err != nil || !st.IsDir() {
@@ -190,6 +191,9 @@ func (m *Manager) openModule(name string) (module.NewFunc, module.MapSizesFunc, 
 		if why := unsafeFile(st, os.Geteuid()); why != "" {
 			return nil, nil, "", fmt.Errorf("%w: module %q: %s %s: the daemon runs it in the kernel and in its own process", errdefs.ErrUnprocessable, name, f, why)
 		}
+	}
+	if err := m.checkFeatures(name, obj); err != nil {
+		return nil, nil, "", err
 	}
 	newFn, sizesFn, err := m.opts.Plugins.Open(so)
 	if err != nil {

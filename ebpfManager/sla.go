@@ -12,7 +12,8 @@ import (
 )
 
 // AcceptModules checks a deploy request's ebpfModules before anything is
-// made: names valid, modules installed, configs JSON objects.
+// made: names valid, modules installed, configs JSON objects, data planes
+// that this kernel can run.
 func (m *Manager) AcceptModules(mods []events.Module) error {
 	for i, md := range mods {
 		if err := ValidateModuleName(md.Name); err != nil {
@@ -23,6 +24,14 @@ func (m *Manager) AcceptModules(mods []events.Module) error {
 		}
 		if _, err := normaliseConfig(md.Config); err != nil {
 			return fmt.Errorf("ebpfModules[%d]: %w", i, err)
+		}
+		// A data plane the kernel cannot run is refused before the deploy
+		// makes anything (a missing .o is the load's to report).
+		obj := filepath.Join(m.opts.ModulesDir, md.Name, md.Name+".o")
+		if _, err := m.opts.Plugins.Stat(obj); err == nil {
+			if err := m.checkFeatures(md.Name, obj); err != nil {
+				return fmt.Errorf("ebpfModules[%d]: %w", i, err)
+			}
 		}
 	}
 	return nil

@@ -17,28 +17,40 @@ import (
 
 // Kernel implements ebpfmanager.Kernel.
 type Kernel struct {
-	mode ebpfmanager.Mode
-	mu   sync.Mutex
+	mode  ebpfmanager.Mode
+	probe *Prober
+	mu    sync.Mutex
 	// legacy mode: our filters per ifindex, and the clsact qdiscs we created
 	filters map[int]int
 	clsact  map[int]bool
 }
 
 // New returns a Kernel in the given mode: "tcx", "legacy", or "auto" (TCX
-// when the kernel has it, by feature probe).
-func New(mode string) (*Kernel, error) {
+// when the kernel has it, by feature probe), probing with a Prober of its own.
+func New(mode string) (*Kernel, error) { return NewWithProber(mode, nil) }
+
+// NewWithProber is New with the Prober that answers its feature probes
+// (nil: one of its own, nothing masked); a masked "tcx" makes auto legacy.
+func NewWithProber(mode string, p *Prober) (*Kernel, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("remove memlock limit: %w", err)
 	}
-	k := &Kernel{filters: map[int]int{}, clsact: map[int]bool{}}
+	if p == nil {
+		var err error
+		if p, err = NewProber(nil); err != nil {
+			return nil, err
+		}
+	}
+	k := &Kernel{probe: p, filters: map[int]int{}, clsact: map[int]bool{}}
+	tcx := p.Have(ebpfmanager.FeatureTCX).Have
 	switch mode {
 	case "auto", "":
 		k.mode = ebpfmanager.ModeLegacy
-		if HaveTCX() {
+		if tcx {
 			k.mode = ebpfmanager.ModeTCX
 		}
 	case "tcx":
-		if !HaveTCX() {
+		if !tcx {
 			return nil, errors.New("tc mode tcx: this kernel has no TCX (needs 6.6 or later)")
 		}
 		k.mode = ebpfmanager.ModeTCX
@@ -49,6 +61,9 @@ func New(mode string) (*Kernel, error) {
 	}
 	return k, nil
 }
+
+// Probe answers each need from the Kernel's Prober.
+func (k *Kernel) Probe(needs []ebpfmanager.Need) []ebpfmanager.Probe { return k.probe.Probe(needs) }
 
 // Mode reports how programs are chained.
 func (k *Kernel) Mode() ebpfmanager.Mode { return k.mode }
