@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -251,8 +253,42 @@ func TestOpenAPISchemasFitTypes(t *testing.T) {
 	for name, v := range map[string]any{
 		"Registration": api.Registration{}, "DeployResponse": api.DeployResponse{}, "ServiceRecord": deploy.Record{},
 		"PortMapping": netenv.PortMapping{}, "ServiceIP": table.ServiceIP{}, "UserspaceProxyStats": proxy.Stats{},
-		"Error": httpjson.ErrorBody{},
+		"Error": httpjson.ErrorBody{}, "Version": api.VersionInfo{}, "KernelFeatures": api.KernelInfo{},
 	} {
 		openapitest.MatchType(t, doc, name, v)
+	}
+}
+
+// GET /version conforms to the document with the kernel's features and
+// without them, and reports what it was given.
+func TestOpenAPIVersion(t *testing.T) {
+	c := openapitest.NewChecker(t, openapitest.Load(t))
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	kernel := &api.KernelInfo{Release: "6.18.44-test", Features: map[string]bool{"tcx": true, "bpf_loop": false}, Masked: []string{"bpf_loop"},
+		Inconclusive: map[string]string{"btf": "cannot tell"}}
+	for _, k := range []*api.KernelInfo{kernel, nil} {
+		r := api.NewRouter(api.Options{Deployer: nopDeployer{}, Version: "test", Kernel: k, Log: log})
+		in, err := c.Request("GET", "/version", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest("GET", "/version", nil))
+		body, _ := io.ReadAll(rec.Body)
+		if err := c.Response(in, rec.Code, rec.Header(), body); err != nil {
+			t.Errorf("GET /version %d %s does not conform: %v", rec.Code, body, err)
+		}
+		var got api.VersionInfo
+		if err := json.Unmarshal(body, &got); err != nil || got.Version != "test" || got.Go != runtime.Version() {
+			t.Fatalf("GET /version: %s %v", body, err)
+		}
+		if (got.Kernel == nil) != (k == nil) {
+			t.Fatalf("GET /version with kernel %v: %s", k, body)
+		}
+		if k != nil && (got.Kernel.Release != "6.18.44-test" || !got.Kernel.Features["tcx"] || got.Kernel.Features["bpf_loop"] ||
+			!slices.Equal(got.Kernel.Masked, []string{"bpf_loop"}) || got.Kernel.Inconclusive["btf"] != "cannot tell") {
+			t.Errorf("GET /version: %s", body)
+		}
 	}
 }

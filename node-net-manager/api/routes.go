@@ -40,7 +40,31 @@ type Options struct {
 	// without it (or without cluster_address) the node stays standalone.
 	Registrar Registrar
 	Version   string
-	Log       logrus.FieldLogger
+	// Kernel is what GET /version reports of the kernel: its release and
+	// the features the daemon probed at start (nil: not probed).
+	Kernel *KernelInfo
+	Log    logrus.FieldLogger
+}
+
+// VersionInfo is the answer of GET /version.
+type VersionInfo struct {
+	Version string      `json:"version"`
+	Go      string      `json:"go"`
+	Kernel  *KernelInfo `json:"kernel,omitempty"`
+}
+
+// KernelInfo is the kernel as the daemon probed it at start.
+type KernelInfo struct {
+	Release string `json:"release"`
+	// Features says, by name, whether the kernel offers each probed
+	// feature; a masked one (Masked) is false.
+	Features map[string]bool `json:"features"`
+	// Masked lists the features the daemon treats as missing because it
+	// was told to (NETMANAGER_MASK_FEATURES, a test hook).
+	Masked []string `json:"masked,omitempty"`
+	// Inconclusive holds, with why, the probes that could not tell; their
+	// features are reported false.
+	Inconclusive map[string]string `json:"inconclusive,omitempty"`
 }
 
 type server struct {
@@ -219,7 +243,7 @@ func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *server) version(w http.ResponseWriter, _ *http.Request) {
-	httpjson.WriteJSON(w, http.StatusOK, map[string]string{"version": s.opts.Version, "go": runtime.Version()})
+	httpjson.WriteJSON(w, http.StatusOK, VersionInfo{Version: s.opts.Version, Go: runtime.Version(), Kernel: s.opts.Kernel})
 }
 
 // limitBody caps every request body, the eBPF Manager's and modules' routes
