@@ -58,7 +58,12 @@ func run(args []string) int {
 	if cfg.ModulesDir == "" {
 		cfg.ModulesDir = defaultModulesDir()
 	}
-	if err := serve(cfg, n, log); err != nil {
+	mask, err := featureMask(os.Getenv(maskEnv))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netmanager:", err)
+		return 2
+	}
+	if err := serve(cfg, n, mask, log); err != nil {
 		log.WithError(err).Error("netmanager stopped with an error")
 		return 1
 	}
@@ -77,7 +82,7 @@ func defaultModulesDir() string {
 	return "/usr/lib/netmanager/modules"
 }
 
-func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) {
+func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logger) (err error) {
 	// From the start: a signal while the node is set up, or the moment the
 	// API answers, waits for the shutdown path instead of killing the daemon
 	// with its node half made.
@@ -87,6 +92,7 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
+	prober, kernelInfo := probeKernel(mask, log)
 	if n, err = nodeNetwork(cfg, n); err != nil {
 		return err
 	}
@@ -130,8 +136,8 @@ func serve(cfg config.Config, n config.Network, log *logrus.Logger) (err error) 
 	bus.Subscribe("cluster table", ctab.HandleEvent)
 	reg := &registrar{link: link, mgr: mgr, log: log}
 	counted := &countingDeployer{Deployer: mgr}
-	router := api.NewRouter(api.Options{Deployer: counted, Registrar: reg, Version: version.Version, Log: log})
-	ps := parts{cfg: cfg, net: n, env: env, table: tab, resolver: ctab, deploy: mgr, bus: bus, router: router, log: log}
+	router := api.NewRouter(api.Options{Deployer: counted, Registrar: reg, Version: version.Version, Kernel: kernelInfo, Log: log})
+	ps := parts{cfg: cfg, net: n, env: env, table: tab, resolver: ctab, deploy: mgr, bus: bus, router: router, prober: prober, log: log}
 	em, stopStats := mountEBPFManager(ps)
 	defer stopStats()
 	stopProxy, proxyStats, err := startProxy(ps)
@@ -297,7 +303,7 @@ func nodeNetwork(cfg config.Config, n config.Network) (config.Network, error) {
 // closed.
 func startEBPFManager(d parts) (_ *ebpfmanager.Manager, stats io.Closer, err error) {
 	cfg, log := d.cfg, d.log
-	k, err := kernel.New(cfg.TCMode)
+	k, err := kernel.NewWithProber(cfg.TCMode, d.prober) // nil: it tries probing itself, and says why it cannot
 	if err != nil {
 		return nil, nil, err
 	}
@@ -342,6 +348,7 @@ type parts struct {
 	deploy   *deploy.Manager
 	bus      *events.Bus
 	router   *mux.Router
+	prober   *kernel.Prober // the kernel's features, probed at start; nil if they could not be
 	log      *logrus.Logger
 }
 
