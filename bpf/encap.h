@@ -7,7 +7,8 @@
  * Encapsulation inserts room after the Ethernet header with
  * NM_ENCAP_GRE4_FLAGS, so GSO packets are later segmented as GRE packets; the
  * program then writes the outer IPv4 and GRE headers itself. Decapsulation
- * removes them with a negative length and NM_DECAP_FLAGS(inner family). */
+ * removes them with a negative length and NM_DECAP_FLAGS(inner family)
+ * (nm_decap4, which falls back for kernels before 6.3). */
 #pragma once
 
 #include <linux/bpf.h>
@@ -45,6 +46,20 @@ struct nm_grehdr {
 #define NM_DECAP_FLAGS(inner_v6)                                               \
 	(BPF_F_ADJ_ROOM_FIXED_GSO |                                            \
 	 ((inner_v6) ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : BPF_F_ADJ_ROOM_DECAP_L3_IPV4))
+
+/* nm_decap4 removes len bytes of outer IPv4 headers after the Ethernet
+ * header. Kernels before 6.3 know no DECAP_L3 flags and refuse the call
+ * (-EINVAL) without touching the packet; the flags only matter when the IP
+ * version changes, so an inner IPv4 packet is decapsulated without them
+ * there. An inner IPv6 packet cannot be (skb->protocol would stay IPv4): the
+ * error is the caller's to count. */
+static __always_inline long nm_decap4(struct __sk_buff *skb, __u32 len, int inner_v6)
+{
+	long err = bpf_skb_adjust_room(skb, -(__s32)len, BPF_ADJ_ROOM_MAC, NM_DECAP_FLAGS(inner_v6));
+	if (err == -22 /* EINVAL */ && !inner_v6)
+		err = bpf_skb_adjust_room(skb, -(__s32)len, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO);
+	return err;
+}
 
 /* The inter-node tunnel: outer IPv4 + UDP, no UDP checksum (0, allowed
  * over IPv4, RFC 768; the inner packet carries its own), marked as a UDP

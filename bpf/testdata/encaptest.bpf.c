@@ -50,7 +50,7 @@ NM_PROG int decap_udp4(struct __sk_buff *skb)
 	int v6 = udp4_tunnel_inner(skb, tun->dport);
 	if (v6 < 0)
 		return NM_NEXT;
-	if (bpf_skb_adjust_room(skb, -(__s32)NM_UDP4_OVERHEAD, BPF_ADJ_ROOM_MAC, NM_DECAP_FLAGS(v6)))
+	if (nm_decap4(skb, NM_UDP4_OVERHEAD, v6))
 		return NM_DROP;
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;

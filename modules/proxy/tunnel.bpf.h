@@ -180,7 +180,7 @@ static __always_inline int tunnel_deliver(struct __sk_buff *skb, const struct px
 	__builtin_memcpy(dst, mac, 6);
 	__builtin_memcpy(src, cfg->gw_mac, 6);
 	__u64 bytes = skb->len;
-	if (bpf_skb_adjust_room(skb, -(int)NM_UDP4_OVERHEAD, BPF_ADJ_ROOM_MAC, NM_DECAP_FLAGS(inner_v6))) {
+	if (nm_decap4(skb, NM_UDP4_OVERHEAD, inner_v6)) {
 		count(PX_ERROR);
 		return NM_DROP;
 	}

@@ -656,7 +656,7 @@ static __always_inline int downlink(struct __sk_buff *skb, __u32 w)
 		goto malformed;
 	}
 	__u32 len = skb->len;
-	if (bpf_skb_adjust_room(skb, -(__s32)olen, BPF_ADJ_ROOM_MAC, NM_DECAP_FLAGS(v6))) {
+	if (nm_decap4(skb, olen, v6)) {
 		count(SD_ST_DECAP_ERROR);
 		return NM_DROP;
 	}
