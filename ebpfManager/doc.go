@@ -9,7 +9,9 @@
 // flags — read from its object by Kernel.Needs) are checked against the
 // kernel's feature probes (Kernel.Probe): a module needing what the kernel
 // lacks is refused with a MissingFeaturesError (422) that names it, with
-// nothing loaded, attached or pinned.
+// nothing loaded, attached or pinned. An optional need (the decap flags of
+// bpf_skb_adjust_room, which a data plane may fall back from) refuses
+// nothing: a kernel without it gets the module and a warning in the log.
 //
 // Decisions — where a program goes in a chain, which instances apply to which
 // interface, which pinned attachments a restart left stray, which needs the

@@ -24,7 +24,8 @@ const (
 	FeatureBPFStats = "bpf_stats"
 	// FeatureAdjustRoomDecap: bpf_skb_adjust_room's
 	// BPF_F_ADJ_ROOM_DECAP_L3_IPV4/IPV6 flags (Linux 6.3); an older kernel
-	// answers every such call with -EINVAL at run time.
+	// answers every such call with -EINVAL at run time. A data plane that
+	// passes them needs it optionally (Need.Optional).
 	FeatureAdjustRoomDecap = "adjust_room_decap"
 )
 
@@ -38,6 +39,11 @@ type Need struct {
 	ProgramType string
 	// By lists the programs or maps that need it.
 	By []string
+	// Optional: the data plane loads and runs without it; only the calls
+	// that use it fail, at run time, unless the program falls back itself
+	// (the bpf_skb_adjust_room decap flags). A missing optional need does
+	// not refuse a module (Degraded).
+	Optional bool
 }
 
 // Probe is what the kernel answered about one Need.
@@ -62,13 +68,20 @@ type KernelFeatures struct {
 	Inconclusive map[string]string
 }
 
-// Missing returns the needs the kernel conclusively lacks (probes[i] answers
-// needs[i]; a missing answer or an inconclusive probe is not held against
-// the module), merged by feature and sorted by it.
-func Missing(needs []Need, probes []Probe) []Need {
+// Missing returns the needs the kernel conclusively lacks that are not
+// optional (probes[i] answers needs[i]; a missing answer or an inconclusive
+// probe is not held against the module), merged by feature and sorted by it.
+func Missing(needs []Need, probes []Probe) []Need { return lacking(needs, probes, false) }
+
+// Degraded returns the optional needs the kernel conclusively lacks, as
+// Missing does for the others: the module loads, and the calls that use them
+// fail at run time unless it falls back.
+func Degraded(needs []Need, probes []Probe) []Need { return lacking(needs, probes, true) }
+
+func lacking(needs []Need, probes []Probe, optional bool) []Need {
 	byFeature := map[string]*Need{}
 	for i, n := range needs {
-		if i >= len(probes) || probes[i].Have || probes[i].Err != nil {
+		if n.Optional != optional || i >= len(probes) || probes[i].Have || probes[i].Err != nil {
 			continue
 		}
 		key := n.Feature + "\x00" + n.ProgramType
@@ -94,6 +107,16 @@ func Missing(needs []Need, probes []Probe) []Need {
 	return out
 }
 
+// features names needs' features, sorted and once each.
+func features(needs []Need) []string {
+	var out []string
+	for _, n := range needs {
+		out = append(out, n.Feature)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // MissingFeaturesError refuses a module whose data plane needs what the
 // kernel lacks. It is an errdefs.ErrUnprocessable (HTTP 422).
 type MissingFeaturesError struct {
@@ -102,13 +125,7 @@ type MissingFeaturesError struct {
 }
 
 // Features names the missing features, sorted.
-func (e *MissingFeaturesError) Features() []string {
-	var out []string
-	for _, n := range e.Missing {
-		out = append(out, n.Feature)
-	}
-	return slices.Compact(out)
-}
+func (e *MissingFeaturesError) Features() []string { return features(e.Missing) }
 
 func (e *MissingFeaturesError) Error() string {
 	parts := make([]string, len(e.Missing))
@@ -128,14 +145,16 @@ func (e *MissingFeaturesError) Error() string {
 func (e *MissingFeaturesError) Unwrap() error { return errdefs.ErrUnprocessable }
 
 // checkFeatures refuses a module whose object needs what the kernel lacks,
-// before anything of it is opened, loaded or pinned.
-func (m *Manager) checkFeatures(name, obj string) error {
+// before anything of it is opened, loaded or pinned; degraded are the
+// optional needs the kernel lacks (the module loads without them).
+func (m *Manager) checkFeatures(name, obj string) (degraded []Need, err error) {
 	needs, err := m.opts.Kernel.Needs(obj)
 	if err != nil {
-		return fmt.Errorf("%w: module %q: read %s: %v", errdefs.ErrUnprocessable, name, filepath.Base(obj), err)
+		return nil, fmt.Errorf("%w: module %q: read %s: %v", errdefs.ErrUnprocessable, name, filepath.Base(obj), err)
 	}
-	if missing := Missing(needs, m.opts.Kernel.Probe(needs)); len(missing) > 0 {
-		return &MissingFeaturesError{Module: name, Missing: missing}
+	probes := m.opts.Kernel.Probe(needs)
+	if missing := Missing(needs, probes); len(missing) > 0 {
+		return nil, &MissingFeaturesError{Module: name, Missing: missing}
 	}
-	return nil
+	return Degraded(needs, probes), nil
 }

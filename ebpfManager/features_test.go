@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
 	"github.com/oakestra/netmanager/node-net-manager/errdefs"
 	"github.com/oakestra/netmanager/node-net-manager/events"
 )
@@ -17,6 +20,7 @@ func TestMissing(t *testing.T) {
 	loopEg := Need{Feature: "bpf_loop", ProgramType: "SchedCLS", By: []string{"nm_egress"}}
 	loopXDP := Need{Feature: "bpf_loop", ProgramType: "XDP", By: []string{"x"}}
 	lpm := Need{Feature: "map_lpm_trie", By: []string{"src4", "dst4"}}
+	decap := Need{Feature: FeatureAdjustRoomDecap, By: []string{"nm_ingress"}, Optional: true}
 	yes, no, unsure := Probe{Have: true}, Probe{}, Probe{Err: errors.New("cannot tell")}
 	cases := []struct {
 		name   string
@@ -34,6 +38,7 @@ func TestMissing(t *testing.T) {
 		}},
 		{"inconclusive is not held against it", []Need{loopIn}, []Probe{unsure}, []Need{}},
 		{"unanswered is not held against it", []Need{loopIn, lpm}, []Probe{yes}, []Need{}},
+		{"optional is not missing", []Need{decap, loopIn}, []Probe{no, yes}, []Need{}},
 	}
 	for _, tc := range cases {
 		got := Missing(tc.needs, tc.probes)
@@ -45,6 +50,15 @@ func TestMissing(t *testing.T) {
 			if got[i].Feature != tc.want[i].Feature || got[i].ProgramType != tc.want[i].ProgramType || !slices.Equal(got[i].By, tc.want[i].By) {
 				t.Errorf("%s: missing[%d] = %+v, want %+v", tc.name, i, got[i], tc.want[i])
 			}
+		}
+	}
+	// Degraded is the optional part.
+	for _, tc := range []struct {
+		probes []Probe
+		want   []string
+	}{{[]Probe{no, no}, []string{FeatureAdjustRoomDecap}}, {[]Probe{yes, no}, nil}, {[]Probe{unsure, no}, nil}} {
+		if got := features(Degraded([]Need{decap, loopIn}, tc.probes)); !slices.Equal(got, tc.want) {
+			t.Errorf("degraded with %+v: %v, want %v", tc.probes, got, tc.want)
 		}
 	}
 	// The caller's needs are not changed by the merge.
@@ -186,5 +200,33 @@ func TestUpdateRefusedForMissingFeature(t *testing.T) {
 	}
 	if calls := h.p.mods["counter"][0].calls; slices.Contains(calls, "Close") {
 		t.Fatalf("the running version was closed: %v", calls)
+	}
+}
+
+// A module that needs an optional feature the kernel lacks (the decap flags
+// of bpf_skb_adjust_room, which a data plane may fall back from) loads, and
+// the daemon warns once, naming the feature.
+func TestDegradedFeatureLoadsWithWarning(t *testing.T) {
+	h := newHarness(t, ModeTCX)
+	log, hook := logtest.NewNullLogger()
+	h.m.opts.Log = log
+	h.k.mu.Lock()
+	h.k.needs[h.obj("counter")] = []Need{{Feature: FeatureAdjustRoomDecap, By: []string{"nm_ingress"}, Optional: true}}
+	h.k.lacks[FeatureAdjustRoomDecap] = true
+	h.k.mu.Unlock()
+	h.load(t, "counter", 10)
+	var warned []*logrus.Entry
+	for _, e := range hook.AllEntries() {
+		if e.Level == logrus.WarnLevel {
+			warned = append(warned, e)
+		}
+	}
+	if len(warned) != 1 || !slices.Equal(warned[0].Data["lacking"].([]string), []string{FeatureAdjustRoomDecap}) || warned[0].Data["module"] != "counter" {
+		t.Fatalf("warnings %v, want one naming adjust_room_decap for counter", warned)
+	}
+	hook.Reset()
+	h.load(t, "dropper", 20) // needs nothing: no warning
+	if len(hook.AllEntries()) != 1 || hook.LastEntry().Level != logrus.InfoLevel {
+		t.Fatalf("loading a module that needs nothing logged %v", hook.AllEntries())
 	}
 }

@@ -192,8 +192,13 @@ func (m *Manager) openModule(name string) (module.NewFunc, module.MapSizesFunc, 
 			return nil, nil, "", fmt.Errorf("%w: module %q: %s %s: the daemon runs it in the kernel and in its own process", errdefs.ErrUnprocessable, name, f, why)
 		}
 	}
-	if err := m.checkFeatures(name, obj); err != nil {
+	degraded, err := m.checkFeatures(name, obj)
+	if err != nil {
 		return nil, nil, "", err
+	}
+	if len(degraded) > 0 {
+		m.opts.Log.WithFields(logrus.Fields{"module": name, "lacking": features(degraded)}).
+			Warn("this kernel lacks what some of the module's data plane calls use: those calls fail at run time unless it falls back")
 	}
 	newFn, sizesFn, err := m.opts.Plugins.Open(so)
 	if err != nil {

@@ -29,7 +29,7 @@ func (m *Manager) AcceptModules(mods []events.Module) error {
 		// makes anything (a missing .o is the load's to report).
 		obj := filepath.Join(m.opts.ModulesDir, md.Name, md.Name+".o")
 		if _, err := m.opts.Plugins.Stat(obj); err == nil {
-			if err := m.checkFeatures(md.Name, obj); err != nil {
+			if _, err := m.checkFeatures(md.Name, obj); err != nil {
 				return fmt.Errorf("ebpfModules[%d]: %w", i, err)
 			}
 		}

@@ -13,6 +13,7 @@
 // hook). Needs reads an object file without loading it: the helpers each
 // program calls, the map types, CO-RE relocations (which need kernel BTF),
 // and the flags passed to bpf_skb_adjust_room where a constant propagation
-// over the program's control flow finds them constant (flags.go). Kfuncs
-// are left to the loader, which refuses a missing one before verifying.
+// over the program's control flow finds them constant (flags.go; the decap
+// flags are an optional need). Kfuncs are left to the loader, which refuses
+// a missing one before verifying.
 package kernel

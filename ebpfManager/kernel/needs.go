@@ -25,15 +25,20 @@ func (k *Kernel) Needs(object string) ([]ebpfmanager.Need, error) {
 
 // needsOf lists what a collection asks of the kernel, sorted by feature:
 // every helper each program calls (per program type), every map type, the
-// kernel's BTF when a program carries CO-RE relocations, and the
-// bpf_skb_adjust_room decap flags when a call passes them (adjustRoomFlags).
+// kernel's BTF when a program carries CO-RE relocations, and, optionally, the
+// bpf_skb_adjust_room decap flags when a call passes them (adjustRoomFlags):
+// a kernel without them fails those calls at run time, which a program may
+// handle (falling back to a call without them), so they refuse no module.
 // Kfuncs are left to the loader: it refuses a missing one before the
 // verifier runs, and a weak one is optional.
 func needsOf(spec *ebpf.CollectionSpec) []ebpfmanager.Need {
-	type key struct{ feature, progType string }
+	type key struct {
+		feature, progType string
+		optional          bool
+	}
 	by := map[key][]string{}
 	add := func(feature, progType, who string) {
-		k := key{feature, progType}
+		k := key{feature, progType, feature == ebpfmanager.FeatureAdjustRoomDecap}
 		if !slices.Contains(by[k], who) {
 			by[k] = append(by[k], who)
 		}
@@ -60,7 +65,7 @@ func needsOf(spec *ebpf.CollectionSpec) []ebpfmanager.Need {
 	out := make([]ebpfmanager.Need, 0, len(by))
 	for k, who := range by {
 		slices.Sort(who)
-		out = append(out, ebpfmanager.Need{Feature: k.feature, ProgramType: k.progType, By: who})
+		out = append(out, ebpfmanager.Need{Feature: k.feature, ProgramType: k.progType, By: who, Optional: k.optional})
 	}
 	slices.SortFunc(out, func(a, b ebpfmanager.Need) int {
 		if c := strings.Compare(a.Feature, b.Feature); c != 0 {

@@ -97,6 +97,9 @@ func TestNeedsOfShippedModules(t *testing.T) {
 			}
 		}
 		for _, n := range needs {
+			if n.Optional != (n.Feature == ebpfmanager.FeatureAdjustRoomDecap) {
+				t.Errorf("%s: need %+v: only adjust_room_decap is optional", tc.module, n)
+			}
 			if n.Feature == "bpf_loop" && (n.ProgramType != "SchedCLS" || !slices.Equal(n.By, []string{"nm_egress", "nm_ingress"}) && tc.module == "firewall") {
 				t.Errorf("%s: bpf_loop need %+v, want SchedCLS by nm_egress, nm_ingress", tc.module, n)
 			}
