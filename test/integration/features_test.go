@@ -57,6 +57,11 @@ func TestVersionReportsKernelFeatures(t *testing.T) {
 	if len(v.Kernel.Masked) != 0 || len(v.Kernel.Inconclusive) != 0 {
 		t.Errorf("masked %v, inconclusive %v: want none", v.Kernel.Masked, v.Kernel.Inconclusive)
 	}
+	var viaCtl api.VersionInfo
+	if out := ctl(t, n, "version", "-o", "json").ok(t); json.Unmarshal([]byte(out), &viaCtl) != nil || viaCtl.Kernel == nil ||
+		!viaCtl.Kernel.Features["bpf_loop"] || viaCtl.Kernel.Release != v.Kernel.Release {
+		t.Errorf("netmanagerctl version -o json: %s", out)
+	}
 	if lines := strings.Count(n.d.Log(), `msg="kernel features"`); lines != 1 {
 		t.Errorf("the features were logged %d times, want once:\n%s", lines, n.d.Log())
 	}
@@ -84,16 +89,17 @@ func maskedDaemon(t *testing.T, mask string) string {
 // before its control plane is opened or the verifier runs — over POST /ebpf
 // and as a deploy's SLA module, and the node is left as it was: no
 // instance, no pin, no program on the service's veth, no service. A module
-// that does not need bpf_loop loads as ever.
+// that does not need bpf_loop loads as ever, and one that only optionally
+// needs a masked feature loads with a warning.
 func TestFeaturesMissingRefusesModule(t *testing.T) {
 	t.Parallel()
 	n := &node{ns: nstest.NewNetns(t, "nm-node")}
 	n.pristine = n.settled(t)
-	n.d = nstest.StartDaemon(t, maskedDaemon(t, "bpf_loop"), n.ns, "--modules-dir", modulesDir)
+	n.d = nstest.StartDaemon(t, maskedDaemon(t, "bpf_loop,adjust_room_decap"), n.ns, "--modules-dir", modulesDir)
 	n.ready = n.settled(t)
 
 	v := version(t, n)
-	if v.Kernel.Features["bpf_loop"] || !v.Kernel.Features["tcx"] || !slices.Equal(v.Kernel.Masked, []string{"bpf_loop"}) {
+	if v.Kernel.Features["bpf_loop"] || !v.Kernel.Features["tcx"] || !slices.Equal(v.Kernel.Masked, []string{"adjust_room_decap", "bpf_loop"}) {
 		t.Fatalf("GET /version with bpf_loop masked: %+v", v.Kernel)
 	}
 	c := newContainer(t)
@@ -152,7 +158,17 @@ func TestFeaturesMissingRefusesModule(t *testing.T) {
 	if pc.State != ebpfmanager.StateRunning || len(tcxChain(t, n, veth, ebpf.AttachTCXIngress)) != 1 || len(tcxChain(t, n, veth, ebpf.AttachTCXEgress)) != 1 {
 		t.Fatalf("packetcounter: %+v", pc)
 	}
-	if err := n.d.Client.Do(ctx(t), http.MethodDelete, "/ebpf/"+pc.ID, nil, nil); err != nil {
+	// The proxy passes bpf_skb_adjust_room the decap flags (masked too): an
+	// optional need, which a data plane may fall back from: it loads, and the
+	// daemon warns.
+	px := loadModule(t, n, `{"name": "proxy"}`)
+	if px.State != ebpfmanager.StateRunning || !strings.Contains(n.d.Log(), `lacking="[adjust_room_decap]" module=proxy`) {
+		t.Fatalf("proxy without adjust_room_decap: %+v; want it running and a warning in the log", px)
+	}
+	if warnings := strings.Count(n.d.Log(), "lacking="); warnings != 1 {
+		t.Fatalf("%d warnings about lacking features, want the proxy's only:\n%s", warnings, n.d.Log())
+	}
+	if err := n.d.Client.Do(ctx(t), http.MethodDelete, "/ebpf", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	undeploy(t, n, deploy.KindContainer, "app.ns.target.ns", 0)
