@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gorilla/mux"
@@ -168,17 +167,11 @@ func newLiveNet(t *testing.T) *liveNet {
 	return l
 }
 
-// attach puts the data plane on a host veth's TCX ingress.
+// attach puts the data plane on a host veth's TC ingress (TCX, or a
+// legacy filter on kernels before 6.6).
 func (l *liveNet) attach(t *testing.T, veth netlink.Link) {
 	t.Helper()
-	var tcx link.Link
-	if err := l.node.Do(func() (err error) {
-		tcx, err = link.AttachTCX(link.TCXOptions{Interface: veth.Attrs().Index, Program: l.coll.Programs[module.ProgramIngress], Attach: ebpf.AttachTCXIngress})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tcx.Close() })
+	bpftest.AttachIngress(t, l.node.Do, veth.Attrs().Index, l.coll.Programs[module.ProgramIngress])
 }
 
 // liveTopology: a liveNet and the server's packet capture.
