@@ -15,6 +15,7 @@ import (
 
 const (
 	next     = -1
+	shot     = 2
 	redirect = 7
 )
 
