@@ -1,0 +1,105 @@
+# Stage 2 of a matrix guest: sourced by the job.sh that run.sh writes into
+# the results share, as PID 1 on the host's root (read-only over 9p). job.sh
+# sets NMK_KROOT (the unpacked kernel package, for modprobe -d) and
+# NMK_REPO, sources this file, calls nmk_setup, one nmk_test per test binary,
+# and nmk_finish. Each test's `-test.v` output goes to
+# /run/results/<step>.<name>.out and its exit code to .rc; run.sh reads them.
+# With NMK_NATIVE=1 (the "host" kernel of run.sh) nothing is mounted or
+# loaded and nothing powers off: only the tests run.
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin
+export HOME=/root TMPDIR=/tmp LC_ALL=C
+: "${NMK_RESULTS:=/run/results}"
+R=$NMK_RESULTS
+
+nmk_mounts() {
+  local d
+  for d in /tmp /var/tmp /var/lib /var/log /root /etc/netmanager; do
+    [ -d "$d" ] && mount -t tmpfs -o mode=0755 tmpfs "$d"
+  done
+  chmod 1777 /tmp /var/tmp
+  mkdir -p /dev/pts /dev/shm
+  mount -t devpts devpts /dev/pts
+  mount -t tmpfs tmpfs /dev/shm
+  ln -sf /proc/self/fd /dev/fd
+  ln -sf /proc/self/fd/0 /dev/stdin
+  ln -sf /proc/self/fd/1 /dev/stdout
+  ln -sf /proc/self/fd/2 /dev/stderr
+  mount -t bpf bpf /sys/fs/bpf
+  mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null || true
+  mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
+}
+
+# nmk_modules makes the kernel's module loader (and ours) use the unpacked
+# package's modules, then loads what the tests and the daemon need. Those
+# marked "!" are required: without them the setup fails.
+nmk_modules() {
+  local m ok=0
+  mkdir -p /run/nmk
+  printf '#!/bin/sh\nexec /usr/sbin/modprobe -d %s "$@"\n' "$NMK_KROOT" >/run/nmk/modprobe
+  chmod 0755 /run/nmk/modprobe
+  echo /run/nmk/modprobe >/proc/sys/kernel/modprobe
+  for m in '!veth' '!bridge' '!tun' '!sch_ingress' '!cls_bpf' br_netfilter sch_tbf sch_htb \
+    '!nf_tables' '!nft_compat' nft_chain_nat nf_nat nf_conntrack nft_ct nft_masq nft_nat \
+    xt_MASQUERADE xt_addrtype xt_comment xt_nat xt_conntrack xt_tcpudp \
+    iptable_nat iptable_filter ip6table_nat ip6table_filter; do
+    if ! /run/nmk/modprobe "${m#!}"; then
+      echo "nmk: modprobe ${m#!} failed"
+      [ "${m:0:1}" = '!' ] && ok=1
+    fi
+  done
+  return $ok
+}
+
+# nmk_clang puts scripts/kernels/clang.sh first on PATH as "clang", with the
+# cache run.sh filled.
+nmk_clang() {
+  mkdir -p /run/nmk/bin
+  ln -sf "$NMK_REPO/scripts/kernels/clang.sh" /run/nmk/bin/clang
+  export PATH=/run/nmk/bin:$PATH NMK_CLANG_LOG=$R/clang.log NMK_CLANG_STORE=$R/clang-new
+}
+
+nmk_setup() {
+  echo "nmk: guest $(uname -r) up"
+  [ -n "${NMK_CLANG_CACHE:-}" ] && nmk_clang
+  hostname nmk-guest
+  nmk_mounts
+  ip link set lo up
+  ulimit -l unlimited
+  nmk_modules
+  echo $? >"$R/setup.rc"
+  echo "nmk: setup done (rc $(cat "$R/setup.rc"))"
+}
+
+# nmk_test STEP NAME PKGDIR BINARY TIMEOUT [ARG...] starts a test binary in
+# its package's directory with a Go test timeout of TIMEOUT seconds (and a
+# kill 30 s later), in the background once NMK_JOBS (default 2: one per
+# vCPU) are running.
+nmk_test() {
+  while [ "$(jobs -rp | wc -l)" -ge "${NMK_JOBS:-2}" ]; do wait -n; done
+  nmk_run_test "$@" &
+}
+
+nmk_run_test() {
+  local step=$1 name=$2 dir=$3 bin=$4 t=$5 rc start
+  shift 5
+  echo "nmk: $step $name"
+  start=$(date +%s)
+  (cd "$NMK_REPO/$dir" && exec timeout -k 10 $((t + 30)) "$bin" -test.v -test.count=1 -test.timeout "${t}s" "$@") \
+    >"$R/$step.$name.out" 2>&1 </dev/null
+  rc=$?
+  echo "$rc $(($(date +%s) - start))" >"$R/$step.$name.rc"
+  echo "nmk: $step $name exit $rc after $(($(date +%s) - start)) s"
+}
+
+nmk_finish() {
+  wait
+  [ -f "$R/clang.log" ] && echo "nmk: clang cache: $(grep -c '^hit' "$R/clang.log") hits, $(grep -c '^miss' "$R/clang.log") misses"
+  touch "$R/done"
+  sync
+  [ "${NMK_NATIVE:-0}" = 1 ] && return 0
+  echo "nmk: powering off"
+  /usr/bin/busybox poweroff -f 2>/dev/null
+  echo o >/proc/sysrq-trigger
+  sleep 30
+}

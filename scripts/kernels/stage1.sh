@@ -1,0 +1,29 @@
+#!/bin/busybox sh
+# /init of a matrix guest (stage 1, busybox): loads the 9p modules, mounts
+# the host's root read-only (9p tag "hostroot") as the new root with tmpfs
+# on /run and the run's results directory (9p tag "results", writable) on
+# /run/results, then hands over to the job run.sh wrote there.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+die() {
+  echo "nmk-stage1: FAILED: $*"
+  sync
+  poweroff -f
+  echo o >/proc/sysrq-trigger
+  sleep 60
+}
+for m in $(cat /modules/order); do
+  insmod "/modules/$m" || die "insmod $m"
+done
+opts=trans=virtio,version=9p2000.L,msize=262144
+mount -t 9p -o "$opts,ro,cache=loose" hostroot /newroot || die "mount the host's root over 9p"
+mount -t tmpfs -o mode=0755 tmpfs /newroot/run || die "tmpfs on /run"
+mkdir -p /newroot/run/results
+mount -t 9p -o "$opts" results /newroot/run/results || die "mount the results share"
+[ -f /newroot/run/results/job.sh ] || die "no job.sh in the results share"
+for d in proc sys dev; do mount --move "/$d" "/newroot/$d" || die "move /$d"; done
+echo "nmk-stage1: host root mounted, starting the job"
+exec switch_root /newroot /bin/bash /run/results/job.sh
