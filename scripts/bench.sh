@@ -24,6 +24,7 @@ BENCH_CHAIN_OUT="$sp/chain.md" "${cmd7[@]}" | grep -v 'level=' | tee -a "$out"
 BENCH_SCALE_OUT="$sp/scale.md" "${cmd8[@]}" | grep -v 'level=' | tee -a "$out"
 BENCH_SCRAPE_OUT="$sp/scrape.md" "${cmd9[@]}" | grep -v 'level=' | tee -a "$out"
 "${cmd10[@]}" | tee -a "$out"
+scripts/bench-verifier.sh >"$sp/verifier.md"
 # nsmin NAME: the smallest ns/packet of the runs of one benchmark (the least disturbed).
 nsmin() {
   grep -E "^$1(-[0-9]+)? " "$out" | awk '{for(i=1;i<=NF;i++) if($(i)=="ns/packet") print $(i-1)}' | sort -g | head -1
@@ -205,6 +206,8 @@ nsmin_ms() {
   echo "veths (\`BenchmarkCheckMetrics\`) $(nsmin_ms BenchmarkCheckMetrics) ms; reading them from its maps"
   echo "(\`BenchmarkMetrics\`, batched) $(nsmin_ms BenchmarkMetrics) ms."
   echo
+  cat "$sp/verifier.md"
+  echo
   echo "## Attaching modules to a new service veth (both hooks, detach not timed)"
   echo
   echo "| benchmark | ms per veth |"
@@ -228,6 +231,7 @@ nsmin_ms() {
   echo "BENCH_SCALE_OUT=... ${cmd8[*]}"
   echo "BENCH_SCRAPE_OUT=... ${cmd9[*]}"
   echo "${cmd10[*]}"
+  echo "scripts/bench-verifier.sh"
   echo '```'
   echo
   echo "Raw output:"
