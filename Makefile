@@ -9,15 +9,26 @@ GOBUILDFLAGS := -trimpath
 LDFLAGS := -X github.com/oakestra/netmanager/node-net-manager/version.Version=$(VERSION)
 APT_PACKAGES := clang llvm libbpf-dev iproute2 iptables iperf3 iputils-ping util-linux procps curl mosquitto ethtool
 RUN_ARGS ?= --listen 127.0.0.1:6000
+# The kernel matrix (docs/kernels.md): Debian kernels booted under qemu, by
+# series ("6.1", "6.12", "7.2") or "sid" (the newest kernel Debian sid has).
+KERNELS ?= 6.1 6.12 sid
+KERNEL_APT_PACKAGES := qemu-system-x86 busybox-static kmod cpio xz-utils zstd
+TALLY := $(BUILD)/tally
 
 export CGO_ENABLED := 1
 
-.PHONY: all deps build run test unit-test integration-test bench fuzz generate install uninstall docs clean
+.PHONY: all deps deps-kernels build run test test-kernels unit-test integration-test bench fuzz generate install uninstall docs clean
 
 all: build
 
 deps:
 	@scripts/deps.sh $(APT_PACKAGES)
+
+# qemu and the tools the matrix needs; the kernels of KERNELS, downloaded and
+# unpacked into /var/cache/netmanager-kernels (nothing installed).
+deps-kernels:
+	@scripts/deps.sh $(KERNEL_APT_PACKAGES)
+	@scripts/kernels/fetch.sh $(KERNELS) >/dev/null
 
 build: deps
 	$(GO) build $(GOBUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(BUILD)/bin/netmanager ./node-net-manager/cmd/netmanager
@@ -28,12 +39,21 @@ build: deps
 run: build
 	$(BUILD)/bin/netmanager $(RUN_ARGS)
 
-test: build
+# go test ./..., the fuzz targets, then the kernel matrix, one after another
+# (2 cores); the last line counts them all: "tests: N passed, N failed, N skipped".
+test: build deps-kernels
 	$(GO) build ./...
 	$(GO) vet ./...
+	@set -o pipefail; rm -rf $(TALLY) && mkdir -p $(TALLY); \
 	NETMANAGER_BIN=$(abspath $(BUILD)/bin/netmanager) NETMANAGERCTL_BIN=$(abspath $(BUILD)/bin/netmanagerctl) \
-		scripts/gotest.sh -count=1 -timeout 20m ./...
-	GO=$(GO) scripts/fuzz.sh
+		scripts/gotest.sh -count=1 -timeout 20m ./... | scripts/kernels/tally.sh relabel $(TALLY)/gotest; echo $$? >$(TALLY)/gotest.rc; \
+	GO=$(GO) scripts/fuzz.sh | scripts/kernels/tally.sh fuzz $(TALLY)/fuzz; echo $$? >$(TALLY)/fuzz.rc; \
+	GO=$(GO) scripts/kernels/run.sh --summary $(TALLY)/kernels $(KERNELS); echo $$? >$(TALLY)/kernels.rc; \
+	scripts/kernels/tally.sh total "go test ./...=$(TALLY)/gotest" "fuzz targets=$(TALLY)/fuzz" "kernel matrix ($(KERNELS))=$(TALLY)/kernels"
+
+# Only the kernel matrix: make test-kernels KERNELS="6.1 6.12 7.2".
+test-kernels: build deps-kernels
+	GO=$(GO) scripts/kernels/run.sh $(KERNELS)
 
 # Every fuzz target for FUZZTIME (e.g. make fuzz FUZZTIME=1000000x).
 fuzz: build

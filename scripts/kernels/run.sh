@@ -14,13 +14,13 @@
 # VERIFIER_OUT lines in DIR/<KERNEL>.jsonl. --summary FILE writes the total
 # "passed failed skipped". Exit status 0 only when every kernel booted and
 # every test passed. Environment: NMK_GUEST_TIMEOUT (s, per guest, default
-# 900), NMK_GUEST_MEM (MiB, 4096), NMK_GUEST_CPUS (2), NMK_WORK (build/kernels).
+# 1500), NMK_GUEST_MEM (MiB, 4096), NMK_GUEST_CPUS (2), NMK_WORK (build/kernels).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 repo=$(cd "$here/../.." && pwd)
 W=${NMK_WORK:-$repo/build/kernels}
-GUEST_TIMEOUT=${NMK_GUEST_TIMEOUT:-900}
+GUEST_TIMEOUT=${NMK_GUEST_TIMEOUT:-1500}
 GO=${GO:-go}
 budget_only=0 out="" summary=""
 while [ $# -gt 0 ]; do
@@ -38,18 +38,18 @@ kernels=("$@")
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12 sid)
 [ "$(id -u)" -eq 0 ] || kdie "run.sh needs root (qemu's 9p export of /, the guests' BPF)"
 
-# The tests: "STEP NAME PKGDIR TIMEOUT [ARG...]". A guest runs two at a
+# The tests: "STEP NAME PKGDIR TIMEOUT [ARG...]". A guest runs NMK_JOBS (3) at a
 # time, the longest first (job).
 tests() {
-  echo "budget verifier test/verifier 400 -test.run ^TestVerifierBudget\$"
+  echo "budget verifier test/verifier 600 -test.run ^TestVerifierBudget\$"
   [ $budget_only = 1 ] && return
-  echo "dataplane bpf bpf 300"
+  echo "dataplane bpf bpf 600"
   local m
   for m in "$repo"/modules/*/; do
     m=$(basename "$m")
-    echo "dataplane $m modules/$m 400"
+    echo "dataplane $m modules/$m 600"
   done
-  echo "e2e daemon test/kernels 400"
+  echo "e2e daemon test/kernels 600"
 }
 
 # weight orders a guest's tests, the longest first (measured: sdwan ~120 s,
@@ -107,7 +107,7 @@ job() {
   [ -z "$kroot" ] && native=1
   {
     echo '#!/bin/bash'
-    echo "export NMK_KROOT='$kroot' NMK_REPO='$repo' NMK_NATIVE=$native"
+    echo "export NMK_KROOT='$kroot' NMK_REPO='$repo' NMK_NATIVE=$native NMK_JOBS=${NMK_JOBS:-3}"
     [ $native = 1 ] && echo "export NMK_RESULTS='$res'"
     [ $native = 0 ] && echo "export NMK_CLANG_CACHE='$clang_cache'"
     echo "export NETMANAGER_BIN='$repo/build/bin/netmanager' NETMANAGER_MODULES='$repo/build/modules'"

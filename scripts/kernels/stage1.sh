@@ -25,5 +25,6 @@ mkdir -p /newroot/run/results
 mount -t 9p -o "$opts" results /newroot/run/results || die "mount the results share"
 [ -f /newroot/run/results/job.sh ] || die "no job.sh in the results share"
 for d in proc sys dev; do mount --move "/$d" "/newroot/$d" || die "move /$d"; done
-echo "nmk-stage1: host root mounted, starting the job"
+read -r up _ </proc/uptime
+echo "nmk-stage1: [$up] host root mounted, starting the job"
 exec switch_root /newroot /bin/bash /run/results/job.sh

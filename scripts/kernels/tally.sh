@@ -7,10 +7,15 @@
 #                                 closing "tests: ..." line, which it saves to
 #                                 FILE as "P F S" and prints with a label, so
 #                                 that only the grand total closes `make test`
+#   tally.sh fuzz FILE            copies stdin (scripts/fuzz.sh) to stdout and
+#                                 saves "P F 0" to FILE: targets that passed
+#                                 ("ok" lines) and failed ("--- FAIL" lines)
 #   tally.sh total NAME=FILE...   prints each part and then the one closing
 #                                 line "tests: P passed, F failed, S skipped";
-#                                 a part whose FILE is missing counts as one
-#                                 failure (it never reported)
+#                                 a part whose FILE is missing, or whose
+#                                 FILE.rc holds a non-zero exit status while
+#                                 it counted no failure, counts one failure.
+#                                 Exits 1 when anything failed.
 set -uo pipefail
 
 count() {
@@ -34,19 +39,37 @@ relabel() {
   done
 }
 
+fuzz() {
+  local file=$1 line p=0 f=0
+  while IFS= read -r line; do
+    printf '%s\n' "$line"
+    [[ $line =~ ^ok[[:space:]] ]] && p=$((p + 1))
+    [[ $line =~ ^[[:space:]]*---\ FAIL ]] && f=$((f + 1))
+  done
+  echo "$p $f 0" >"$file"
+}
+
 total() {
-  local tp=0 tf=0 ts=0 arg name file p f s
+  local tp=0 tf=0 ts=0 arg name file p f s rc bad=0
   for arg in "$@"; do
     name=${arg%%=*} file=${arg#*=}
+    rc=0
+    [ -f "$file.rc" ] && read -r rc <"$file.rc"
     if read -r p f s 2>/dev/null <"$file"; then
       echo "== $name: $p passed, $f failed, $s skipped"
+      if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+        f=1
+        echo "== $name: exited $rc without a failed test; counted as 1 failed"
+      fi
     else
       p=0 f=1 s=0
       echo "== $name: did not report its counts; counted as 1 failed"
     fi
+    [ "$rc" != 0 ] && bad=1
     tp=$((tp + p)) tf=$((tf + f)) ts=$((ts + s))
   done
   echo "tests: $tp passed, $tf failed, $ts skipped"
+  [ "$tf" = 0 ] && [ $bad = 0 ]
 }
 
 cmd=${1:-}
@@ -54,6 +77,7 @@ shift || true
 case $cmd in
   count) count "$@" ;;
   relabel) relabel "$@" ;;
+  fuzz) fuzz "$@" ;;
   total) total "$@" ;;
-  *) echo "usage: tally.sh count FILE... | relabel FILE | total NAME=FILE..." >&2; exit 2 ;;
+  *) echo "usage: tally.sh count FILE... | relabel FILE | fuzz FILE | total NAME=FILE..." >&2; exit 2 ;;
 esac

@@ -25,7 +25,7 @@ import (
 // node is the worker node: its namespace and its daemon.
 type node struct {
 	ns *nstest.Netns
-	d  *nstest.Daemon
+	d  *daemon
 }
 
 // container is a process in a namespace of its own.

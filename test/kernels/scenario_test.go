@@ -52,10 +52,9 @@ const firewallConfig = `{"name": "firewall", "priority": 20, "services": ["app.n
 // the same instances, in the same mode, enforce the same rules.
 func TestDaemonAcrossKernels(t *testing.T) {
 	want := expectedMode(t)
-	state := "--state-dir=" + t.TempDir()
+	state, pins := t.TempDir(), pinDir(t)
 	n := &node{ns: nstest.NewNetns(t, "nmk-node")}
-	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, state, "--persist")
-	pins := n.d.PinDir
+	n.d = startDaemon(t, n.ns, pins, state, "--persist")
 	cli, srv := newContainer(t), newContainer(t)
 	n.deploy(t, cli, "app.ns.cli.ns")
 	srvAddr := n.deploy(t, srv, "app.ns.srv.ns")
@@ -83,7 +82,7 @@ func TestDaemonAcrossKernels(t *testing.T) {
 	if !reachable(cli, "tcp4", net.JoinHostPort(srvAddr, "8080"), "srv", passWait) || reachable(cli, "tcp4", net.JoinHostPort(srvAddr, "9090"), "srv", denyWait) {
 		t.Fatal("with the daemon killed, the firewall no longer enforces its rules")
 	}
-	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, state, "--persist", "--pin-dir", pins)
+	n.d = startDaemon(t, n.ns, pins, state, "--persist")
 	var again []ebpfmanager.Info
 	n.get(t, "/ebpf", &again)
 	if len(again) != len(loaded) {
@@ -146,7 +145,7 @@ func (n *node) teardown(t *testing.T, pins, state string) {
 		t.Fatalf("DELETE /ebpf: %v", err)
 	}
 	n.d.Stop(t)
-	n.d = nstest.StartDaemon(t, netmanagerBin, n.ns, "--modules-dir", modulesDir, state, "--pin-dir", pins)
+	n.d = startDaemon(t, n.ns, pins, state)
 	n.d.Stop(t)
 }
 
