@@ -163,8 +163,9 @@ boot() {
 . "$here/report.sh"
 
 main() {
-  local k line label abi version kdir res start secs tp=0 tf=0 ts=0 fail=0 p f s
+  local k line label abi version kdir res start secs tp=0 tf=0 ts=0 p f s t0=$(date +%s)
   build
+  echo "== test binaries built in $(($(date +%s) - t0))s"
   for k in "${kernels[@]}"; do
     start=$(date +%s)
     res=$W/$k/results
@@ -190,7 +191,7 @@ main() {
     tp=$((tp + p)) tf=$((tf + f)) ts=$((ts + s))
   done
   budget_table
-  echo "kernel matrix (${kernels[*]}): $tp passed, $tf failed, $ts skipped"
+  echo "kernel matrix (${kernels[*]}): $tp passed, $tf failed, $ts skipped in $(($(date +%s) - t0))s"
   [ -n "$summary" ] && echo "$tp $tf $ts" >"$summary"
   [ "$tf" = 0 ]
 }

@@ -24,7 +24,7 @@ mount -t tmpfs -o mode=0755 tmpfs /newroot/run || die "tmpfs on /run"
 mkdir -p /newroot/run/results
 mount -t 9p -o "$opts" results /newroot/run/results || die "mount the results share"
 [ -f /newroot/run/results/job.sh ] || die "no job.sh in the results share"
-for d in proc sys dev; do mount --move "/$d" "/newroot/$d" || die "move /$d"; done
 read -r up _ </proc/uptime
+for d in proc sys dev; do mount --move "/$d" "/newroot/$d" || die "move /$d"; done
 echo "nmk-stage1: [$up] host root mounted, starting the job"
 exec switch_root /newroot /bin/bash /run/results/job.sh
