@@ -118,10 +118,16 @@ func TestCtlNodeCommands(t *testing.T) {
 		t.Fatalf("health -o json: %v", health)
 	}
 	v := strings.TrimSpace(ctl(t, n, "version").ok(t))
-	var ver map[string]string
+	var ver struct {
+		Version, Go string
+		Kernel      struct {
+			Release  string
+			Features map[string]bool
+		}
+	}
 	ctlJSON(t, n, &ver, "version")
-	if v == "" || ver["version"] != v || !strings.HasPrefix(ver["go"], "go") {
-		t.Fatalf("version %q, -o json %v", v, ver)
+	if v == "" || ver.Version != v || !strings.HasPrefix(ver.Go, "go") || ver.Kernel.Release == "" || !ver.Kernel.Features["bpf_loop"] {
+		t.Fatalf("version %q, -o json %+v", v, ver)
 	}
 	ctl(t, n, "register", "--client-id", "ctl-node").ok(t, "client_id", "ctl-node", "standalone")
 	var reg api.Registration
