@@ -1,9 +1,10 @@
-# Stage 2 of a matrix guest: sourced by the job.sh that run.sh writes into
-# the results share, as PID 1 on the host's root (read-only over 9p). job.sh
-# sets NMK_KROOT (the unpacked kernel package, for modprobe -d) and
-# NMK_REPO, sources this file, calls nmk_setup, one nmk_test per test binary,
-# and nmk_finish. Each test's `-test.v` output goes to
-# /run/results/<step>.<name>.out and its exit code to .rc; run.sh reads them.
+# Stage 2 of a matrix guest: sourced by the job.G.sh that run.sh (plan.sh)
+# writes into the results share, as PID 1 on the host's root (read-only over
+# 9p). The job sets NMK_KROOT (the unpacked kernel package, for modprobe
+# -d), NMK_REPO and NMK_GUEST (G: the guests of one kernel share the results
+# directory), sources this file, calls nmk_setup, one nmk_test per test
+# binary, and nmk_finish. Each test's `-test.v` output goes to
+# /run/results/<step>.<entry>.out and its exit code to .rc; run.sh reads them.
 # With NMK_NATIVE=1 (the "host" kernel of run.sh) nothing is mounted or
 # loaded and nothing powers off: only the tests run.
 
@@ -56,19 +57,19 @@ nmk_modules() {
 nmk_clang() {
   mkdir -p /run/nmk/bin
   ln -sf "$NMK_REPO/scripts/kernels/clang.sh" /run/nmk/bin/clang
-  export PATH=/run/nmk/bin:$PATH NMK_CLANG_LOG=$R/clang.log NMK_CLANG_STORE=$R/clang-new
+  export PATH=/run/nmk/bin:$PATH NMK_CLANG_LOG=$R/clang.$NMK_GUEST.log NMK_CLANG_STORE=$R/clang-new
 }
 
 nmk_setup() {
   echo "nmk: [$(cut -d' ' -f1 /proc/uptime)] guest $(uname -r) up"
   [ -n "${NMK_CLANG_CACHE:-}" ] && nmk_clang
-  hostname nmk-guest
+  hostname "nmk-guest$NMK_GUEST"
   nmk_mounts
   ip link set lo up
   ulimit -l unlimited
   nmk_modules
-  echo $? >"$R/setup.rc"
-  echo "nmk: [$(cut -d' ' -f1 /proc/uptime)] setup done (rc $(cat "$R/setup.rc"))"
+  echo $? >"$R/setup.$NMK_GUEST.rc"
+  echo "nmk: [$(cut -d' ' -f1 /proc/uptime)] setup done (rc $(cat "$R/setup.$NMK_GUEST.rc"))"
 }
 
 # nmk_test STEP NAME PKGDIR BINARY TIMEOUT [ARG...] starts a test binary in
@@ -94,8 +95,9 @@ nmk_run_test() {
 
 nmk_finish() {
   wait
-  [ -f "$R/clang.log" ] && echo "nmk: clang cache: $(grep -c '^hit' "$R/clang.log") hits, $(grep -c '^miss' "$R/clang.log") misses"
-  touch "$R/done"
+  local log=$R/clang.$NMK_GUEST.log
+  [ -f "$log" ] && echo "nmk: clang cache: $(grep -c '^hit' "$log") hits, $(grep -c '^miss' "$log") misses"
+  touch "$R/done.$NMK_GUEST"
   sync
   [ "${NMK_NATIVE:-0}" = 1 ] && return 0
   echo "nmk: powering off"

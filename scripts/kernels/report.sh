@@ -1,4 +1,4 @@
-# Sourced by run.sh: what each kernel's guest left in its results directory,
+# Sourced by run.sh: what each kernel's guests left in its results directory,
 # as the lines `make test` prints, and the verifier counts side by side.
 
 # details prints a failed test binary's failures: FAIL lines, file:line
@@ -11,12 +11,12 @@ details() {
 # step_report STEP RES prints one step's counts and failures and echoes
 # "P F S" to fd 3.
 step_report() {
-  local step=$1 res=$2 s name dir t rest p=0 f=0 k=0 rc secs c notes=() tp tf ts
-  while read -r s name dir t rest; do
+  local step=$1 res=$2 s name g p=0 f=0 k=0 rc secs notes=() tp tf ts
+  while read -r s name g _; do
     [ "$s" = "$step" ] || continue
     if [ ! -f "$res/$step.$name.rc" ]; then
       f=$((f + 1))
-      notes+=("    $name: FAILED: did not run to the end (see the console log)")
+      notes+=("    $name: FAILED: did not run to the end (guest $g; see its console above)")
       continue
     fi
     read -r rc secs <"$res/$step.$name.rc"
@@ -31,38 +31,48 @@ step_report() {
     else
       notes+=("    $name: ok, $tp passed (${secs}s)")
     fi
-  done < <(tests)
+  done < <(sort "$W/$kernel/entries" 2>/dev/null)
   echo "  $step: $p passed, $f failed, $k skipped"
   printf '%s\n' "${notes[@]}"
   echo "$p $f $k" >&3
+}
+
+# guest_checks counts, in report's f, each guest of kernel $k that did not
+# finish its job (printing the end of its console) or failed its setup.
+guest_checks() {
+  local g console
+  for g in $(awk '{print $3}' "$W/$k/entries" 2>/dev/null | sort -u); do
+    console=$W/$k/console.$g.log
+    if [ ! -f "$res/done.$g" ]; then
+      f=$((f + 1))
+      echo "  FAILED: kernel $k, guest $g did not finish its job; the end of its console ($console):"
+      tail -n 60 "$console" 2>/dev/null | sed 's/^/    | /'
+    fi
+    if [ -f "$res/setup.$g.rc" ] && [ "$(cat "$res/setup.$g.rc")" != 0 ]; then
+      f=$((f + 1))
+      echo "  FAILED: kernel $k, guest $g setup (a required kernel module did not load):"
+      grep 'nmk: modprobe' "$console" | sed 's/^/    /'
+    fi
+  done
 }
 
 # report KERNEL ABI VERSION RES SECONDS prints a kernel's results and writes
 # its counts "P F S" to $W/KERNEL/counts.
 report() {
   local k=$1 abi=$2 version=$3 res=$4 secs=$5 p=0 f=0 s=0 sp sf ss step
-  local counts=$W/$k/counts console=$W/$k/console.log
+  local counts=$W/$k/counts
   echo "== kernel $k: $abi (Debian $version), ${secs}s"
   if [ -f "$W/$k/fetch-failed" ]; then
     echo "  FAILED: kernel $k could not be fetched or unpacked"
     echo "0 1 0" >"$counts"
     return
   fi
-  if [ ! -f "$res/done" ]; then
-    f=$((f + 1))
-    echo "  FAILED: kernel $k: the guest did not finish its job; the end of its console:"
-    tail -n 60 "$console" 2>/dev/null | sed 's/^/    | /'
-  fi
-  if [ -f "$res/setup.rc" ] && [ "$(cat "$res/setup.rc")" != 0 ]; then
-    f=$((f + 1))
-    echo "  FAILED: guest setup (a required kernel module did not load):"
-    grep 'nmk: modprobe' "$console" | sed 's/^/    /'
-  fi
-  [ -f "$W/$k/excluded" ] && cat "$W/$k/excluded"
-  grep -h 'nmk: clang cache' "$console" 2>/dev/null | sed 's/^nmk: /    /'
+  guest_checks
+  [ -f "$W/$k/excluded" ] && sort -u "$W/$k/excluded"
+  grep -h 'nmk: clang cache' "$W/$k"/console.*.log 2>/dev/null | sed 's/^nmk: /    /'
   for step in budget dataplane e2e; do
     [ $budget_only = 1 ] && [ $step != budget ] && continue
-    step_report "$step" "$res" 3>"$W/$k/step"
+    kernel=$k step_report "$step" "$res" 3>"$W/$k/step"
     read -r sp sf ss <"$W/$k/step"
     p=$((p + sp)) f=$((f + sf)) s=$((s + ss))
   done

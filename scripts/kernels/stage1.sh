@@ -2,7 +2,8 @@
 # /init of a matrix guest (stage 1, busybox): loads the 9p modules, mounts
 # the host's root read-only (9p tag "hostroot") as the new root with tmpfs
 # on /run and the run's results directory (9p tag "results", writable) on
-# /run/results, then hands over to the job run.sh wrote there.
+# /run/results, then hands over to the job run.sh wrote there for this
+# guest (nmk.job= on the kernel's command line).
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -23,8 +24,12 @@ mount -t 9p -o "$opts,ro,cache=loose" hostroot /newroot || die "mount the host's
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run || die "tmpfs on /run"
 mkdir -p /newroot/run/results
 mount -t 9p -o "$opts" results /newroot/run/results || die "mount the results share"
-[ -f /newroot/run/results/job.sh ] || die "no job.sh in the results share"
+job=job.1.sh
+for a in $(cat /proc/cmdline); do
+  case $a in nmk.job=*) job=${a#nmk.job=} ;; esac
+done
+[ -f "/newroot/run/results/$job" ] || die "no $job in the results share"
 read -r up _ </proc/uptime
 for d in proc sys dev; do mount --move "/$d" "/newroot/$d" || die "move /$d"; done
 echo "nmk-stage1: [$up] host root mounted, starting the job"
-exec switch_root /newroot /bin/bash /run/results/job.sh
+exec switch_root /newroot /bin/bash "/run/results/$job"
