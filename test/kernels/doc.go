@@ -10,7 +10,9 @@
 // GET /ebpf), then a kill -9 and a restart with --persist after which the
 // firewall must still deny what it denied and pass what it passed. It needs
 // root, NETMANAGER_BIN and NETMANAGER_MODULES, and fails — never skips —
-// when it cannot run.
+// when it cannot run. Namespaces and "containers" come from test/nstest;
+// the daemons are started here, with a deadline long enough for software
+// emulation (nstest.StartDaemon allows 15 s).
 //
 // The untagged tests check the counting that `make test` and the matrix use
 // (scripts/kernels/tally.sh).
