@@ -60,6 +60,35 @@ nmk_clang() {
   export PATH=/run/nmk/bin:$PATH NMK_CLANG_LOG=$R/clang.$NMK_GUEST.log NMK_CLANG_STORE=$R/clang-new
 }
 
+# nmk_hold switches on, for the guest's life, the static keys the tests
+# would otherwise flip on and off all the time: each flip patches kernel
+# code, and qemu's multi-threaded emulation once let the other vCPU run the
+# int3 of such a patch after it was gone ("Oops: int3", docs/kernels.md).
+# Holding them changes no test's outcome: the run-time statistics of BPF
+# programs, a clsact qdisc (the tc/TCX hooks), a bridge (br_netfilter's
+# hooks), netfilter base chains whose one rule matches nothing, a socket with
+# receive timestamps (ping); TCP and UDP over loopback draw the kernel's
+# once-only random secrets here rather than mid-test.
+nmk_hold() {
+  local ipt c
+  sysctl -qw kernel.bpf_stats_enabled=1
+  /run/nmk/modprobe dummy
+  ip link add nmk-hold type dummy && tc qdisc add dev nmk-hold clsact
+  ip link add nmk-holdbr type bridge
+  for ipt in iptables ip6tables; do
+    for c in INPUT FORWARD; do $ipt -w -A "$c" -i nmk-hold -j RETURN; done
+    $ipt -w -A OUTPUT -o nmk-hold -j RETURN
+    for c in PREROUTING INPUT; do $ipt -w -t nat -A "$c" -i nmk-hold -j RETURN; done
+    for c in OUTPUT POSTROUTING; do $ipt -w -t nat -A "$c" -o nmk-hold -j RETURN; done
+  done
+  ping -q -i 86400 127.0.0.1 >/dev/null 2>&1 & disown
+  for a in 127.0.0.1 ::1; do
+    (exec 3<>"/dev/tcp/$a/9") 2>/dev/null
+    (echo x >"/dev/udp/$a/9") 2>/dev/null
+  done
+  return 0
+}
+
 nmk_setup() {
   echo "nmk: [$(cut -d' ' -f1 /proc/uptime)] guest $(uname -r) up"
   [ -n "${NMK_CLANG_CACHE:-}" ] && nmk_clang
@@ -69,6 +98,7 @@ nmk_setup() {
   ulimit -l unlimited
   nmk_modules
   echo $? >"$R/setup.$NMK_GUEST.rc"
+  nmk_hold
   echo "nmk: [$(cut -d' ' -f1 /proc/uptime)] setup done (rc $(cat "$R/setup.$NMK_GUEST.rc"))"
 }
 

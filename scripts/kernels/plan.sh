@@ -1,14 +1,12 @@
 # Sourced by run.sh: what the guests run and how it is spread over them.
 #
-# A kernel is booted as NMK_GUESTS (2) guests at once, each with one vCPU:
-# with two vCPUs in one guest, qemu's multi-threaded emulation once let a
-# vCPU run a stale int3 that the kernel had just patched away (a static
-# key flipped as programs attach), and the 6.12 guest died with "Oops:
-# int3" in netif_rx_internal. Each top-level test goes to the guest with
-# the least expected work so far, the longest first, by its time in
-# earlier runs (durations); a guest runs one entry per test binary it got,
-# NMK_JOBS (2) at a time, so that one waiting on the network leaves the
-# vCPU to the other.
+# The work of a kernel is spread over lanes, one per vCPU (NMK_GUESTS
+# guests of NMK_GUEST_CPUS vCPUs; default one guest of two): each top-level
+# test goes, the longest first, to the lane with the least expected work so
+# far, by its time in earlier runs (durations). A lane's share of a test
+# binary is one entry (-test.run with its tests); a guest runs its lanes'
+# entries, the longest first, NMK_JOBS (vCPUs + 1) at a time, so that one
+# waiting on the network leaves its vCPU to another.
 
 # Seconds each top-level test took, "BINARY TEST SECONDS": the seed shipped
 # here, overridden by what the runs on this machine measured (run.sh
@@ -67,10 +65,10 @@ items() {
   done < <(tests)
 }
 
-# assign spreads the items over N guests (longest first, each to the guest
+# assign spreads the items over N lanes (longest first, each to the lane
 # with the least work; a test never measured counts 5 s, and each binary a
-# guest starts 3 s) and prints one entry per guest and binary:
-# "GUEST|SECONDS|STEP|ENTRY|BINARY|PKGDIR|TIMEOUT|ARGS", heaviest first.
+# lane starts 3 s) and prints one entry per lane and binary:
+# "LANE|SECONDS|STEP|ENTRY|BINARY|PKGDIR|TIMEOUT|ARGS", heaviest first.
 assign() {
   awk -F'|' -v n="$1" '
     FILENAME != "-" { d[$1 "|" $2] = $3; next }
@@ -100,12 +98,12 @@ assign() {
 }
 
 # job_head prints the start of guest G's job.sh (kernel unpacked at $2,
-# empty for the host).
+# empty for the host; $4 test binaries at a time).
 job_head() {
-  local g=$1 kroot=$2 res=$3 native=0
+  local g=$1 kroot=$2 res=$3 jobs=$4 native=0
   [ -z "$kroot" ] && native=1
   echo '#!/bin/bash'
-  echo "export NMK_KROOT='$kroot' NMK_REPO='$repo' NMK_NATIVE=$native NMK_JOBS=${NMK_JOBS:-2} NMK_GUEST=$g"
+  echo "export NMK_KROOT='$kroot' NMK_REPO='$repo' NMK_NATIVE=$native NMK_JOBS=$jobs NMK_GUEST=$g"
   [ $native = 1 ] && echo "export NMK_RESULTS='$res'"
   [ $native = 0 ] && echo "export NMK_CLANG_CACHE='$clang_cache'"
   echo "export NETMANAGER_BIN='$repo/build/bin/netmanager' NETMANAGER_MODULES='$repo/build/modules'"
@@ -114,16 +112,19 @@ job_head() {
   echo 'export VERIFIER_OUT=$R/verifier.jsonl'
 }
 
-# jobs writes job.G.sh for each of N guests of kernel $k (release $2,
-# unpacked at $3; empty: the host, one "guest", no qemu) and lists
-# "STEP ENTRY GUEST SECONDS" in $W/$k/entries for the report.
+# jobs writes job.G.sh for each of N guests of C vCPUs of kernel $k
+# (release $3, unpacked at $4; empty: the host, one "guest", no qemu) and
+# lists "STEP ENTRY GUEST SECONDS" in $W/$k/entries for the report.
 jobs() {
-  local n=$1 rel=$2 kroot=$3 res=$4 g secs step entry bin dir t args
-  for ((g = 1; g <= n; g++)); do job_head "$g" "$kroot" "$res" >"$res/job.$g.sh"; done
-  while IFS='|' read -r g secs step entry bin dir t args; do
+  local n=$1 c=$2 rel=$3 kroot=$4 res=$5 g lane secs step entry bin dir t args
+  for ((g = 1; g <= n; g++)); do
+    job_head "$g" "$kroot" "$res" "${NMK_JOBS:-$((c + 1))}" >"$res/job.$g.sh"
+  done
+  while IFS='|' read -r lane secs step entry bin dir t args; do
+    g=$(((lane - 1) / c + 1))
     echo "nmk_test $step $entry $dir '$W/bin/$bin.test' $t $args" >>"$res/job.$g.sh"
     echo "$step $entry $g $secs" >>"$W/$k/entries"
-  done < <(items "$rel" | assign "$n")
+  done < <(items "$rel" | assign $((n * c)))
   for ((g = 1; g <= n; g++)); do
     echo nmk_finish >>"$res/job.$g.sh"
     chmod 0755 "$res/job.$g.sh"
