@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for FUZZTIME each (default 3s: the short pass `make
-# test` runs; `make fuzz FUZZTIME=1000000x` is the long one). Each target's
-# seed corpus and testdata/fuzz inputs also run as plain tests in `go test`.
+# Runs every fuzz target for FUZZTIME each (default 20000x: the short pass
+# `make test` runs; `make fuzz FUZZTIME=1000000x` is the long one). Each
+# target's seed corpus and testdata/fuzz inputs also run as plain tests in
+# `go test`.
+#
+# The default is a count of inputs, not a time: Go's fuzzing deadline also
+# covers starting the workers (each loads its eBPF programs) and running the
+# corpus, and on a loaded CI machine a 3s deadline once ran out before
+# FuzzFirewallFrames' workers had begun ("context deadline exceeded").
 set -euo pipefail
-: "${GO:=go}" "${FUZZTIME:=3s}"
+: "${GO:=go}" "${FUZZTIME:=20000x}"
 targets=(
   FuzzNodeAPI:./node-net-manager/api
   FuzzConfig:./node-net-manager/config
