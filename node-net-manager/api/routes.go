@@ -107,6 +107,8 @@ func NewRouter(opts Options) *mux.Router {
 	r.HandleFunc("/register", s.register).Methods(http.MethodPost)
 	r.HandleFunc("/container/deploy", s.deploy(deploy.KindContainer)).Methods(http.MethodPost)
 	r.HandleFunc("/container/undeploy", s.undeploy(deploy.KindContainer)).Methods(http.MethodPost)
+	// Older NodeEngines undeploy a container here; upstream still serves it.
+	r.HandleFunc("/docker/undeploy", s.undeploy(deploy.KindContainer)).Methods(http.MethodPost)
 	r.HandleFunc("/unikernel/deploy", s.deploy(deploy.KindUnikernel)).Methods(http.MethodPost)
 	r.HandleFunc("/unikernel/undeploy", s.undeploy(deploy.KindUnikernel)).Methods(http.MethodPost)
 	r.HandleFunc("/services", s.services).Methods(http.MethodGet)

@@ -22,8 +22,15 @@ import (
 // fakeDeployer validates like the real manager (deploy.Request.Validate) and
 // keeps records in a map, so the routes' status codes are tested end to end.
 type fakeDeployer struct {
-	recs map[string]deploy.Record
-	last deploy.Request
+	recs         map[string]deploy.Record
+	last         deploy.Request
+	lastUndeploy undeployCall
+}
+
+type undeployCall struct {
+	kind deploy.Kind
+	name string
+	inst int
 }
 
 func (f *fakeDeployer) Deploy(_ context.Context, req deploy.Request) (deploy.Record, error) {
@@ -41,6 +48,7 @@ func (f *fakeDeployer) Deploy(_ context.Context, req deploy.Request) (deploy.Rec
 }
 
 func (f *fakeDeployer) Undeploy(_ context.Context, kind deploy.Kind, name string, inst int) error {
+	f.lastUndeploy = undeployCall{kind, name, inst}
 	if err := table.ValidateServiceName(name); err != nil {
 		return err
 	}
@@ -91,6 +99,14 @@ func TestDeployAndUndeploy(t *testing.T) {
 	code, out = do(h, "POST", "/container/undeploy", `{"pid": -1, "serviceName": "app.ns.web.ns", "instanceNumber": 0}`)
 	if code != 200 {
 		t.Fatalf("undeploy: %d %v", code, out)
+	}
+	// The older NodeEngine's route undeploys a container the same way.
+	if code, out = do(h, "POST", "/container/deploy", `{"pid": 43, "serviceName": "app.ns.old.ns", "instanceNumber": 2}`); code != 200 {
+		t.Fatalf("deploy: %d %v", code, out)
+	}
+	code, out = do(h, "POST", "/docker/undeploy", `{"pid": -1, "serviceName": "app.ns.old.ns", "instanceNumber": 2}`)
+	if code != 200 || f.lastUndeploy != (undeployCall{deploy.KindContainer, "app.ns.old.ns", 2}) || out["instanceNumber"] != 2.0 {
+		t.Fatalf("docker undeploy: %d %v %+v", code, out, f.lastUndeploy)
 	}
 	code, _ = do(h, "POST", "/unikernel/deploy", `{"pid": 0, "serviceName": "app.ns.uk.ns", "instanceNumber": 1}`)
 	if code != 200 || f.last.Kind != deploy.KindUnikernel {
