@@ -33,7 +33,7 @@ func TestAdopt(t *testing.T) {
 		{name: "IPv4 for IPv6", n: base, addr: "10.18.0.0", addr6: "10.1.0.0", err: "addressv6 \"10.1.0.0\": not an IPv6 address"},
 		{name: "no IPv6 while on", n: base, addr: "10.18.0.0", err: "addressv6: empty"},
 		{name: "in the service range", n: base, addr: "10.30.1.0", addr6: "fd00:18::", err: "10.30.1.0/26 overlaps the service range 10.30.0.0/16"},
-		{name: "in the IPv6 service range", n: base, addr: "10.18.1.0", addr6: "fdff:2000::", err: "fdff:2000::/120 overlaps the service range fdff:2000::/64"},
+		{name: "in the IPv6 service range", n: base, addr: "10.18.1.0", addr6: "fdff:2000::", err: "fdff:2000::/120 overlaps the service range fdff::/16"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.n.Adopt(tc.addr, tc.addr6)

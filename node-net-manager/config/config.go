@@ -73,7 +73,7 @@ func Default() Config {
 		NodeSubnet:     "10.18.0.0/24",
 		NodeSubnetV6:   "fd00:18::/64",
 		ServiceRange:   "10.30.0.0/16",
-		ServiceRangeV6: "fdff:2000::/64",
+		ServiceRangeV6: "fdff::/16",
 		MTU:            1450,
 		PeerName:       "eth0",
 		TunnelPort:     50103,
@@ -189,6 +189,11 @@ func (c Config) Validate() (Network, error) {
 	}
 	n.ClusterBits, n.ClusterBitsV6 = c.ClusterSubnetBits, c.ClusterSubnetBitsV6
 	n.Bridge, n.MTU, n.PeerName, n.TunnelPort = c.Bridge, c.MTU, c.PeerName, c.TunnelPort
+	if c.ClusterAddress != "" {
+		if err := n.ClusterConflict(); err != nil {
+			return n, fmt.Errorf("clusterAddress %s: %w", c.ClusterAddress, err)
+		}
+	}
 	return n, nil
 }
 
