@@ -25,7 +25,7 @@ import (
 // Config is the instance's configuration; every key is optional.
 type Config struct {
 	// The service ranges default to the node's (module.Base.ServiceRanges),
-	// or to 10.30.0.0/16 and fdff:2000::/64 where the node gives none.
+	// or to 10.30.0.0/16 and fdff::/16 where the node gives none.
 	ServiceRange   string `json:"serviceRange"`
 	ServiceRangeV6 string `json:"serviceRangeV6"`
 	MaxSessions    uint32 `json:"maxSessions"` // default 65536 per address family (two per flow)
@@ -48,7 +48,7 @@ type settings struct {
 
 // parseConfig validates a config; the service ranges default to the node's.
 func parseConfig(raw json.RawMessage, node []netip.Prefix) (settings, error) {
-	s := settings{Config: Config{ServiceRange: "10.30.0.0/16", ServiceRangeV6: "fdff:2000::/64", MaxSessions: 65536, MaxServices: 4096,
+	s := settings{Config: Config{ServiceRange: "10.30.0.0/16", ServiceRangeV6: "fdff::/16", MaxSessions: 65536, MaxServices: 4096,
 		MissRingBytes: 65536, MissRateEntries: 4096, MaxPeers: 1024}}
 	for _, r := range node {
 		if r.Addr().Is4() {

@@ -218,7 +218,7 @@ func TestConfigDefaultsToTheNodesRanges(t *testing.T) {
 		t.Fatalf("explicit serviceRange: %v %v, %v", s.rng, s.rng6, err)
 	}
 	s, err = parseConfig(json.RawMessage("null"), nil)
-	if err != nil || s.rng.String() != "10.30.0.0/16" || s.rng6.String() != "fdff:2000::/64" {
+	if err != nil || s.rng.String() != "10.30.0.0/16" || s.rng6.String() != "fdff::/16" {
 		t.Fatalf("no node ranges: %v %v, %v", s.rng, s.rng6, err)
 	}
 }
