@@ -83,6 +83,7 @@ type Translator struct {
 	mu       sync.Mutex
 	res      Resolver
 	self     netip.AddrPort
+	former   map[netip.Addr]bool // this node's earlier addresses (SetSelf)
 	ranges   []netip.Prefix
 	timeout  time.Duration
 	now      func() time.Time
@@ -314,7 +315,7 @@ func (t *Translator) local(e table.Entry) bool {
 	if !e.NodeIP.IsValid() || !t.self.IsValid() {
 		return true
 	}
-	return e.NodeIP == t.self.Addr() && (e.NodePort == 0 || e.NodePort == int(t.self.Port()))
+	return (e.NodeIP == t.self.Addr() || t.former[e.NodeIP]) && (e.NodePort == 0 || e.NodePort == int(t.self.Port()))
 }
 
 // via is where packets to an entry's instance go: nowhere (this node) or its node's tunnel.
