@@ -66,6 +66,7 @@ type Record struct {
 
 	seq        uint64            // deploy order
 	attachment netenv.Attachment // what was attached, for Detach
+	netnsID    NetnsID           // a container's namespace at deploy, for isAlive
 }
 
 type key struct {
@@ -73,7 +74,8 @@ type key struct {
 	inst int
 }
 
-// Options configures a Manager. Every field but Log and AcceptModules is required.
+// Options configures a Manager. Every field but Log, AcceptModules, StatePath
+// and Liveness is required.
 type Options struct {
 	Net   config.Network
 	Env   Network
@@ -86,6 +88,9 @@ type Options struct {
 	// StatePath, when set, is the file the records are saved to after every
 	// change, for Readopt after a restart.
 	StatePath string
+	// Liveness tells whether deployed workloads still run (RemoveStale);
+	// ProcLiveness when nil.
+	Liveness Liveness
 }
 
 // Manager deploys and undeploys service networking.
@@ -106,6 +111,9 @@ func New(opts Options) (*Manager, error) {
 	}
 	if opts.Log == nil {
 		opts.Log = logrus.StandardLogger()
+	}
+	if opts.Liveness == nil {
+		opts.Liveness = ProcLiveness{}
 	}
 	pool, err := ipam.NewPool(opts.Net.NodeSubnet, opts.Net.Gateway)
 	if err != nil {
@@ -210,6 +218,7 @@ func (m *Manager) build(ctx context.Context, req Request, ports []netenv.PortMap
 		if rec.Netns, err = m.opts.Env.ContainerNetns(req.PID); err != nil {
 			return nil, err
 		}
+		m.identify(rec)
 	} else {
 		if rec.Netns, err = m.opts.Env.CreateNetns(names.Netns); err != nil {
 			return nil, err

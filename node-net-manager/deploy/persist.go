@@ -116,6 +116,7 @@ func (m *Manager) readopt(ctx context.Context, rec *Record) error {
 		return err
 	}
 	rec.HostIfindex = att.HostIfindex
+	m.identify(rec) // the namespace is not saved; the intact veth says it is the container's
 	if err := m.pool.Claim(rec.NsAddress); err != nil {
 		return err
 	}
