@@ -79,6 +79,9 @@ func New(opts Options) (*Manager, error) {
 	if opts.Log == nil {
 		opts.Log = logrus.StandardLogger()
 	}
+	if opts.Table != nil {
+		opts.Table = &liveTable{t: opts.Table} // SetTunnel moves its node address
+	}
 	if err := opts.Kernel.MakePinDir(opts.PinDir); err != nil {
 		return nil, err
 	}

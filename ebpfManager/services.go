@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/oakestra/netmanager/ebpfManager/module"
 	"github.com/oakestra/netmanager/node-net-manager/table"
@@ -19,9 +20,12 @@ type TableSource interface {
 
 // ServiceTable gives modules read access to a service table; Self is this
 // node's tunnel address, which tells its instances from other nodes'.
+// Former are the node's earlier addresses (Manager.SetTunnel): entries that
+// still carry one are this node's too.
 type ServiceTable struct {
 	Source TableSource
 	Self   netip.AddrPort
+	Former []netip.Addr
 }
 
 // Entries returns every instance in the table.
@@ -58,7 +62,8 @@ func (s ServiceTable) remote(e table.Entry) bool {
 	if !e.NodeIP.IsValid() || !s.Self.IsValid() {
 		return false
 	}
-	return e.NodeIP != s.Self.Addr() || (e.NodePort != 0 && e.NodePort != int(s.Self.Port()))
+	mine := e.NodeIP == s.Self.Addr() || slices.Contains(s.Former, e.NodeIP)
+	return !mine || (e.NodePort != 0 && e.NodePort != int(s.Self.Port()))
 }
 
 // ServicesChanged tells every running instance whose module watches the
