@@ -31,6 +31,12 @@ type Registrar interface {
 	// ClientID is the id the node joined its cluster as, also when that
 	// happened at start rather than through the API ("" when it has not).
 	ClientID() string
+	// Leave ends the node's registration for a NodeEngine that registers
+	// under a new id, when the one before it is gone (none of the node's
+	// instances is alive): it removes their deployments and leaves the
+	// cluster, returning how many it removed. While one is alive it changes
+	// nothing and the error (errdefs.ErrConflict) names it.
+	Leave(ctx context.Context) (removed int, err error)
 }
 
 // Options configures the router.
@@ -206,13 +212,14 @@ func (s *server) register(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.reg != nil && s.reg.ClientID != b.ClientID {
-		httpjson.WriteError(w, fmt.Errorf("%w: this node is already registered as %q", errdefs.ErrConflict, s.reg.ClientID))
+	cur := s.registeredAs()
+	switch decideRegister(cur, b.ClientID, s.opts.Registrar != nil) {
+	case refuseOther:
+		httpjson.WriteError(w, fmt.Errorf("%w: this node is already registered as %q", errdefs.ErrConflict, cur))
 		return
-	}
-	if s.opts.Registrar != nil {
-		if id := s.opts.Registrar.ClientID(); id != "" && id != b.ClientID {
-			httpjson.WriteError(w, fmt.Errorf("%w: this node is already registered with its cluster as %q", errdefs.ErrConflict, id))
+	case reregister:
+		if err := s.leave(r.Context(), cur, b.ClientID); err != nil {
+			httpjson.WriteError(w, err)
 			return
 		}
 	}
@@ -234,6 +241,56 @@ func (s *server) register(w http.ResponseWriter, r *http.Request) {
 	s.reg = &b
 	s.opts.Log.WithFields(logrus.Fields{"client_id": b.ClientID, "cluster": b.ClusterAddress, "mode": b.Mode}).Info("node registered")
 	httpjson.WriteJSON(w, http.StatusOK, b)
+}
+
+// registeredAs is the id the node is registered as: with its cluster (also
+// from the start's flags), else at POST /register; "" when it is not. The
+// caller holds mu.
+func (s *server) registeredAs() string {
+	if s.opts.Registrar != nil {
+		if id := s.opts.Registrar.ClientID(); id != "" {
+			return id
+		}
+	}
+	if s.reg != nil {
+		return s.reg.ClientID
+	}
+	return ""
+}
+
+// registerStep is what POST /register does about the node's registration.
+type registerStep int
+
+const (
+	registerAs  registerStep = iota // not registered, or the same id again: register
+	reregister                      // another id: a restarted NodeEngine, if the one before is gone
+	refuseOther                     // another id, and no Registrar to tell whether the one before is gone
+)
+
+// decideRegister chooses for a registration as next on a node registered as
+// cur ("" when it is not); canLeave says whether a Registrar can end cur.
+func decideRegister(cur, next string, canLeave bool) registerStep {
+	switch {
+	case cur == "" || cur == next:
+		return registerAs
+	case canLeave:
+		return reregister
+	}
+	return refuseOther
+}
+
+// leave ends the registration as cur for a NodeEngine registering as next;
+// the node is unregistered afterwards, also when the registration as next
+// then fails. The caller holds mu.
+func (s *server) leave(ctx context.Context, cur, next string) error {
+	removed, err := s.opts.Registrar.Leave(ctx)
+	if err != nil {
+		return fmt.Errorf("this node is already registered as %q; %q takes over once none of its instances runs: %w", cur, next, err)
+	}
+	s.reg = nil
+	s.opts.Log.WithFields(logrus.Fields{"old_client_id": cur, "client_id": next, "stale_removed": removed}).
+		Info("re-registration: the previous NodeEngine is gone; removed its deployments and left the cluster")
+	return nil
 }
 
 func (s *server) services(w http.ResponseWriter, _ *http.Request) {

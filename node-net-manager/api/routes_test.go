@@ -219,6 +219,10 @@ type fakeRegistrar struct {
 	err   error
 	calls []string
 	id    string // registered as
+	// alive, when set, is the instance of the previous NodeEngine that
+	// still runs: Leave refuses.
+	alive   string
+	removed int // what Leave removes
 }
 
 func (f *fakeRegistrar) ClientID() string { return f.id }
@@ -233,13 +237,26 @@ func (f *fakeRegistrar) Register(_ context.Context, id, addr string) (cluster.Re
 		NodeSubnet: netip.MustParsePrefix("10.18.1.0/26"), NodeSubnetV6: netip.MustParsePrefix("fd00:18:1::/120")}, nil
 }
 
+func (f *fakeRegistrar) Leave(context.Context) (int, error) {
+	f.calls = append(f.calls, "leave")
+	if f.alive != "" {
+		return 0, fmt.Errorf("%w: %s still runs", errdefs.ErrConflict, f.alive)
+	}
+	f.id = ""
+	return f.removed, nil
+}
+
+func newRegServer(f *fakeRegistrar) http.Handler {
+	log := logrus.New()
+	log.SetLevel(logrus.PanicLevel)
+	return NewRouter(Options{Deployer: &fakeDeployer{recs: map[string]deploy.Record{}}, Registrar: f, Log: log})
+}
+
 // A registration naming a cluster joins it; one the cluster refuses is an
 // error with the registrar's status, and leaves the node unregistered.
 func TestRegisterWithCluster(t *testing.T) {
-	log := logrus.New()
-	log.SetLevel(logrus.PanicLevel)
 	f := &fakeRegistrar{err: fmt.Errorf("%w: cluster broker tcp://192.0.2.10:10003: connection refused", errdefs.ErrUnavailable)}
-	h := NewRouter(Options{Deployer: &fakeDeployer{recs: map[string]deploy.Record{}}, Registrar: f, Log: log})
+	h := newRegServer(f)
 	code, out := do(h, "POST", "/register", `{"client_id": "node-1", "cluster_address": "192.0.2.10"}`)
 	if code != 503 || !strings.Contains(fmt.Sprint(out["error"]), "tcp://192.0.2.10:10003") {
 		t.Fatalf("unreachable cluster: %d %v", code, out)
@@ -250,25 +267,102 @@ func TestRegisterWithCluster(t *testing.T) {
 		out["clusterSubnet"] != "10.18.1.0" || out["clusterSubnetV6"] != "fd00:18:1::" || out["broker"] != "tcp://192.0.2.10:10003" {
 		t.Fatalf("register with the cluster after a refusal: %d %v", code, out)
 	}
-	if code, out := do(h, "POST", "/register", `{"client_id": "node-3", "cluster_address": "192.0.2.10"}`); code != 409 {
-		t.Fatalf("register with another id: %d %v", code, out)
-	}
-	if len(f.calls) != 2 {
+	if strings.Join(f.calls, " ") != "node-1@192.0.2.10 node-2@192.0.2.10" {
 		t.Fatalf("registrar calls: %v", f.calls)
 	}
 }
 
-// A node registered at start (flags) refuses another id at POST /register,
-// and takes the same one.
+// A node registered at start (flags) takes the same id at POST /register
+// without leaving; another id while an instance runs is a 409 naming the
+// id and the instance.
 func TestRegisterAfterStartupRegistration(t *testing.T) {
-	log := logrus.New()
-	log.SetLevel(logrus.PanicLevel)
-	f := &fakeRegistrar{id: "node-1"}
-	h := NewRouter(Options{Deployer: &fakeDeployer{recs: map[string]deploy.Record{}}, Registrar: f, Log: log})
-	if code, out := do(h, "POST", "/register", `{"client_id": "node-2", "cluster_address": "192.0.2.10"}`); code != 409 || !strings.Contains(fmt.Sprint(out["error"]), "node-1") {
+	f := &fakeRegistrar{id: "node-1", alive: "instance 0 of app.ns.web.ns"}
+	h := newRegServer(f)
+	if code, out := do(h, "POST", "/register", `{"client_id": "node-2", "cluster_address": "192.0.2.10"}`); code != 409 ||
+		!strings.Contains(fmt.Sprint(out["error"]), `"node-1"`) || !strings.Contains(fmt.Sprint(out["error"]), "instance 0 of app.ns.web.ns") {
 		t.Fatalf("another id: %d %v", code, out)
 	}
 	if code, out := do(h, "POST", "/register", `{"client_id": "node-1", "cluster_address": "192.0.2.10"}`); code != 200 || out["mode"] != "cluster" {
 		t.Fatalf("the same id: %d %v", code, out)
+	}
+	if strings.Join(f.calls, " ") != "leave node-1@192.0.2.10" {
+		t.Fatalf("registrar calls: %v", f.calls)
+	}
+}
+
+// A restarted NodeEngine registers under a new id: once the one before is
+// gone, the node leaves its registration and takes the new id (200 with
+// the registration); the new id again does not leave again. It works the
+// same for a node registered standalone, and from cluster to standalone.
+func TestReregisterAfterNodeEngineRestart(t *testing.T) {
+	f := &fakeRegistrar{removed: 2}
+	h := newRegServer(f)
+	steps := []struct{ body, mode, calls string }{
+		{`{"client_id": "A", "cluster_address": "192.0.2.10"}`, "cluster", "A@192.0.2.10"},
+		{`{"client_id": "B", "cluster_address": "192.0.2.10"}`, "cluster", "leave B@192.0.2.10"},
+		{`{"client_id": "B", "cluster_address": "192.0.2.10"}`, "cluster", "B@192.0.2.10"},
+		{`{"client_id": "C"}`, "standalone", "leave"},
+		{`{"client_id": "C"}`, "standalone", ""},
+		{`{"client_id": "D"}`, "standalone", "leave"},
+		{`{"client_id": "E", "cluster_address": "192.0.2.10"}`, "cluster", "leave E@192.0.2.10"},
+	}
+	for _, st := range steps {
+		f.calls = nil
+		code, out := do(h, "POST", "/register", st.body)
+		if code != 200 || out["mode"] != st.mode || !strings.Contains(st.body, fmt.Sprint(out["client_id"])) {
+			t.Fatalf("register %s: %d %v", st.body, code, out)
+		}
+		if got := strings.Join(f.calls, " "); got != st.calls {
+			t.Fatalf("register %s: registrar calls %q, want %q", st.body, got, st.calls)
+		}
+	}
+}
+
+// While an instance of the previous NodeEngine runs, another id is a 409
+// naming the node's id and the instance, and the node stays registered as
+// before; a re-registration whose cluster then fails leaves the node
+// unregistered, so the next id registers without leaving again.
+func TestReregisterRefused(t *testing.T) {
+	f := &fakeRegistrar{alive: "instance 3 of app.ns.web.ns"}
+	h := newRegServer(f)
+	if code, out := do(h, "POST", "/register", `{"client_id": "A"}`); code != 200 {
+		t.Fatalf("register A: %d %v", code, out)
+	}
+	code, out := do(h, "POST", "/register", `{"client_id": "B"}`)
+	if msg := fmt.Sprint(out["error"]); code != 409 || !strings.Contains(msg, `"A"`) || !strings.Contains(msg, "instance 3 of app.ns.web.ns") {
+		t.Fatalf("register B while A's instance runs: %d %v", code, out)
+	}
+	if code, out := do(h, "POST", "/register", `{"client_id": "A"}`); code != 200 || out["client_id"] != "A" {
+		t.Fatalf("register A again: %d %v", code, out)
+	}
+	f.alive, f.err = "", fmt.Errorf("%w: cluster broker down", errdefs.ErrUnavailable)
+	if code, out := do(h, "POST", "/register", `{"client_id": "B", "cluster_address": "192.0.2.10"}`); code != 503 {
+		t.Fatalf("re-register as B with the cluster down: %d %v", code, out)
+	}
+	f.calls, f.err = nil, nil
+	if code, out := do(h, "POST", "/register", `{"client_id": "C", "cluster_address": "192.0.2.10"}`); code != 200 || out["client_id"] != "C" {
+		t.Fatalf("register C after the failed re-registration: %d %v", code, out)
+	}
+	if strings.Join(f.calls, " ") != "C@192.0.2.10" {
+		t.Fatalf("registrar calls: %v", f.calls)
+	}
+}
+
+func TestDecideRegister(t *testing.T) {
+	for _, tc := range []struct {
+		cur, next string
+		canLeave  bool
+		want      registerStep
+	}{
+		{"", "A", false, registerAs},
+		{"", "A", true, registerAs},
+		{"A", "A", true, registerAs},
+		{"A", "A", false, registerAs},
+		{"A", "B", true, reregister},
+		{"A", "B", false, refuseOther},
+	} {
+		if got := decideRegister(tc.cur, tc.next, tc.canLeave); got != tc.want {
+			t.Errorf("decideRegister(%q, %q, %v) = %d, want %d", tc.cur, tc.next, tc.canLeave, got, tc.want)
+		}
 	}
 }

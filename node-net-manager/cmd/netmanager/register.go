@@ -17,12 +17,55 @@ import (
 // connects and reports, then the node moves to the subnet the cluster gave
 // when it can.
 type registrar struct {
-	link *cluster.Link
-	mgr  *deploy.Manager
+	link clusterLink
+	mgr  nodeServices
 	log  logrus.FieldLogger
 }
 
+// clusterLink is what the registrar needs of the cluster.Link.
+type clusterLink interface {
+	Register(ctx context.Context, clientID, addr string) (cluster.Registered, error)
+	ClientID() string
+	Close()
+}
+
+// nodeServices is what the registrar needs of the deploy.Manager.
+type nodeServices interface {
+	Subnet() config.Network
+	Renumber(n config.Network) error
+	RemoveStale(ctx context.Context) (int, *deploy.Record, error)
+}
+
 func (r *registrar) ClientID() string { return r.link.ClientID() }
+
+// Leave ends the node's registration for a restarted NodeEngine (it
+// registers under a new id) when the NodeEngine before it is gone: none of
+// the node's instances is alive (deploy.Manager.RemoveStale). Their
+// deployments are removed as undeploys remove them, and the node leaves
+// the cluster (the MQTT session under the old id ends); the registration
+// that follows joins again under the new id, and the empty node may move to
+// the subnet the cluster gives then. What a teardown could not remove is
+// logged: the records are gone all the same, so refusing would not help.
+func (r *registrar) Leave(ctx context.Context) (int, error) {
+	removed, alive, err := r.mgr.RemoveStale(ctx)
+	if alive != nil {
+		return 0, fmt.Errorf("%w: %s", errdefs.ErrConflict, stillRuns(*alive))
+	}
+	if err != nil {
+		r.log.WithError(err).Warn("removing the previous NodeEngine's deployments left something behind")
+	}
+	r.link.Close()
+	return removed, nil
+}
+
+// stillRuns says which instance of the previous NodeEngine runs, and why it
+// counts as running.
+func stillRuns(rec deploy.Record) string {
+	if rec.Kind == deploy.KindUnikernel {
+		return fmt.Sprintf("instance %d of %s still runs (a unikernel: a process is in its namespace %s)", rec.Instance, rec.ServiceName, rec.Netns)
+	}
+	return fmt.Sprintf("instance %d of %s still runs (a container: its process %d exists)", rec.Instance, rec.ServiceName, rec.PID)
+}
 
 // Register connects to the cluster and adopts its node subnet. A subnet the
 // node cannot use is an error, and a registration this call made is undone.
