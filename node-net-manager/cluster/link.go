@@ -37,6 +37,10 @@ type Link struct {
 	mu     sync.Mutex
 	c      *Client
 	subnet SubnetResult
+	// nodeMu guards node, the node's address and tunnel port now
+	// (LinkOptions.Node at first, SetNode's since).
+	nodeMu sync.Mutex
+	node   netip.AddrPort
 }
 
 // NewLink returns a Link that is not connected yet.
@@ -44,7 +48,7 @@ func NewLink(o LinkOptions) *Link {
 	if o.Log == nil {
 		o.Log = logrus.StandardLogger()
 	}
-	return &Link{o: o}
+	return &Link{o: o, node: o.Node}
 }
 
 // Registered is what a registration with the cluster found out.
@@ -145,8 +149,9 @@ func (l *Link) registered() {
 
 // deployed is the service/deployed message for an instance.
 func (l *Link) deployed(s events.Service) Deployed {
+	node := l.Node()
 	d := Deployed{AppName: s.ServiceName, Status: "DEPLOYED", InstanceNumber: s.Instance, NsIP: s.IPv4.String(),
-		HostIP: l.o.Node.Addr().String(), HostPort: strconv.Itoa(int(l.o.Node.Port()))}
+		HostIP: node.Addr().String(), HostPort: strconv.Itoa(int(node.Port()))}
 	if s.IPv6.IsValid() {
 		d.NsIPv6 = s.IPv6.String()
 	}

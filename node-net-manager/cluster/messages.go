@@ -4,12 +4,13 @@ import "fmt"
 
 // The topics, under nodes/<client id>/net/ unless they start with jobs/.
 const (
-	topicSubnet         = "subnet"             // → SubnetRequest
-	topicSubnetResult   = "subnetwork/result"  // ← SubnetResult
-	topicQuery          = "tablequery/request" // → TableQuery
-	topicQueryResult    = "tablequery/result"  // ← TableResult
-	topicDeployed       = "service/deployed"   // → Deployed
-	topicInterestRemove = "interest/remove"    // → InterestRemove
+	topicSubnet         = "subnet"                  // → SubnetRequest
+	topicSubnetResult   = "subnetwork/result"       // ← SubnetResult
+	topicQuery          = "tablequery/request"      // → TableQuery
+	topicQueryResult    = "tablequery/result"       // ← TableResult
+	topicDeployed       = "service/deployed"        // → Deployed
+	topicAddressChanged = "service/address-changed" // → Deployed, status and nsip empty
+	topicInterestRemove = "interest/remove"         // → InterestRemove
 )
 
 // nodeTopic is a topic of this node's.

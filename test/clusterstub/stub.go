@@ -181,6 +181,8 @@ func (m *Manager) handle(msg mqtt.Message) {
 		err = m.onSubnet(node, msg.Payload())
 	case "service/deployed":
 		err = m.onDeployed(node, msg.Payload())
+	case "service/address-changed":
+		err = m.onAddressChanged(node, msg.Payload())
 	case "tablequery/request":
 		err = m.onQuery(node, msg.Payload())
 	case "interest/remove":
