@@ -137,7 +137,7 @@ func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logge
 	reg := &registrar{link: link, mgr: mgr, log: log}
 	counted := &countingDeployer{Deployer: mgr}
 	router := api.NewRouter(api.Options{Deployer: counted, Registrar: reg, Version: version.Version, Kernel: kernelInfo, Log: log})
-	ps := parts{cfg: cfg, net: n, env: env, table: tab, resolver: ctab, deploy: mgr, bus: bus, router: router, prober: prober, log: log}
+	ps := parts{cfg: cfg, net: n, env: env, table: tab, resolver: ctab, deploy: mgr, bus: bus, router: router, prober: prober, log: log, moves: &addressMover{}}
 	em, stopStats := mountEBPFManager(ps)
 	defer stopStats()
 	stopProxy, proxyStats, err := startProxy(ps)
@@ -153,6 +153,7 @@ func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logge
 	}
 	router.Handle("/metrics", metricsHandler(msrc)).Methods(http.MethodGet)
 	defer func() { err = errors.Join(err, shutdown(ps, em, stopProxy)) }()
+	defer followAddress(ps, em, link)() // stops before the shutdown
 	if err := restore(cfg, em, mgr, log); err != nil {
 		return err
 	}
@@ -350,6 +351,7 @@ type parts struct {
 	router   *mux.Router
 	prober   *kernel.Prober // the kernel's features, probed at start; nil if they could not be
 	log      *logrus.Logger
+	moves    *addressMover // what follows the node's address (address.go)
 }
 
 // cachedTable is the cluster table as modules read it: what it has, never
@@ -373,9 +375,9 @@ func startProxy(d parts) (stop func(), stats func() proxy.Stats, err error) {
 	}
 	ranges := d.net.ServiceRanges()
 	self := netip.AddrPortFrom(d.net.NodeIP, uint16(d.net.TunnelPort))
-	tunnel, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(self))
+	tunnel, err := proxy.ListenTunnel(self) // moves with the node's address (address.go)
 	if err != nil {
-		return nil, nil, fmt.Errorf("user-space proxy: tunnel: %w", err)
+		return nil, nil, fmt.Errorf("user-space proxy: %w", err)
 	}
 	tun, err := d.env.OpenTun(d.cfg.ProxyTun, ranges...)
 	if err != nil {
@@ -383,6 +385,7 @@ func startProxy(d parts) (stop func(), stats func() proxy.Stats, err error) {
 		return nil, nil, fmt.Errorf("user-space proxy: %w", err)
 	}
 	tr := proxy.NewTranslator(d.resolver, proxy.Options{Ranges: ranges, Timeout: 2 * time.Minute, Self: self})
+	d.moves.setProxy(tunnel, tr)
 	cancelSub := d.bus.Subscribe("user-space proxy", func(_ context.Context, ev events.Event) error {
 		if ev.Type == events.ServiceRemoved {
 			tr.Forget(ev.Service.IPv4, ev.Service.IPv6)
@@ -399,7 +402,7 @@ func startProxy(d parts) (stop func(), stats func() proxy.Stats, err error) {
 		}
 	}()
 	d.router.HandleFunc("/proxy", func(w http.ResponseWriter, _ *http.Request) {
-		httpjson.WriteJSON(w, http.StatusOK, map[string]any{"enabled": true, "tun": d.cfg.ProxyTun, "tunnel": self.String(), "stats": tr.Stats()})
+		httpjson.WriteJSON(w, http.StatusOK, map[string]any{"enabled": true, "tun": d.cfg.ProxyTun, "tunnel": tunnel.AddrPort().String(), "stats": tr.Stats()})
 	}).Methods(http.MethodGet)
 	d.log.WithFields(logrus.Fields{"tun": d.cfg.ProxyTun, "ranges": ranges, "tunnel": self}).Info("user-space proxy ready")
 	return func() {
