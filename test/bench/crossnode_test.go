@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,8 +65,10 @@ func crossRun(b *testing.B, offload bool) CrossResult {
 		}
 	}
 	// Plain routing between the node subnets over the underlay.
-	d[0].Node.MustExec(b, "ip", "route", "add", "10.18.2.0/24", "via", clustersite.NodeIP(2))
-	d[1].Node.MustExec(b, "ip", "route", "add", "10.18.1.0/24", "via", clustersite.NodeIP(1))
+	sub1, _ := clustersite.Subnet(1)
+	sub2, _ := clustersite.Subnet(2)
+	d[0].Node.MustExec(b, "ip", "route", "add", sub2, "via", clustersite.NodeIP(2))
+	d[1].Node.MustExec(b, "ip", "route", "add", sub1, "via", clustersite.NodeIP(1))
 	client, server, late := nstest.NewNetns(b, "nm-bench-c"), nstest.NewNetns(b, "nm-bench-s"), nstest.NewNetns(b, "nm-bench-l")
 	deploy := func(dm *nstest.Daemon, ns *nstest.Netns, name string) string {
 		pid := ns.StartProcess(b)
@@ -100,14 +103,16 @@ func crossRun(b *testing.B, offload bool) CrossResult {
 	deploy(d[1], late, "app.ns.late.ns")
 	listenIn(b, late, ":7000")
 	known("app.ns.late.ns")
-	r.FirstConnectUs = connectTimes(b, client, "10.30.10.1:7000", 1)[0]
+	lateRR, _ := m.RR("app.ns.late.ns")
+	srvRR, _ := m.RR("app.ns.srv.ns")
+	r.FirstConnectUs = connectTimes(b, client, net.JoinHostPort(lateRR, "7000"), 1)[0]
 	time.Sleep(300 * time.Millisecond)
-	tunnel, plain := Result{Path: "user-space tunnel", Address: "10.30.9.1"}, Result{Path: "underlay", Address: srvIP}
+	tunnel, plain := Result{Path: "user-space tunnel", Address: srvRR}, Result{Path: "underlay", Address: srvIP}
 	alternate(b, client, &tunnel, &plain, srvIP)
 	for i, dm := range d {
 		loadTunnel(b, dm, clustersite.NodeIP(2-i))
 	}
-	kernel, plain2 := Result{Path: "eBPF tunnel", Address: "10.30.9.1"}, Result{Path: "underlay, eBPF proxy loaded", Address: srvIP}
+	kernel, plain2 := Result{Path: "eBPF tunnel", Address: srvRR}, Result{Path: "underlay, eBPF proxy loaded", Address: srvIP}
 	alternate(b, client, &kernel, &plain2, srvIP)
 	r.Paths = []Result{tunnel, plain, kernel, plain2}
 	return r

@@ -53,17 +53,28 @@ func Join(tb testing.TB, ul, ns *nstest.Netns, i int) string {
 func NodeIP(i int) string { return fmt.Sprintf("192.168.77.%d", i) }
 
 // NewManager starts the stand-in cluster manager on the underlay's broker
-// with subnets for n nodes (10.18.<i>.0, fd00:18:<i>::, handed out in the
-// order the nodes register) and the services the tests use.
+// with the node subnets a real cluster hands out first, for n nodes, in
+// the order the nodes register (Subnet), and the services the tests use,
+// created in this order: cli, srv, late (so their round-robin IPs are
+// 10.30.0.0-2 and fdff:2000::-2, as a real cluster's first jobs get; ask
+// the manager's RR rather than counting on it).
 func NewManager(tb testing.TB, ul *nstest.Netns, n int) *clusterstub.Manager {
 	tb.Helper()
 	var subnets []cluster.SubnetResult
 	for i := 1; i <= n; i++ {
-		subnets = append(subnets, cluster.SubnetResult{Address: fmt.Sprintf("10.18.%d.0", i), AddressV6: fmt.Sprintf("fd00:18:%d::", i)})
+		subnets = append(subnets, clusterstub.NodeSubnet(i-1))
 	}
 	m := clusterstub.NewManagerIn(tb, ul, BrokerAddr, subnets...)
-	m.Service("app.ns.cli.ns", "10.30.8.1", "fdff:2000::8:1")
-	m.Service("app.ns.srv.ns", "10.30.9.1", "fdff:2000::9:1")
-	m.Service("app.ns.late.ns", "10.30.10.1", "fdff:2000::10:1")
+	for _, job := range []string{"app.ns.cli.ns", "app.ns.srv.ns", "app.ns.late.ns"} {
+		m.Service(job)
+	}
 	return m
+}
+
+// Subnet is the node subnets (IPv4, IPv6) the i-th node to register (from
+// 1) moves to: the cluster's first address with Oakestra's sizes, /26 and
+// /120 (10.18.0.0/26 and fc00::/120 for the first).
+func Subnet(i int) (v4, v6 string) {
+	s := clusterstub.NodeSubnet(i - 1)
+	return s.Address + "/26", s.AddressV6 + "/120"
 }

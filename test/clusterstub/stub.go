@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,21 +25,25 @@ type Manager struct {
 	subnets []cluster.SubnetResult // handed out in order
 	given   map[string]cluster.SubnetResult
 	jobs    map[string]*job
+	pools   pools
 	log     []Message
 	silent  bool // answer no table query (a cluster that does not answer)
 	inbox   chan mqtt.Message
 }
 
-// job is one service: its round-robin IP and its instances by number.
+// job is one service: its round-robin IPs and its instances by number.
 type job struct {
 	rr, rr6   string
 	instances map[int]instance
 	interest  map[string]bool // nodes that queried it
 }
 
+// instance is one instance as the cluster records it; ip and ip6 are its
+// instance IPs, given once (at its first report) and kept.
 type instance struct {
 	cluster.Instance
-	node string
+	node    string
+	ip, ip6 string
 }
 
 // Message is one message a node sent.
@@ -112,17 +115,43 @@ func NewManagerIn(tb testing.TB, ns *nstest.Netns, addr string, subnets ...clust
 	return m
 }
 
-// Service gives a job its round-robin IPs before any instance exists.
-func (m *Manager) Service(name, rr, rr6 string) {
+// Service creates a job, as the root does when a service is deployed: it
+// takes the job's round-robin IPs from the pools, before any instance
+// exists, and returns them. A job that exists keeps its IPs.
+func (m *Manager) Service(name string) (rr, rr6 string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.job(name).rr, m.job(name).rr6 = rr, rr6
+	j := m.job(name)
+	return j.rr, j.rr6
 }
 
+// RR returns a job's round-robin IPs ("" for a job the cluster lacks).
+func (m *Manager) RR(name string) (rr, rr6 string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if j := m.jobs[name]; j != nil {
+		return j.rr, j.rr6
+	}
+	return "", ""
+}
+
+// InstanceIP returns an instance's instance IPs ("" for one the cluster
+// has not recorded).
+func (m *Manager) InstanceIP(name string, n int) (ip, ip6 string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if j := m.jobs[name]; j != nil {
+		return j.instances[n].ip, j.instances[n].ip6
+	}
+	return "", ""
+}
+
+// job returns a job, creating it with its round-robin IPs; the caller
+// holds mu.
 func (m *Manager) job(name string) *job {
 	j := m.jobs[name]
 	if j == nil {
-		j = &job{instances: map[int]instance{}, interest: map[string]bool{}}
+		j = &job{instances: map[int]instance{}, interest: map[string]bool{}, rr: m.pools.ipv4(), rr6: m.pools.rrV6()}
 		m.jobs[name] = j
 	}
 	return j
@@ -159,7 +188,9 @@ func (m *Manager) Instances(name string) []cluster.Instance {
 // the interested nodes.
 func (m *Manager) Remove(name string, n int) {
 	m.mu.Lock()
-	delete(m.job(name).instances, n)
+	if j := m.jobs[name]; j != nil {
+		delete(j.instances, n)
+	}
 	m.mu.Unlock()
 	m.announce(name, "UNDEPLOYMENT")
 }
@@ -189,7 +220,9 @@ func (m *Manager) handle(msg mqtt.Message) {
 		var r cluster.InterestRemove
 		if err = json.Unmarshal(msg.Payload(), &r); err == nil {
 			m.mu.Lock()
-			delete(m.job(r.AppName).interest, node)
+			if j := m.jobs[r.AppName]; j != nil {
+				delete(j.interest, node)
+			}
 			m.mu.Unlock()
 		}
 	}
@@ -227,8 +260,14 @@ func (m *Manager) onDeployed(node string, b []byte) error {
 		return fmt.Errorf("host_port %q or status %q", d.HostPort, d.Status)
 	}
 	m.mu.Lock()
-	m.job(d.AppName).instances[d.InstanceNumber] = instance{node: node, Instance: cluster.Instance{InstanceNumber: d.InstanceNumber,
-		NamespaceIP: d.NsIP, NamespaceIPv6: d.NsIPv6, HostIP: d.HostIP, HostPort: port}}
+	j := m.job(d.AppName)
+	in, had := j.instances[d.InstanceNumber]
+	if !had { // the root gives an instance its IPs once
+		in.ip, in.ip6 = m.pools.ipv4(), m.pools.instanceV6()
+	}
+	in.node, in.Instance = node, cluster.Instance{InstanceNumber: d.InstanceNumber,
+		NamespaceIP: d.NsIP, NamespaceIPv6: d.NsIPv6, HostIP: d.HostIP, HostPort: port}
+	j.instances[d.InstanceNumber] = in
 	m.mu.Unlock()
 	m.announce(d.AppName, "DEPLOYMENT")
 	return nil
@@ -249,8 +288,8 @@ func (m *Manager) onQuery(node string, b []byte) error {
 		name, key = m.byIP(q.Sip), q.Sip
 	}
 	var list []cluster.Instance
-	if name != "" {
-		m.job(name).interest[node] = true
+	if j := m.jobs[name]; j != nil { // a job the cluster lacks: an empty list
+		j.interest[node] = true
 		list = m.instanceList(name)
 	}
 	m.mu.Unlock()
@@ -263,23 +302,13 @@ func (m *Manager) byIP(ip string) string {
 		if j.rr == ip || j.rr6 == ip {
 			return name
 		}
-		for n := range j.instances {
-			if a, a6 := instanceIP(j, n); a == ip || a6 == ip {
+		for _, in := range j.instances {
+			if in.ip == ip || in.ip6 == ip {
 				return name
 			}
 		}
 	}
 	return ""
-}
-
-// instanceIP derives an instance IP from the job's RR IP: .<2+n> in its /24.
-func instanceIP(j *job, n int) (string, string) {
-	i := strings.LastIndexByte(j.rr, '.')
-	k := strings.LastIndexByte(j.rr6, ':')
-	if i < 0 || k < 0 {
-		return "", ""
-	}
-	return fmt.Sprintf("%s.%d", j.rr[:i], 2+n), fmt.Sprintf("%s:%x", j.rr6[:k], 2+n)
 }
 
 // instanceList is a job's instances with their service IPs, as the cluster
@@ -296,9 +325,9 @@ func (m *Manager) instanceList(name string) []cluster.Instance {
 	sort.Ints(nums)
 	out := make([]cluster.Instance, 0, len(nums))
 	for _, n := range nums {
-		in := j.instances[n].Instance
-		a, a6 := instanceIP(j, n)
-		in.ServiceIP = []cluster.ServiceIP{{IPType: "RR", Address: j.rr, AddressV6: j.rr6}, {IPType: "instance_ip", Address: a, AddressV6: a6}}
+		rec := j.instances[n]
+		in := rec.Instance
+		in.ServiceIP = []cluster.ServiceIP{{IPType: "RR", Address: j.rr, AddressV6: j.rr6}, {IPType: "instance_ip", Address: rec.ip, AddressV6: rec.ip6}}
 		out = append(out, in)
 	}
 	return out

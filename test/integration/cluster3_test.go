@@ -3,6 +3,8 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,10 +71,11 @@ func TestClusterThreeNodes(t *testing.T) {
 	waitUntil(t, "the cluster knows all three instances", func() bool {
 		return len(m.Instances("app.ns.srv.ns")) == 2 && len(m.Instances("app.ns.cli.ns")) == 1
 	})
+	srvRR := rrPort(m, "app.ns.srv.ns")
 	for _, network := range []string{"tcp", "udp"} {
 		seen := map[string]int{}
 		for i := 0; i < 4; i++ {
-			got, err := ask(cli, network, "10.30.9.1:7000")
+			got, err := ask(cli, network, srvRR)
 			if err != nil {
 				t.Fatalf("%s to the service IP across nodes: %v", network, err)
 			}
@@ -97,7 +100,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	m.Remove("app.ns.srv.ns", 1)
 	waitUntil(t, "new flows go to B only", func() bool {
 		for i := 0; i < 3; i++ {
-			if got, err := ask(cli, "tcp", "10.30.9.1:7000"); err != nil || got != "srv-0" {
+			if got, err := ask(cli, "tcp", srvRR); err != nil || got != "srv-0" {
 				return false
 			}
 		}
@@ -124,12 +127,13 @@ func TestClusterBrokerLost(t *testing.T) {
 	waitUntil(t, "the cluster knows both instances", func() bool {
 		return len(m.Instances("app.ns.srv.ns")) == 1 && len(m.Instances("app.ns.cli.ns")) == 1
 	})
-	if got, err := ask(cli, "tcp", "10.30.9.1:7000"); err != nil || got != "srv-0" {
+	srvRR := rrPort(m, "app.ns.srv.ns")
+	if got, err := ask(cli, "tcp", srvRR); err != nil || got != "srv-0" {
 		t.Fatalf("before the loss: %q %v", got, err)
 	}
 	br.Stop()
 	for i := 0; i < 3; i++ {
-		if got, err := ask(cli, "tcp", "10.30.9.1:7000"); err != nil || got != "srv-0" {
+		if got, err := ask(cli, "tcp", srvRR); err != nil || got != "srv-0" {
 			t.Fatalf("a cached service while the broker is gone: %q %v", got, err)
 		}
 	}
@@ -140,7 +144,7 @@ func TestClusterBrokerLost(t *testing.T) {
 	})
 	deployContainer(t, b, late, "app.ns.late.ns", 0, "")
 	serveName(t, late.ns, "7000", "late-0")
-	askUntil(t, a, b, cli, "10.30.10.1:7000", "late-0", "a new service found through the cluster")
+	askUntil(t, a, b, cli, rrPort(m2, "app.ns.late.ns"), "late-0", "a new service found through the cluster")
 	undeploy(t, b, "container", "app.ns.late.ns", 0)
 	undeploy(t, b, "container", "app.ns.srv.ns", 0)
 	undeploy(t, a, "container", "app.ns.cli.ns", 0)
@@ -159,14 +163,16 @@ func TestClusterNodeRestart(t *testing.T) {
 	a.register(t, "node-a")
 	state := "--state-dir=" + t.TempDir()
 	b := underlayNode(t, ul, 2, state, "--persist")
-	if reg := b.register(t, "node-b"); reg["subnet"] != "10.18.2.0/26" {
+	bSubnet, _ := clustersite.Subnet(2)
+	if reg := b.register(t, "node-b"); reg["subnet"] != bSubnet {
 		t.Fatalf("node B did not move to the cluster's subnet: %v", reg)
 	}
 	cli, srv := newContainer(t), newContainer(t)
 	deployContainer(t, a, cli, "app.ns.cli.ns", 0, "")
 	deployContainer(t, b, srv, "app.ns.srv.ns", 0, "")
 	serveName(t, srv.ns, "7000", "srv-0")
-	if got, err := ask(cli, "tcp", "10.30.9.1:7000"); err != nil || got != "srv-0" {
+	srvRR := rrPort(m, "app.ns.srv.ns")
+	if got, err := ask(cli, "tcp", srvRR); err != nil || got != "srv-0" {
 		t.Fatalf("before the restart: %q %v", got, err)
 	}
 	before := len(m.Messages("service/deployed"))
@@ -177,15 +183,15 @@ func TestClusterNodeRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.d = nstest.StartDaemon(t, netmanagerBin, b.ns, "--modules-dir", modulesDir, "--config", cfg, state, "--persist", "--pin-dir", pins)
-	if br := b.ns.MustExec(t, "ip", "-br", "addr", "show", "dev", "goProxyBridge"); !strings.Contains(br, " 10.18.2.1/26 ") {
+	if br := b.ns.MustExec(t, "ip", "-br", "addr", "show", "dev", "goProxyBridge"); !strings.Contains(br, " "+gatewayOf(bSubnet)+" ") {
 		t.Fatalf("the restarted node left the subnet its kept services are in: %s", br)
 	}
-	if got, err := ask(cli, "tcp", "10.30.9.1:7000"); err == nil {
+	if got, err := ask(cli, "tcp", srvRR); err == nil {
 		t.Fatalf("reached the restarted node before it registered (%q): its replies need the cluster's table", got)
 	}
 	b.register(t, "node-b")
 	waitUntil(t, "the restarted node reports its instance", func() bool { return len(m.Messages("service/deployed")) > before })
-	askUntil(t, a, b, cli, "10.30.9.1:7000", "srv-0", "reachable after the restart and registration")
+	askUntil(t, a, b, cli, srvRR, "srv-0", "reachable after the restart and registration")
 	undeploy(t, b, "container", "app.ns.srv.ns", 0)
 	undeploy(t, a, "container", "app.ns.cli.ns", 0)
 	b.d.Stop(t)
@@ -193,6 +199,19 @@ func TestClusterNodeRestart(t *testing.T) {
 	for _, n := range []*node{a, b} {
 		n.stop(t)
 	}
+}
+
+// rrPort is a job's IPv4 round-robin IP in the cluster, with port 7000.
+func rrPort(m *clusterstub.Manager, job string) string {
+	rr, _ := m.RR(job)
+	return net.JoinHostPort(rr, "7000")
+}
+
+// gatewayOf is a subnet's first address with the subnet's length (the
+// bridge's address in it), e.g. 10.18.0.65/26 for 10.18.0.64/26.
+func gatewayOf(subnet string) string {
+	p := netip.MustParsePrefix(subnet)
+	return netip.PrefixFrom(p.Addr().Next(), p.Bits()).String()
 }
 
 // askUntil asks addr from c over TCP until the answer is want (at most 10

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -35,23 +36,34 @@ func TestClusterEBPFProxy(t *testing.T) {
 	waitUntil(t, "the cluster knows every instance", func() bool {
 		return len(m.Instances("app.ns.srv.ns")) == 2 && len(m.Instances("app.ns.late.ns")) == 1
 	})
+	lateRR, lateRR6 := m.RR("app.ns.late.ns")
+	lateIP, lateIP6 := m.InstanceIP("app.ns.late.ns", 0)
+	srvRR, _ := m.RR("app.ns.srv.ns")
+	// The local service by each of its cluster IPs, IPv4 and IPv6, through
+	// the user-space proxy first, then through the eBPF proxy.
+	local := []string{lateRR, lateIP, lateRR6, lateIP6}
+	askLocal := func(what string) {
+		t.Helper()
+		for _, ip := range local {
+			for _, network := range []string{"tcp", "udp"} {
+				if got, err := ask(cli, network, net.JoinHostPort(ip, "7000")); err != nil || got != "late-0" {
+					t.Fatalf("%s: %s to the local service by its cluster IP %s: %q %v", what, network, ip, got, err)
+				}
+			}
+		}
+	}
+	askLocal("the user-space proxy")
 	px := loadModule(t, a, `{"name": "proxy", "priority": 50}`)
 	var trans map[string][]string
 	// A's cached view of the cluster catches up with B's instance when the
 	// cluster announces it; until then srv looks local to A.
 	waitUntil(t, "the eBPF proxy has the local service's cluster IP, and not the round robin spanning nodes", func() bool {
 		getJSON(t, a, "/ebpf/"+px.ID+"/translations", &trans)
-		return len(trans["10.30.10.1"]) == 1 && len(trans["10.30.9.1"]) == 0
+		return len(trans[lateRR]) == 1 && len(trans[lateIP]) == 1 && len(trans[lateRR6]) == 1 && len(trans[lateIP6]) == 1 && len(trans[srvRR]) == 0
 	})
 	var before, after proxyStats
 	getJSON(t, a, "/proxy", &before)
-	for _, network := range []string{"tcp", "udp"} {
-		for i := 0; i < 3; i++ {
-			if got, err := ask(cli, network, "10.30.10.1:7000"); err != nil || got != "late-0" {
-				t.Fatalf("%s to the local service by its cluster IP: %q %v", network, got, err)
-			}
-		}
-	}
+	askLocal("the eBPF proxy")
 	getJSON(t, a, "/proxy", &after)
 	if after.Stats.NewSessions != before.Stats.NewSessions {
 		t.Fatalf("the user-space proxy handled %d flows the eBPF proxy should have", after.Stats.NewSessions-before.Stats.NewSessions)
@@ -59,7 +71,7 @@ func TestClusterEBPFProxy(t *testing.T) {
 	for _, network := range []string{"tcp", "udp"} {
 		seen := map[string]int{}
 		for i := 0; i < 4; i++ {
-			got, err := ask(cli, network, "10.30.9.1:7000")
+			got, err := ask(cli, network, net.JoinHostPort(srvRR, "7000"))
 			if err != nil {
 				t.Fatalf("%s round robin across the nodes, ask %d: %v", network, i, err)
 			}
@@ -151,7 +163,14 @@ func TestClusterEBPFTunnel(t *testing.T) {
 	waitUntil(t, "the cluster knows both instances", func() bool {
 		return len(m.Instances("app.ns.srv.ns")) == 1 && len(m.Instances("app.ns.cli.ns")) == 1
 	})
-	addrs := []string{"10.30.9.1:7000", "[fdff:2000::9:1]:7000"}
+	// By the round-robin and the instance IP, IPv4 and IPv6, as the cluster
+	// gave them.
+	rr, rr6 := m.RR("app.ns.srv.ns")
+	ip, ip6 := m.InstanceIP("app.ns.srv.ns", 0)
+	var addrs []string
+	for _, a := range []string{rr, ip, rr6, ip6} {
+		addrs = append(addrs, net.JoinHostPort(a, "7000"))
+	}
 	askAll := func(what string) {
 		t.Helper()
 		for _, addr := range addrs {

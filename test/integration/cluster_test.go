@@ -148,8 +148,9 @@ func TestClusterQueryTimeout(t *testing.T) {
 	n := newNode(t)
 	clusterstub.StartBroker(t, n.ns, "127.0.0.1:10003")
 	m := clusterstub.NewManagerIn(t, n.ns, "127.0.0.1:10003", cluster.SubnetResult{Address: "10.18.7.0", AddressV6: "fd00:18:7::"})
-	m.Service("app.ns.cli.ns", "10.30.8.1", "fdff:2000::8:1")
-	m.Service("app.ns.srv.ns", "10.30.9.1", "fdff:2000::9:1")
+	m.Service("app.ns.cli.ns")
+	m.Service("app.ns.srv.ns")
+	srvRR := rrPort(m, "app.ns.srv.ns")
 	if code, out, err := n.d.Client.Raw(ctx(t), "POST", "/register", []byte(`{"client_id": "node-1", "cluster_address": "127.0.0.1"}`)); err != nil || code != 200 {
 		t.Fatalf("register: %d %s %v", code, out, err)
 	}
@@ -158,7 +159,7 @@ func TestClusterQueryTimeout(t *testing.T) {
 	deployContainer(t, n, srv, "app.ns.srv.ns", 0, "")
 	serveName(t, srv.ns, "7000", "srv-0")
 	waitUntil(t, "the service is reachable by its cluster IP", func() bool {
-		got, err := ask(cli, "tcp", "10.30.9.1:7000")
+		got, err := ask(cli, "tcp", srvRR)
 		return err == nil && got == "srv-0"
 	})
 	m.Silent(true)
@@ -177,7 +178,7 @@ func TestClusterQueryTimeout(t *testing.T) {
 		getJSON(t, n, "/proxy", &p)
 		return p.Stats.Held > 0
 	})
-	if got, err := ask(cli, "tcp", "10.30.9.1:7000"); err != nil || got != "srv-0" {
+	if got, err := ask(cli, "tcp", srvRR); err != nil || got != "srv-0" {
 		t.Fatalf("a known service while the cluster is asked about another: %q %v", got, err)
 	}
 	select {
