@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -283,14 +284,25 @@ func (c *Client) Watch(job string) error {
 	return nil
 }
 
-// Unwatch stops following a job and tells the cluster so.
+// Unwatch stops following a job and tells the cluster so (interest/remove):
+// the subscription is dropped, and not made again after a reconnect. The
+// cluster is told even when the unsubscribe fails (a lost connection
+// forgets it anyway).
 func (c *Client) Unwatch(job string) error {
 	t := jobTopic(job)
 	c.mu.Lock()
 	delete(c.subs, t)
 	c.mu.Unlock()
-	c.mq.Unsubscribe(t).WaitTimeout(c.o.ConnectTimeout)
-	return c.publish(topicInterestRemove, InterestRemove{AppName: job})
+	var errs []error
+	if tok := c.mq.Unsubscribe(t); !tok.WaitTimeout(c.o.ConnectTimeout) {
+		errs = append(errs, fmt.Errorf("%w: unsubscribe %s: no acknowledgement within %v", errdefs.ErrUnavailable, t, c.o.ConnectTimeout))
+	} else if err := tok.Error(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: unsubscribe %s: %v", errdefs.ErrUnavailable, t, err))
+	}
+	if err := c.publish(topicInterestRemove, InterestRemove{AppName: job}); err != nil {
+		errs = append(errs, fmt.Errorf("interest/remove %s: %w", job, err))
+	}
+	return errors.Join(errs...)
 }
 
 // Connected says whether the broker is reachable now.
@@ -298,3 +310,19 @@ func (c *Client) Connected() bool { return c.mq.IsConnectionOpen() }
 
 // Close disconnects.
 func (c *Client) Close() { c.mq.Disconnect(250) }
+
+// Watching returns the jobs whose updates the client follows, sorted.
+func (c *Client) Watching() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var jobs []string
+	for t := range c.subs {
+		if job, ok := strings.CutPrefix(t, "jobs/"); ok {
+			if job, ok = strings.CutSuffix(job, "/updates_available"); ok {
+				jobs = append(jobs, job)
+			}
+		}
+	}
+	sort.Strings(jobs)
+	return jobs
+}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -22,6 +23,15 @@ type Table struct {
 	mu     sync.Mutex
 	jobs   map[string][]table.Entry
 	misses map[netip.Addr]time.Time // IPs the cluster knew nothing of, and when
+	// used holds every job the node follows (cached or watched) and when it
+	// was last used: asked about, or answered from by a lookup.
+	used map[string]time.Time
+	// wmu orders following and releasing a job (track, store and Watch
+	// against the release's check, delete and Unwatch), so neither undoes
+	// the other halfway.
+	wmu     sync.Mutex
+	janitor *janitor // releases unused jobs; nil until the first job is followed
+	closed  bool
 }
 
 // missTTL is how long an IP the cluster does not know is not asked about
@@ -42,10 +52,20 @@ type TableOptions struct {
 	// Ranges are the service ranges: only addresses in them are asked about.
 	Ranges []netip.Prefix
 	// OnChange, when set, runs after the cluster's answer about a job
-	// changed the cached entries.
+	// changed the cached entries, and after a release removed some.
 	OnChange func()
-	Log      logrus.FieldLogger
+	// ReleaseAfter is how long the node keeps following a job it has no
+	// instance of after the job's last use (a lookup answered from or
+	// filling its entries): then it unsubscribes, tells the cluster
+	// (interest/remove) and drops the job's entries. 0 is
+	// DefaultReleaseAfter; negative keeps every job for the table's life.
+	ReleaseAfter time.Duration
+	Log          logrus.FieldLogger
 }
+
+// DefaultReleaseAfter is TableOptions.ReleaseAfter's default, the
+// reference's interest timeout.
+const DefaultReleaseAfter = 10 * time.Second
 
 // NewTable returns a Table. Attach its Refresh as the link client's
 // OnUpdate, and HandleEvent to the node's event bus.
@@ -53,7 +73,10 @@ func NewTable(o TableOptions) *Table {
 	if o.Log == nil {
 		o.Log = logrus.StandardLogger()
 	}
-	return &Table{o: o, jobs: map[string][]table.Entry{}, misses: map[netip.Addr]time.Time{}}
+	if o.ReleaseAfter == 0 {
+		o.ReleaseAfter = DefaultReleaseAfter
+	}
+	return &Table{o: o, jobs: map[string][]table.Entry{}, misses: map[netip.Addr]time.Time{}, used: map[string]time.Time{}}
 }
 
 // Entries is every instance the table knows: those of the jobs the cluster
@@ -123,7 +146,7 @@ func (t *Table) Lookup(ctx context.Context, q table.Query) ([]table.Entry, error
 	if q.IP.IsValid() {
 		tq = TableQuery{Sip: q.IP.String()}
 	}
-	job, err := t.query(ctx, c, tq)
+	job, err := t.query(ctx, c, tq, true)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +158,10 @@ func (t *Table) Lookup(ctx context.Context, q table.Query) ([]table.Entry, error
 	return t.cached(q), nil
 }
 
-// query asks the cluster, caches the job's entries and follows the job.
-func (t *Table) query(ctx context.Context, c *Client, tq TableQuery) (string, error) {
+// query asks the cluster, caches the job's entries and follows the job. A
+// use (a lookup) starts following it; a refresh (use false) only updates a
+// job still followed, not one released meanwhile.
+func (t *Table) query(ctx context.Context, c *Client, tq TableQuery, use bool) (string, error) {
 	r, err := c.Query(ctx, tq)
 	if err != nil {
 		return "", err
@@ -144,36 +169,51 @@ func (t *Table) query(ctx context.Context, c *Client, tq TableQuery) (string, er
 	if r.AppName == "" {
 		return "", nil
 	}
-	t.store(r)
-	if err := c.Watch(r.AppName); err != nil {
-		t.o.Log.WithError(err).WithField("job", r.AppName).Warn("cluster: follow a job's updates")
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	if !use && !t.following(r.AppName) {
+		t.o.Log.WithField("job", r.AppName).Debug("cluster: an answer about a job released meanwhile")
+		return r.AppName, nil
 	}
+	t.track(r.AppName, use)
+	t.store(r)
+	t.watch(c, r.AppName)
 	return r.AppName, nil
 }
 
-// Refresh asks the cluster about a job again (on its update).
+// Refresh asks the cluster about a job again (on its update); a job the
+// node no longer follows is left alone.
 func (t *Table) Refresh(job string) {
 	c := t.o.Link.Client()
-	if c == nil {
+	if c == nil || !t.following(job) {
 		return
 	}
-	if _, err := t.query(context.Background(), c, TableQuery{Sname: job}); err != nil {
+	if _, err := t.query(context.Background(), c, TableQuery{Sname: job}, false); err != nil {
 		t.o.Log.WithError(err).WithField("job", job).Warn("cluster: refresh a job")
 	}
 }
 
 // HandleEvent follows the jobs of the node's own instances: the proxy needs
-// their cluster-wide instance IPs (an events.Bus handler).
+// their cluster-wide instance IPs (an events.Bus handler). An instance's
+// removal counts as a use of its job, so a job left without instances here
+// is released a full ReleaseAfter later at the earliest.
 func (t *Table) HandleEvent(_ context.Context, ev events.Event) error {
 	c := t.o.Link.Client()
-	if c == nil || ev.Type != events.ServiceCreated {
+	if c == nil {
 		return nil
 	}
 	job := ev.Service.ServiceName
-	if err := c.Watch(job); err != nil { // the cluster announces the instance it records
-		t.o.Log.WithError(err).WithField("job", job).Warn("cluster: follow a job's updates")
+	switch ev.Type {
+	case events.ServiceCreated:
+		t.follow(c, job) // the cluster announces the instance it records
+		go t.Refresh(job)
+	case events.ServiceRemoved:
+		t.mu.Lock()
+		if _, ok := t.used[job]; ok {
+			t.used[job] = time.Now()
+		}
+		t.mu.Unlock()
 	}
-	go t.Refresh(job)
 	return nil
 }
 
@@ -185,10 +225,23 @@ func (t *Table) RefreshAll(jobs []string) {
 		return
 	}
 	for _, job := range jobs {
-		if err := c.Watch(job); err != nil {
-			t.o.Log.WithError(err).WithField("job", job).Warn("cluster: follow a job's updates")
-		}
+		t.follow(c, job)
 		t.Refresh(job)
+	}
+}
+
+// follow starts following a job (a use of it) and subscribes to its updates.
+func (t *Table) follow(c *Client, job string) {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	t.track(job, true)
+	t.watch(c, job)
+}
+
+// watch subscribes to a job's updates; the caller holds wmu.
+func (t *Table) watch(c *Client, job string) {
+	if err := c.Watch(job); err != nil {
+		t.o.Log.WithError(err).WithField("job", job).Warn("cluster: follow a job's updates")
 	}
 }
 
@@ -248,23 +301,30 @@ func entry(job string, in Instance) (table.Entry, bool) {
 	return e, true
 }
 
-// cached answers q from the cache, as table.Standalone answers it.
+// cached answers q from the cache, as table.Standalone answers it; the
+// jobs it answers from count as used.
 func (t *Table) cached(q table.Query) []table.Entry {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if q.ServiceName != "" {
-		return append([]table.Entry(nil), t.jobs[q.ServiceName]...)
+		es, ok := t.jobs[q.ServiceName]
+		if ok {
+			t.usedLocked(q.ServiceName)
+		}
+		return append([]table.Entry(nil), es...)
 	}
 	var out []table.Entry
-	for _, es := range t.jobs {
+	for job, es := range t.jobs {
 		for _, e := range es {
 			if e.NsIP == q.IP || e.NsIPv6 == q.IP {
+				t.usedLocked(job)
 				return []table.Entry{e}
 			}
 			for _, s := range e.ServiceIPs {
 				if s.Address != q.IP {
 					continue
 				}
+				t.usedLocked(job)
 				if s.Policy == table.PolicyInstance {
 					return []table.Entry{e}
 				}
@@ -275,6 +335,13 @@ func (t *Table) cached(q table.Query) []table.Entry {
 	return out
 }
 
+// usedLocked records a use of a followed job; the caller holds mu.
+func (t *Table) usedLocked(job string) {
+	if _, ok := t.used[job]; ok {
+		t.used[job] = time.Now()
+	}
+}
+
 func (t *Table) inRanges(ip netip.Addr) bool {
 	for _, r := range t.o.Ranges {
 		if r.Contains(ip) {
@@ -282,4 +349,149 @@ func (t *Table) inRanges(ip netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// track records that the node follows job, as used now when use is set,
+// and starts the janitor; the caller holds wmu.
+func (t *Table) track(job string, use bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.used[job]; !ok || use {
+		t.used[job] = time.Now()
+	}
+	if t.janitor == nil && !t.closed && t.o.ReleaseAfter > 0 {
+		t.janitor = startJanitor(t.releaseIdle, janitorTick(t.o.ReleaseAfter))
+	}
+}
+
+// following says whether the node follows job (it was not released).
+func (t *Table) following(job string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.used[job]
+	return ok
+}
+
+// janitorTick is how often the janitor looks for jobs to release: a job is
+// released at most a quarter of ReleaseAfter (or a second) late.
+func janitorTick(after time.Duration) time.Duration {
+	return min(max(after/4, 10*time.Millisecond), time.Second)
+}
+
+// janitor runs a function periodically until stopped.
+type janitor struct {
+	stop chan struct{}
+	done chan struct{}
+}
+
+func startJanitor(f func(), every time.Duration) *janitor {
+	j := &janitor{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(j.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-j.stop:
+				return
+			case <-tick.C:
+				f()
+			}
+		}
+	}()
+	return j
+}
+
+// Close stops releasing jobs and waits for a release under way; the jobs
+// followed stay followed. It is safe to call more than once.
+func (t *Table) Close() {
+	t.mu.Lock()
+	j := t.janitor
+	t.janitor, t.closed = nil, true
+	t.mu.Unlock()
+	if j != nil {
+		close(j.stop)
+		<-j.done
+	}
+}
+
+// releaseIdle forgets the misses that expired and releases every job not
+// used for ReleaseAfter that has no instance on this node.
+func (t *Table) releaseIdle() {
+	now := time.Now()
+	var idle []string
+	t.mu.Lock()
+	for ip, since := range t.misses {
+		if now.Sub(since) >= missTTL {
+			delete(t.misses, ip)
+		}
+	}
+	for job, last := range t.used {
+		if now.Sub(last) >= t.o.ReleaseAfter {
+			idle = append(idle, job)
+		}
+	}
+	t.mu.Unlock()
+	c := t.o.Link.Client()
+	if c == nil {
+		return
+	}
+	slices.Sort(idle)
+	for _, job := range idle {
+		t.release(c, job)
+	}
+}
+
+// release stops following a job that has no instance on this node and was
+// not used for ReleaseAfter: it drops the job's entries (OnChange), stops
+// the subscription to its updates and tells the cluster (interest/remove).
+// A job with an instance here counts as used now instead.
+func (t *Table) release(c *Client, job string) {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	keep, err := t.hasLocal(job)
+	if err != nil {
+		t.o.Log.WithError(err).WithField("job", job).Warn("cluster: keeping a job whose local instances are unknown")
+		keep = true
+	}
+	t.mu.Lock()
+	last, ok := t.used[job]
+	if !ok || keep || time.Since(last) < t.o.ReleaseAfter {
+		if ok && keep {
+			t.used[job] = time.Now() // looked at again a grace period later
+		}
+		t.mu.Unlock()
+		return
+	}
+	es, cached := t.jobs[job]
+	delete(t.jobs, job)
+	delete(t.used, job)
+	for _, e := range es {
+		for _, s := range e.ServiceIPs {
+			delete(t.misses, s.Address)
+		}
+	}
+	t.mu.Unlock()
+	log := t.o.Log.WithFields(logrus.Fields{"job": job, "instances": len(es)})
+	if err := c.Unwatch(job); err != nil {
+		log.WithError(err).Warn("cluster: release a job")
+	} else {
+		log.Debug("cluster: released a job no instance here uses")
+	}
+	if cached && len(es) > 0 && t.o.OnChange != nil {
+		t.o.OnChange()
+	}
+}
+
+// hasLocal says whether the node runs an instance of job (the node's own
+// table lists them, re-adopted ones included).
+func (t *Table) hasLocal(job string) (bool, error) {
+	if t.o.Local == nil {
+		return false, nil
+	}
+	es, err := t.o.Local.Lookup(context.Background(), table.Query{ServiceName: job})
+	if err != nil {
+		return false, fmt.Errorf("local instances of %s: %w", job, err)
+	}
+	return len(es) > 0, nil
 }
