@@ -71,6 +71,18 @@ func NewManager(tb testing.TB, ul *nstest.Netns, n int) *clusterstub.Manager {
 	return m
 }
 
+// RestartManager starts old's stand-in again on the underlay's broker, on
+// its database: the jobs keep their addresses and those of their
+// instances (clusterstub.RestartIn).
+func RestartManager(tb testing.TB, ul *nstest.Netns, n int, old *clusterstub.Manager) *clusterstub.Manager {
+	tb.Helper()
+	var subnets []cluster.SubnetResult
+	for i := 1; i <= n; i++ {
+		subnets = append(subnets, clusterstub.NodeSubnet(i-1))
+	}
+	return clusterstub.RestartIn(tb, ul, BrokerAddr, old, subnets...)
+}
+
 // Subnet is the node subnets (IPv4, IPv6) the i-th node to register (from
 // 1) moves to: the cluster's first address with Oakestra's sizes, /26 and
 // /120 (10.18.0.0/26 and fc00::/120 for the first).

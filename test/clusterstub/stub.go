@@ -35,7 +35,8 @@ type Manager struct {
 type job struct {
 	rr, rr6   string
 	instances map[int]instance
-	interest  map[string]bool // nodes that queried it
+	interest  map[string]bool   // nodes that queried it
+	gave      map[int][2]string // the instance IPs each instance number got, kept for good
 }
 
 // instance is one instance as the cluster records it; ip and ip6 are its
@@ -64,7 +65,36 @@ func NewManager(tb testing.TB, addr string, subnets ...cluster.SubnetResult) *Ma
 // NewManagerIn is NewManager for a broker reachable inside ns (nil: here).
 func NewManagerIn(tb testing.TB, ns *nstest.Netns, addr string, subnets ...cluster.SubnetResult) *Manager {
 	tb.Helper()
-	m := &Manager{tb: tb, subnets: subnets, given: map[string]cluster.SubnetResult{}, jobs: map[string]*job{}, inbox: make(chan mqtt.Message, 1024)}
+	return start(tb, ns, addr, newManager(tb, subnets))
+}
+
+// RestartIn is old's cluster manager started again on its database (at
+// addr, inside ns): it knows the jobs and the addresses it gave them and
+// their instances, as a real one's database does, but no instance runs
+// anywhere until a node reports it. Node subnets are handed out anew.
+func RestartIn(tb testing.TB, ns *nstest.Netns, addr string, old *Manager, subnets ...cluster.SubnetResult) *Manager {
+	tb.Helper()
+	m := newManager(tb, subnets)
+	old.mu.Lock()
+	m.pools = old.pools
+	for name, j := range old.jobs {
+		nj := &job{rr: j.rr, rr6: j.rr6, instances: map[int]instance{}, interest: map[string]bool{}, gave: map[int][2]string{}}
+		for n, g := range j.gave {
+			nj.gave[n] = g
+		}
+		m.jobs[name] = nj
+	}
+	old.mu.Unlock()
+	return start(tb, ns, addr, m)
+}
+
+func newManager(tb testing.TB, subnets []cluster.SubnetResult) *Manager {
+	return &Manager{tb: tb, subnets: subnets, given: map[string]cluster.SubnetResult{}, jobs: map[string]*job{}, inbox: make(chan mqtt.Message, 1024)}
+}
+
+// start serves m's side of the topics on the broker at addr.
+func start(tb testing.TB, ns *nstest.Netns, addr string, m *Manager) *Manager {
+	tb.Helper()
 	// One message at a time, in arrival order, as the cluster service
 	// manager's MQTT loop handles them: a node's report is recorded before
 	// its next query is answered.
@@ -151,7 +181,7 @@ func (m *Manager) InstanceIP(name string, n int) (ip, ip6 string) {
 func (m *Manager) job(name string) *job {
 	j := m.jobs[name]
 	if j == nil {
-		j = &job{instances: map[int]instance{}, interest: map[string]bool{}, rr: m.pools.ipv4(), rr6: m.pools.rrV6()}
+		j = &job{instances: map[int]instance{}, interest: map[string]bool{}, gave: map[int][2]string{}, rr: m.pools.ipv4(), rr6: m.pools.rrV6()}
 		m.jobs[name] = j
 	}
 	return j
@@ -261,10 +291,13 @@ func (m *Manager) onDeployed(node string, b []byte) error {
 	}
 	m.mu.Lock()
 	j := m.job(d.AppName)
-	in, had := j.instances[d.InstanceNumber]
+	in := j.instances[d.InstanceNumber]
+	g, had := j.gave[d.InstanceNumber]
 	if !had { // the root gives an instance its IPs once
-		in.ip, in.ip6 = m.pools.ipv4(), m.pools.instanceV6()
+		g = [2]string{m.pools.ipv4(), m.pools.instanceV6()}
+		j.gave[d.InstanceNumber] = g
 	}
+	in.ip, in.ip6 = g[0], g[1]
 	in.node, in.Instance = node, cluster.Instance{InstanceNumber: d.InstanceNumber,
 		NamespaceIP: d.NsIP, NamespaceIPv6: d.NsIPv6, HostIP: d.HostIP, HostPort: port}
 	j.instances[d.InstanceNumber] = in

@@ -115,7 +115,8 @@ func TestClusterThreeNodes(t *testing.T) {
 
 // The broker is lost under way: flows to instances the node has cached keep
 // going through the tunnel; when the broker is back, the nodes report their
-// instances again (the new manager knew none) and a service never asked
+// instances again (the cluster manager, restarted on its database, knew
+// the addresses it gave, not where instances run) and a service never asked
 // about before is found.
 func TestClusterBrokerLost(t *testing.T) {
 	ul, br, m, nodes := newCluster(t, 2)
@@ -138,7 +139,7 @@ func TestClusterBrokerLost(t *testing.T) {
 		}
 	}
 	clusterstub.StartBroker(t, ul, clustersite.BrokerAddr)
-	m2 := clustersite.NewManager(t, ul, 2)
+	m2 := clustersite.RestartManager(t, ul, 2, m)
 	waitUntil(t, "the nodes report their instances again", func() bool {
 		return len(m2.Instances("app.ns.srv.ns")) == 1 && len(m2.Instances("app.ns.cli.ns")) == 1
 	})
