@@ -83,7 +83,7 @@ func netnsOf(path string) (NetnsID, error) {
 	if err := syscall.Stat(path, &st); err != nil {
 		return NetnsID{}, err
 	}
-	return NetnsID{Dev: uint64(st.Dev), Ino: st.Ino}, nil //nolint:unconvert // Dev's type differs between architectures
+	return NetnsID{Dev: uint64(st.Dev), Ino: st.Ino}, nil // Dev is not a uint64 on every architecture
 }
 
 // runningState reads the state from a /proc/<pid>/stat line, the field

@@ -283,7 +283,7 @@ func TestProcLivenessReal(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Wait() //nolint:errcheck // killed
+	defer func() { _ = cmd.Wait() }() // reaps the killed child
 	for i := 0; i < 200; i++ {
 		if _, ok := lv.ProcessNetns(pid); !ok {
 			return
