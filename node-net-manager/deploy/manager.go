@@ -62,12 +62,24 @@ type Record struct {
 	NsAddressV6  netip.Addr           `json:"nsAddressv6,omitzero"`
 	PortMappings []netenv.PortMapping `json:"portMappings"`
 	ServiceIPs   []table.ServiceIP    `json:"serviceIPs"`
-	EbpfModules  []events.Module      `json:"ebpfModules,omitempty"`
+	// ServiceIPsFrom says whose ServiceIPs are (set by the API's view):
+	// IPsFromNode (standalone: the node allocated them), IPsFromCluster, or
+	// IPsPending (cluster mode before the cluster's table has the instance;
+	// ServiceIPs is empty then).
+	ServiceIPsFrom string          `json:"serviceIPsFrom,omitempty"`
+	EbpfModules    []events.Module `json:"ebpfModules,omitempty"`
 
 	seq        uint64            // deploy order
 	attachment netenv.Attachment // what was attached, for Detach
 	netnsID    NetnsID           // a container's namespace at deploy, for isAlive
 }
+
+// Where a Record's service IPs come from (Record.ServiceIPsFrom).
+const (
+	IPsFromNode    = "node"
+	IPsFromCluster = "cluster"
+	IPsPending     = "pending"
+)
 
 type key struct {
 	name string

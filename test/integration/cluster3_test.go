@@ -71,6 +71,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	waitUntil(t, "the cluster knows all three instances", func() bool {
 		return len(m.Instances("app.ns.srv.ns")) == 2 && len(m.Instances("app.ns.cli.ns")) == 1
 	})
+	assertClusterServices(t, m, a, b, c)
 	srvRR := rrPort(m, "app.ns.srv.ns")
 	for _, network := range []string{"tcp", "udp"} {
 		seen := map[string]int{}

@@ -136,7 +136,11 @@ func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logge
 	bus.Subscribe("cluster table", ctab.HandleEvent)
 	reg := &registrar{link: link, mgr: mgr, log: log}
 	counted := &countingDeployer{Deployer: mgr}
-	router := api.NewRouter(api.Options{Deployer: counted, Registrar: reg, Version: version.Version, Kernel: kernelInfo, Log: log})
+	view := servicesView{Deployer: counted, clustered: func() bool { return link.Client() != nil }, cached: func(job string) []table.Entry {
+		es, _ := ctab.Cached(context.Background(), table.Query{ServiceName: job})
+		return es
+	}}
+	router := api.NewRouter(api.Options{Deployer: view, Registrar: reg, Version: version.Version, Kernel: kernelInfo, Log: log})
 	ps := parts{cfg: cfg, net: n, env: env, table: tab, resolver: ctab, deploy: mgr, bus: bus, router: router, prober: prober, log: log, moves: &addressMover{}}
 	em, stopStats := mountEBPFManager(ps)
 	defer stopStats()

@@ -66,7 +66,10 @@ const (
 	servicesJSON = `[{"kind": "container", "serviceName": "app.ns.web.ns", "instanceNumber": 2, "pid": 42, "netns": "/proc/42/ns/net",
   "hostVeth": "oak1", "hostIfindex": 7, "peer": "eth0", "nsAddress": "10.18.0.2", "nsAddressv6": "fd00:18::2",
   "portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}],
-  "serviceIPs": [{"policy": "round_robin", "address": "10.30.0.1"}]}]`
+  "serviceIPs": [{"policy": "round_robin", "address": "10.30.0.1"}], "serviceIPsFrom": "cluster"},
+ {"kind": "container", "serviceName": "app.ns.new.ns", "instanceNumber": 0, "pid": 43, "netns": "/proc/43/ns/net",
+  "hostVeth": "oak2", "hostIfindex": 8, "peer": "eth0", "nsAddress": "10.18.0.3", "portMappings": [],
+  "serviceIPs": null, "serviceIPsFrom": "pending"}]`
 	instanceJSON = `{"id": "4", "name": "firewall", "priority": 30, "config": {"defaultPolicy": "deny"}, "state": "running", "mode": "tcx",
   "created": "2026-01-02T03:04:05Z", "attachments": [{"interface": "oak1", "ifindex": 7, "service": "app.ns.web.ns/2",
   "hook": "ingress", "direction": "egress", "programId": 130}]}`
@@ -128,7 +131,7 @@ type requestCase struct {
 var requestCases = []requestCase{
 	{[]string{"health"}, "GET", "/healthz", "", []string{"ok\n"}},
 	{[]string{"version"}, "GET", "/version", "", []string{"v1.2.3\n"}},
-	{[]string{"services"}, "GET", "/services", "", []string{"SERVICE", "app.ns.web.ns  2", "fd00:18::2", "round_robin=10.30.0.1", "8080:80/tcp"}},
+	{[]string{"services"}, "GET", "/services", "", []string{"SERVICE", "app.ns.web.ns  2", "fd00:18::2", "round_robin=10.30.0.1", "8080:80/tcp", "app.ns.new.ns  0", "(pending)"}},
 	{[]string{"proxy", "-o", "table"}, "GET", "/proxy", "", []string{"enabled", "true", "translated", "47", "dropped: no instances"}},
 	{[]string{"register", "--client-id", "n1"}, "POST", "/register", `{"client_id": "n1", "cluster_address": ""}`, []string{"mode", "standalone"}},
 	{[]string{"register", "--client-id", "n1", "--cluster-address", "192.0.2.10"}, "POST", "/register", `{"client_id": "n1", "cluster_address": "192.0.2.10"}`, nil},

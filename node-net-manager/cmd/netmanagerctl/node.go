@@ -64,6 +64,9 @@ func renderServices(w io.Writer, data []byte) error {
 		for _, s := range r.ServiceIPs {
 			sips = append(sips, fmt.Sprintf("%s=%s", s.Policy, s.Address))
 		}
+		if r.ServiceIPsFrom == deploy.IPsPending { // cluster mode: the cluster's table has not the instance yet
+			sips = []string{"(pending)"}
+		}
 		for _, p := range r.PortMappings {
 			ports = append(ports, p.String())
 		}
