@@ -39,7 +39,7 @@ func TestOpenAPI(t *testing.T) {
 		s.ebpfRoutes(t, ctrs, addrs)
 		s.fallbacks(t)
 		s.call(t, true, "POST", "/container/undeploy", `{"pid": -1, "serviceName": "app.ns.a.ns", "instanceNumber": 0, "portMappings": ""}`, 200)
-		s.call(t, true, "POST", "/container/undeploy", `{"serviceName": "app.ns.b.ns", "instanceNumber": 0}`, 200)
+		s.call(t, true, "POST", "/docker/undeploy", `{"serviceName": "app.ns.b.ns", "instanceNumber": 0}`, 200) // the older NodeEngine's name
 		n.stop(t)
 	})
 	t.Run("sdwan", func(t *testing.T) {
@@ -197,7 +197,10 @@ func (s *session) nodeRoutes(t *testing.T) {
 	s.call(t, false, "POST", "/register", `{"client_id": "oapi-node",`, 400)
 	s.call(t, true, "POST", "/register", `{"client_id": "oapi-node"}`, 200)
 	s.call(t, true, "POST", "/register", `{"client_id": "oapi-node"}`, 200)
-	s.call(t, true, "POST", "/register", `{"client_id": "another-node"}`, 409)
+	// Another id on a node running nothing: a restarted NodeEngine's, which
+	// re-registers (deployRoutes asks again with a container running: 409).
+	s.call(t, true, "POST", "/register", `{"client_id": "another-node"}`, 200)
+	s.call(t, true, "POST", "/register", `{"client_id": "oapi-node"}`, 200)
 	big := fmt.Sprintf(`{"client_id": "oapi-node", "cluster_address": "%s"}`, strings.Repeat("a", 1<<20))
 	s.call(t, true, "POST", "/register", big, 413)
 }
@@ -210,6 +213,7 @@ func (s *session) deployRoutes(t *testing.T) ([2]*container, [2]string) {
 	}
 	s.call(t, true, "POST", "/container/deploy", dep(a.pid, "app.ns.a.ns", 0, `, "portMappings": "18081:80"`), 200)
 	s.call(t, true, "POST", "/container/deploy", dep(a.pid, "app.ns.a.ns", 0, `, "portMappings": "18081:80"`), 200)
+	s.call(t, true, "POST", "/register", `{"client_id": "another-node"}`, 409)
 	s.call(t, true, "POST", "/container/deploy", dep(b.pid, "app.ns.a.ns", 0, ""), 409)
 	s.call(t, true, "POST", "/container/deploy", dep(b.pid, "app.ns.b.ns", 0, `, "portMappings": "18081:80"`), 409)
 	s.call(t, true, "POST", "/container/deploy", dep(b.pid, "app.ns.b.ns", 0, `, "ebpfModules": [{"name": "nosuch"}]`), 404)
@@ -231,6 +235,7 @@ func (s *session) deployRoutes(t *testing.T) ([2]*container, [2]string) {
 	s.call(t, true, "POST", "/unikernel/undeploy", `{"serviceName": "app.ns.nobody.ns", "instanceNumber": 0}`, 404)
 	s.call(t, false, "POST", "/unikernel/undeploy", `{"serviceName": "app.ns.uni.ns"}`, 400)
 	s.call(t, false, "POST", "/container/undeploy", `{"pid": -1, "instanceNumber": 0}`, 400)
+	s.call(t, false, "POST", "/docker/undeploy", `{"pid": -1, "serviceName": "app.ns.a.ns"}`, 400)
 	s.call(t, true, "POST", "/container/undeploy", `{"pid": -1, "serviceName": "app.ns.nobody.ns", "instanceNumber": 0}`, 404)
 	s.call(t, true, "GET", "/services", "", 200)
 	s.call(t, true, "POST", "/unikernel/undeploy", `{"serviceName": "app.ns.uni.ns", "instanceNumber": 0}`, 200)
