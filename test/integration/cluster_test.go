@@ -3,6 +3,9 @@ package integration
 import (
 	"encoding/json"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +200,28 @@ func TestClusterQueryTimeout(t *testing.T) {
 	m.Silent(false)
 	undeploy(t, n, "container", "app.ns.srv.ns", 0)
 	undeploy(t, n, "container", "app.ns.cli.ns", 0)
+	n.stop(t)
+}
+
+// Service ranges that leave out addresses an Oakestra cluster gives are
+// refused: at start with the cluster configured (exit 2, naming both), and
+// at POST /register (409, naming both), leaving the node as it was.
+func TestClusterRangesContradict(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "netmanager.json")
+	if err := os.WriteFile(cfg, []byte(`{"serviceRangeV6": "fdff:2000::/64"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := "serviceRangeV6 fdff:2000::/64 does not cover fdff::/20, where an Oakestra cluster gives instance IPv6 addresses"
+	out, err := exec.Command(netmanagerBin, "--config", cfg, "--client-id", "node-1", "--cluster-address", "192.0.2.1").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), want) {
+		t.Fatalf("start in cluster mode with a contradicting range: %v\n%s", err, out)
+	}
+	n := newNode(t, "--config", cfg)
+	code, body, err := n.d.Client.Raw(ctx(t), "POST", "/register", []byte(`{"client_id": "node-1", "cluster_address": "127.0.0.1"}`))
+	if err != nil || code != 409 || !strings.Contains(string(body), want) {
+		t.Fatalf("register with a contradicting range: %d %s %v", code, body, err)
+	}
+	n.assertState(t, n.ready, "after a refused registration")
 	n.stop(t)
 }

@@ -67,9 +67,14 @@ func stillRuns(rec deploy.Record) string {
 	return fmt.Sprintf("instance %d of %s still runs (a container: its process %d exists)", rec.Instance, rec.ServiceName, rec.PID)
 }
 
-// Register connects to the cluster and adopts its node subnet. A subnet the
-// node cannot use is an error, and a registration this call made is undone.
+// Register connects to the cluster and adopts its node subnet. Service
+// ranges that leave out part of what an Oakestra cluster hands out, or a
+// subnet the node cannot use, is an error; a registration this call made
+// is undone.
 func (r *registrar) Register(ctx context.Context, clientID, addr string) (cluster.Registered, error) {
+	if err := r.mgr.Subnet().ClusterConflict(); err != nil {
+		return cluster.Registered{}, fmt.Errorf("%w: cluster %s: %v", errdefs.ErrConflict, addr, err)
+	}
 	fresh := r.link.ClientID() == ""
 	reg, err := r.link.Register(ctx, clientID, addr)
 	if err != nil {

@@ -161,3 +161,18 @@ func TestRegistrarLeaveRefused(t *testing.T) {
 		}
 	}
 }
+
+// A node whose service ranges leave out addresses an Oakestra cluster gives
+// is refused before it connects, naming both.
+func TestRegisterRefusesRangesTheClusterContradicts(t *testing.T) {
+	r, l, svc := newFakeRegistrar(t)
+	svc.net.ServiceRangeV6 = netip.MustParsePrefix("fdff:2000::/64")
+	_, err := r.Register(context.Background(), "A", "192.0.2.10")
+	if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "serviceRangeV6 fdff:2000::/64 does not cover fdff::/20") || len(l.calls) != 0 {
+		t.Fatalf("register: %v, link calls %v", err, l.calls)
+	}
+	svc.net.ServiceRangeV6 = netip.MustParsePrefix("fdff::/16")
+	if _, err := r.Register(context.Background(), "A", "192.0.2.10"); err != nil {
+		t.Fatal(err)
+	}
+}
