@@ -68,7 +68,7 @@ func TestConnectUnreachable(t *testing.T) {
 func TestTopics(t *testing.T) {
 	b := clusterstub.StartBroker(t, nil, freeAddr(t))
 	m := clusterstub.NewManager(t, b.Addr, cluster.SubnetResult{Address: "10.18.1.0", AddressV6: "fd00:18:1::"})
-	m.Service("app.ns.web.ns", "10.30.5.1", "fdff:2000::5:1")
+	m.Service("app.ns.web.ns")
 	updates := make(chan string, 4)
 	c, err := cluster.Connect(ctx(t), cluster.Options{ClientID: "n1", Broker: b.Addr, OnUpdate: func(j string) { updates <- j }})
 	if err != nil {
@@ -88,14 +88,21 @@ func TestTopics(t *testing.T) {
 	if got := string(m.Messages("service/deployed")[0].Payload); got != want {
 		t.Fatalf("service/deployed payload:\n%s\nwant\n%s", got, want)
 	}
-	for _, q := range []cluster.TableQuery{{Sname: "app.ns.web.ns"}, {Sip: "10.30.5.1"}, {Sip: "10.30.5.2"}} {
-		r, err := c.Query(ctx(t), q)
+	// By name, then by the round-robin and instance IPs the answer gives.
+	qs := []cluster.TableQuery{{Sname: "app.ns.web.ns"}}
+	for i := 0; i < len(qs); i++ {
+		r, err := c.Query(ctx(t), qs[i])
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r.AppName != "app.ns.web.ns" || len(r.InstanceList) != 1 || r.InstanceList[0].HostPort != 50103 || r.InstanceList[0].NamespaceIP != "10.18.1.2" ||
-			len(r.InstanceList[0].ServiceIP) != 2 || r.InstanceList[0].ServiceIP[0].IPType != "RR" {
-			t.Fatalf("query %+v: %+v", q, r)
+			len(r.InstanceList[0].ServiceIP) != 2 || r.InstanceList[0].ServiceIP[0].IPType != "RR" || r.QueryKey != qs[i].Sname+qs[i].Sip {
+			t.Fatalf("query %+v: %+v", qs[i], r)
+		}
+		if i == 0 {
+			for _, s := range r.InstanceList[0].ServiceIP {
+				qs = append(qs, cluster.TableQuery{Sip: s.Address}, cluster.TableQuery{Sip: s.AddressV6})
+			}
 		}
 	}
 	if r, err := c.Query(ctx(t), cluster.TableQuery{Sip: "10.30.99.1"}); err != nil || len(r.InstanceList) != 0 {
@@ -157,7 +164,7 @@ func TestReconnect(t *testing.T) {
 	waitFor(t, "the connection to drop", func() bool { return !c.Connected() })
 	b = clusterstub.StartBroker(t, nil, addr)
 	m := clusterstub.NewManager(t, addr)
-	m.Service("app.ns.web.ns", "10.30.5.1", "fdff:2000::5:1")
+	m.Service("app.ns.web.ns")
 	waitFor(t, "the reconnect", func() bool { return reconnects.Load() == 1 && c.Connected() })
 	if r, err := c.Query(ctx(t), cluster.TableQuery{Sname: "app.ns.web.ns"}); err != nil || r.AppName != "app.ns.web.ns" {
 		t.Fatalf("query after the reconnect: %+v %v", r, err)
@@ -173,4 +180,54 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// A job unwatched stays unwatched after a reconnect (the clean session's
+// subscriptions are made again for the jobs still watched only), and
+// Watching lists the jobs watched.
+func TestUnwatchSurvivesReconnect(t *testing.T) {
+	addr := freeAddr(t)
+	b := clusterstub.StartBroker(t, nil, addr)
+	updates := make(chan string, 16)
+	var reconnects atomic.Int32
+	c, err := cluster.Connect(ctx(t), cluster.Options{ClientID: "n1", Broker: addr,
+		OnUpdate: func(j string) { updates <- j }, OnReconnect: func() { reconnects.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, j := range []string{"app.ns.b.ns", "app.ns.a.ns"} {
+		if err := c.Watch(j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(c.Watching(), " "); got != "app.ns.a.ns app.ns.b.ns" {
+		t.Fatalf("watching %q", got)
+	}
+	if err := c.Unwatch("app.ns.a.ns"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Watching(), " "); got != "app.ns.b.ns" {
+		t.Fatalf("watching %q after Unwatch", got)
+	}
+	b.Stop()
+	waitFor(t, "the connection to drop", func() bool { return !c.Connected() })
+	clusterstub.StartBroker(t, nil, addr)
+	m := clusterstub.NewManager(t, addr)
+	waitFor(t, "the reconnect", func() bool { return reconnects.Load() == 1 && c.Connected() })
+	m.Remove("app.ns.a.ns", 0) // announces an update for each job
+	m.Remove("app.ns.b.ns", 0)
+	select {
+	case j := <-updates:
+		if j != "app.ns.b.ns" {
+			t.Fatalf("an update for %s after the reconnect", j)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no update for the watched job after the reconnect")
+	}
+	select {
+	case j := <-updates:
+		t.Fatalf("an update for %s after the reconnect", j)
+	case <-time.After(300 * time.Millisecond):
+	}
 }
