@@ -167,7 +167,7 @@ func testAddressChanged(t *testing.T, ebpf bool) {
 			t.Fatalf("B's user-space tunnel is at %s, want %s:50103", px.Tunnel, step.to)
 		}
 		if ebpf {
-			assertKernelTunnel(t, a, cliA, srvRR, step.to)
+			assertKernelTunnel(t, a, b, cliA, srvRR, step.to)
 		}
 	}
 	local.finish(t)
@@ -210,8 +210,10 @@ func reachAgain(t *testing.T, a, b *node, cli *container, addr string, moved tim
 }
 
 // assertKernelTunnel checks that A's flows to B at its new address go
-// through the kernel tunnel: the user-space proxy on A takes none of them.
-func assertKernelTunnel(t *testing.T, a *node, cli *container, addr, bAddr string) {
+// through the kernel tunnels: the user-space proxy on A takes none of
+// them, and B's user-space tunnel receives none (B's kernel tunnel takes
+// them at the new address).
+func assertKernelTunnel(t *testing.T, a, b *node, cli *container, addr, bAddr string) {
 	t.Helper()
 	waitUntil(t, "A's eBPF proxy knows B at "+bAddr, func() bool {
 		var insts []struct{ ID, Name string }
@@ -226,7 +228,12 @@ func assertKernelTunnel(t *testing.T, a *node, cli *container, addr, bAddr strin
 		}
 		return false
 	})
-	before := userSpace(t, a)
+	// A's table may have B's other jobs at the new address before this one.
+	waitUntil(t, "A reaches B at "+bAddr, func() bool {
+		got, err := ask(cli, "tcp", addr)
+		return err == nil && got == "srv-0"
+	})
+	before, beforeB := userSpace(t, a), userSpace(t, b)
 	for i := 0; i < 3; i++ {
 		if got, err := ask(cli, "tcp", addr); err != nil || got != "srv-0" {
 			t.Fatalf("A to B at %s through the kernel tunnel: %q %v", bAddr, got, err)
@@ -234,6 +241,9 @@ func assertKernelTunnel(t *testing.T, a *node, cli *container, addr, bAddr strin
 	}
 	if after := userSpace(t, a); after.Stats.NewSessions != before.Stats.NewSessions {
 		t.Fatalf("A's user-space proxy took %d flows the kernel tunnel should have", after.Stats.NewSessions-before.Stats.NewSessions)
+	}
+	if after := userSpace(t, b); after.Stats.TunnelIn != beforeB.Stats.TunnelIn {
+		t.Fatalf("B's user-space tunnel received %d packets its kernel tunnel should have", after.Stats.TunnelIn-beforeB.Stats.TunnelIn)
 	}
 }
 
