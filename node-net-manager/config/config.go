@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -55,6 +56,11 @@ type Config struct {
 	// Oakestra's are /26 and /120.
 	ClusterSubnetBits   int `json:"clusterSubnetBits"`
 	ClusterSubnetBitsV6 int `json:"clusterSubnetBitsV6"`
+	// InterestTimeout is how long the node follows a job of the cluster's
+	// that has no instance on it after its last lookup, before it tells
+	// the cluster (interest/remove) and forgets it: a Go duration, 10s as
+	// the reference.
+	InterestTimeout string `json:"interestTimeout"`
 }
 
 // DefaultSocket is where the Oakestra NodeEngine dials the NetManager: it
@@ -84,6 +90,7 @@ func Default() Config {
 
 		ClusterSubnetBits:   26,
 		ClusterSubnetBitsV6: 120,
+		InterestTimeout:     "10s",
 	}
 }
 
@@ -188,6 +195,9 @@ func (c Config) Validate() (Network, error) {
 		return n, fmt.Errorf("clusterSubnetBitsV6 %d: must be within 64-126 and give at least as many addresses as clusterSubnetBits", c.ClusterSubnetBitsV6)
 	}
 	n.ClusterBits, n.ClusterBitsV6 = c.ClusterSubnetBits, c.ClusterSubnetBitsV6
+	if _, err := c.Interest(); err != nil {
+		return n, err
+	}
 	n.Bridge, n.MTU, n.PeerName, n.TunnelPort = c.Bridge, c.MTU, c.PeerName, c.TunnelPort
 	if c.ClusterAddress != "" {
 		if err := n.ClusterConflict(); err != nil {
@@ -302,4 +312,13 @@ func (c *Config) readFile(path string) error {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	return nil
+}
+
+// Interest is InterestTimeout parsed.
+func (c Config) Interest() (time.Duration, error) {
+	d, err := time.ParseDuration(c.InterestTimeout)
+	if err != nil || d < 100*time.Millisecond || d > 24*time.Hour {
+		return 0, fmt.Errorf("interestTimeout %q: want a duration within 100ms-24h, e.g. 10s", c.InterestTimeout)
+	}
+	return d, nil
 }

@@ -51,6 +51,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.ClusterSubnetBitsV6 = 126 }, "at least as many addresses"},
 		{func(c *Config) { c.TCMode = "xdp" }, "tcMode"},
 		{func(c *Config) { c.PinDir = "relative" }, "pinDir"},
+		{func(c *Config) { c.InterestTimeout = "10" }, "interestTimeout"},
+		{func(c *Config) { c.InterestTimeout = "0s" }, "interestTimeout"},
 	}
 	for _, tc := range cases {
 		c := Default()

@@ -123,7 +123,8 @@ func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logge
 	var ctab *cluster.Table
 	link := cluster.NewLink(cluster.LinkOptions{Services: mgr.Services, Node: netip.AddrPortFrom(n.NodeIP, uint16(n.TunnelPort)), Log: log,
 		Client: cluster.Options{OnUpdate: func(job string) { ctab.Refresh(job) }}, OnRegistered: func(jobs []string) { ctab.RefreshAll(jobs) }})
-	ctab = cluster.NewTable(cluster.TableOptions{Local: tab, Link: link, Ranges: n.ServiceRanges(), Log: log, OnChange: func() {
+	interest, _ := cfg.Interest() // validated
+	ctab = cluster.NewTable(cluster.TableOptions{Local: tab, Link: link, Ranges: n.ServiceRanges(), ReleaseAfter: interest, Log: log, OnChange: func() {
 		if em == nil {
 			return
 		}
@@ -132,6 +133,7 @@ func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logge
 		}
 	}})
 	defer link.Close()
+	defer ctab.Close() // its releases end before the link does
 	bus.Subscribe("cluster", link.HandleEvent)
 	bus.Subscribe("cluster table", ctab.HandleEvent)
 	reg := &registrar{link: link, mgr: mgr, log: log}
