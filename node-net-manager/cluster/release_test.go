@@ -32,6 +32,7 @@ var (
 )
 
 type releaseWorld struct {
+	broker  string
 	m       *clusterstub.Manager
 	local   *table.Standalone // n1's own table
 	link    *cluster.Link
@@ -46,7 +47,7 @@ type releaseWorld struct {
 func newReleaseWorld(t *testing.T, after time.Duration, locals ...table.Instance) *releaseWorld {
 	t.Helper()
 	b := clusterstub.StartBroker(t, nil, freeAddr(t))
-	w := &releaseWorld{m: clusterstub.NewManager(t, b.Addr, cluster.SubnetResult{Address: "10.18.1.0"})}
+	w := &releaseWorld{broker: b.Addr, m: clusterstub.NewManager(t, b.Addr, cluster.SubnetResult{Address: "10.18.1.0"}, cluster.SubnetResult{Address: "10.18.1.64"})}
 	var err error
 	w.local, err = table.NewStandalone(table.Options{Range: netip.MustParsePrefix("10.40.0.0/16"),
 		Node: table.Node{IP: n1Addr.Addr(), Port: int(n1Addr.Port())}})
@@ -114,10 +115,17 @@ func (w *releaseWorld) watching(job string) bool {
 // removals returns the jobs n1 sent interest/remove for, in order.
 func (w *releaseWorld) removals(t *testing.T) []string {
 	t.Helper()
+	return w.removalsBy(t, "n1")
+}
+
+// removalsBy returns the jobs node sent interest/remove for, in order; one
+// from another node fails the test.
+func (w *releaseWorld) removalsBy(t *testing.T, node string) []string {
+	t.Helper()
 	var jobs []string
 	for _, msg := range w.m.Messages("interest/remove") {
 		var ir cluster.InterestRemove
-		if err := json.Unmarshal(msg.Payload, &ir); err != nil || msg.Node != "n1" {
+		if err := json.Unmarshal(msg.Payload, &ir); err != nil || msg.Node != node {
 			t.Fatalf("interest/remove from %s: %s (%v)", msg.Node, msg.Payload, err)
 		}
 		jobs = append(jobs, ir.AppName)
@@ -281,4 +289,28 @@ func TestReleaseStopsAtClose(t *testing.T) {
 	if got := w.removals(t); len(got) != 0 || !w.watching(remoteJob) {
 		t.Fatalf("released after Close: interest/remove %v, watching %v", got, w.link.Client().Watching())
 	}
+}
+
+// A node registered anew (a restarted NodeEngine's new id, after the old
+// session left) drops what it followed before at once, without an
+// interest/remove (that session's interest ended with it), asks the
+// cluster again and releases under its new id.
+func TestReleaseAfterReregistration(t *testing.T) {
+	const after = 300 * time.Millisecond
+	w := newReleaseWorld(t, after)
+	rr := w.deployOnN2(t, remoteJob, "10.18.2.2")
+	lookup(t, w.tab, table.Query{IP: rr})
+	w.link.Close()
+	if _, err := w.link.Register(ctx(t), "n3", w.broker); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the earlier session's job dropped", func() bool { return len(w.tab.Entries()) == 0 })
+	time.Sleep(2 * after)
+	if got := w.removalsBy(t, "n3"); len(got) != 0 || len(w.link.Client().Watching()) != 0 {
+		t.Fatalf("interest/remove %v, watching %v", got, w.link.Client().Watching())
+	}
+	if es := lookup(t, w.tab, table.Query{IP: rr}); len(es) != 1 || !w.watching(remoteJob) {
+		t.Fatalf("asked again under n3: %+v, watching %v", es, w.link.Client().Watching())
+	}
+	waitFor(t, "the release under n3", func() bool { return !w.watching(remoteJob) && len(w.removalsBy(t, "n3")) == 1 })
 }

@@ -23,15 +23,22 @@ type Table struct {
 	mu     sync.Mutex
 	jobs   map[string][]table.Entry
 	misses map[netip.Addr]time.Time // IPs the cluster knew nothing of, and when
-	// used holds every job the node follows (cached or watched) and when it
-	// was last used: asked about, or answered from by a lookup.
-	used map[string]time.Time
+	// used holds every job the node follows (cached or watched): when it
+	// was last used (asked about, or answered from by a lookup) and through
+	// which connection.
+	used map[string]interest
 	// wmu orders following and releasing a job (track, store and Watch
 	// against the release's check, delete and Unwatch), so neither undoes
 	// the other halfway.
 	wmu     sync.Mutex
 	janitor *janitor // releases unused jobs; nil until the first job is followed
 	closed  bool
+}
+
+// interest is the node's in one job.
+type interest struct {
+	last time.Time
+	c    *Client // the connection it follows the job through
 }
 
 // missTTL is how long an IP the cluster does not know is not asked about
@@ -76,7 +83,7 @@ func NewTable(o TableOptions) *Table {
 	if o.ReleaseAfter == 0 {
 		o.ReleaseAfter = DefaultReleaseAfter
 	}
-	return &Table{o: o, jobs: map[string][]table.Entry{}, misses: map[netip.Addr]time.Time{}, used: map[string]time.Time{}}
+	return &Table{o: o, jobs: map[string][]table.Entry{}, misses: map[netip.Addr]time.Time{}, used: map[string]interest{}}
 }
 
 // Entries is every instance the table knows: those of the jobs the cluster
@@ -175,7 +182,7 @@ func (t *Table) query(ctx context.Context, c *Client, tq TableQuery, use bool) (
 		t.o.Log.WithField("job", r.AppName).Debug("cluster: an answer about a job released meanwhile")
 		return r.AppName, nil
 	}
-	t.track(r.AppName, use)
+	t.track(r.AppName, c, use)
 	t.store(r)
 	t.watch(c, r.AppName)
 	return r.AppName, nil
@@ -209,9 +216,7 @@ func (t *Table) HandleEvent(_ context.Context, ev events.Event) error {
 		go t.Refresh(job)
 	case events.ServiceRemoved:
 		t.mu.Lock()
-		if _, ok := t.used[job]; ok {
-			t.used[job] = time.Now()
-		}
+		t.usedLocked(job)
 		t.mu.Unlock()
 	}
 	return nil
@@ -234,7 +239,7 @@ func (t *Table) RefreshAll(jobs []string) {
 func (t *Table) follow(c *Client, job string) {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	t.track(job, true)
+	t.track(job, c, true)
 	t.watch(c, job)
 }
 
@@ -337,8 +342,9 @@ func (t *Table) cached(q table.Query) []table.Entry {
 
 // usedLocked records a use of a followed job; the caller holds mu.
 func (t *Table) usedLocked(job string) {
-	if _, ok := t.used[job]; ok {
-		t.used[job] = time.Now()
+	if in, ok := t.used[job]; ok {
+		in.last = time.Now()
+		t.used[job] = in
 	}
 }
 
@@ -351,14 +357,17 @@ func (t *Table) inRanges(ip netip.Addr) bool {
 	return false
 }
 
-// track records that the node follows job, as used now when use is set,
-// and starts the janitor; the caller holds wmu.
-func (t *Table) track(job string, use bool) {
+// track records that the node follows job through c, as used now when use
+// is set, and starts the janitor; the caller holds wmu.
+func (t *Table) track(job string, c *Client, use bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.used[job]; !ok || use {
-		t.used[job] = time.Now()
+	in, ok := t.used[job]
+	if !ok || use {
+		in.last = time.Now()
 	}
+	in.c = c
+	t.used[job] = in
 	if t.janitor == nil && !t.closed && t.o.ReleaseAfter > 0 {
 		t.janitor = startJanitor(t.releaseIdle, janitorTick(t.o.ReleaseAfter))
 	}
@@ -416,8 +425,10 @@ func (t *Table) Close() {
 }
 
 // releaseIdle forgets the misses that expired and releases every job not
-// used for ReleaseAfter that has no instance on this node.
+// used for ReleaseAfter that has no instance on this node, and every job
+// followed through an earlier connection.
 func (t *Table) releaseIdle() {
+	c := t.o.Link.Client()
 	now := time.Now()
 	var idle []string
 	t.mu.Lock()
@@ -426,13 +437,12 @@ func (t *Table) releaseIdle() {
 			delete(t.misses, ip)
 		}
 	}
-	for job, last := range t.used {
-		if now.Sub(last) >= t.o.ReleaseAfter {
+	for job, in := range t.used {
+		if now.Sub(in.last) >= t.o.ReleaseAfter || in.c != c {
 			idle = append(idle, job)
 		}
 	}
 	t.mu.Unlock()
-	c := t.o.Link.Client()
 	if c == nil {
 		return
 	}
@@ -445,7 +455,9 @@ func (t *Table) releaseIdle() {
 // release stops following a job that has no instance on this node and was
 // not used for ReleaseAfter: it drops the job's entries (OnChange), stops
 // the subscription to its updates and tells the cluster (interest/remove).
-// A job with an instance here counts as used now instead.
+// A job with an instance here counts as used now instead. A job followed
+// through an earlier connection (the node registered anew since) is dropped
+// without a word: that connection's interest ended with it.
 func (t *Table) release(c *Client, job string) {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
@@ -455,15 +467,35 @@ func (t *Table) release(c *Client, job string) {
 		keep = true
 	}
 	t.mu.Lock()
-	last, ok := t.used[job]
-	if !ok || keep || time.Since(last) < t.o.ReleaseAfter {
+	in, ok := t.used[job]
+	stale := ok && in.c != c
+	if !ok || (!stale && (keep || time.Since(in.last) < t.o.ReleaseAfter)) {
 		if ok && keep {
-			t.used[job] = time.Now() // looked at again a grace period later
+			in.last = time.Now() // looked at again a grace period later
+			t.used[job] = in
 		}
 		t.mu.Unlock()
 		return
 	}
-	es, cached := t.jobs[job]
+	es := t.dropLocked(job)
+	t.mu.Unlock()
+	log := t.o.Log.WithFields(logrus.Fields{"job": job, "instances": len(es)})
+	if stale {
+		log.Debug("cluster: dropped a job followed before the node registered anew")
+	} else if err := c.Unwatch(job); err != nil {
+		log.WithError(err).Warn("cluster: release a job")
+	} else {
+		log.Debug("cluster: released a job no instance here uses")
+	}
+	if len(es) > 0 && t.o.OnChange != nil {
+		t.o.OnChange()
+	}
+}
+
+// dropLocked forgets a job: its entries (returned), the misses of its
+// addresses and the interest; the caller holds mu.
+func (t *Table) dropLocked(job string) []table.Entry {
+	es := t.jobs[job]
 	delete(t.jobs, job)
 	delete(t.used, job)
 	for _, e := range es {
@@ -471,16 +503,7 @@ func (t *Table) release(c *Client, job string) {
 			delete(t.misses, s.Address)
 		}
 	}
-	t.mu.Unlock()
-	log := t.o.Log.WithFields(logrus.Fields{"job": job, "instances": len(es)})
-	if err := c.Unwatch(job); err != nil {
-		log.WithError(err).Warn("cluster: release a job")
-	} else {
-		log.Debug("cluster: released a job no instance here uses")
-	}
-	if cached && len(es) > 0 && t.o.OnChange != nil {
-		t.o.OnChange()
-	}
+	return es
 }
 
 // hasLocal says whether the node runs an instance of job (the node's own
