@@ -33,6 +33,7 @@ var (
 
 type releaseWorld struct {
 	broker  string
+	b       *clusterstub.Broker
 	m       *clusterstub.Manager
 	local   *table.Standalone // n1's own table
 	link    *cluster.Link
@@ -47,7 +48,7 @@ type releaseWorld struct {
 func newReleaseWorld(t *testing.T, after time.Duration, locals ...table.Instance) *releaseWorld {
 	t.Helper()
 	b := clusterstub.StartBroker(t, nil, freeAddr(t))
-	w := &releaseWorld{broker: b.Addr, m: clusterstub.NewManager(t, b.Addr, cluster.SubnetResult{Address: "10.18.1.0"}, cluster.SubnetResult{Address: "10.18.1.64"})}
+	w := &releaseWorld{broker: b.Addr, b: b, m: clusterstub.NewManager(t, b.Addr, cluster.SubnetResult{Address: "10.18.1.0"}, cluster.SubnetResult{Address: "10.18.1.64"})}
 	var err error
 	w.local, err = table.NewStandalone(table.Options{Range: netip.MustParsePrefix("10.40.0.0/16"),
 		Node: table.Node{IP: n1Addr.Addr(), Port: int(n1Addr.Port())}})
@@ -313,4 +314,27 @@ func TestReleaseAfterReregistration(t *testing.T) {
 		t.Fatalf("asked again under n3: %+v, watching %v", es, w.link.Client().Watching())
 	}
 	waitFor(t, "the release under n3", func() bool { return !w.watching(remoteJob) && len(w.removalsBy(t, "n3")) == 1 })
+}
+
+// While the broker is unreachable nothing is released (the cache is all
+// the node has); once it is back, the job unused meanwhile is, with its
+// interest/remove.
+func TestReleaseWaitsForTheBroker(t *testing.T) {
+	const after = 300 * time.Millisecond
+	w := newReleaseWorld(t, after)
+	rr := w.deployOnN2(t, remoteJob, "10.18.2.2")
+	lookup(t, w.tab, table.Query{IP: rr})
+	w.b.Stop()
+	waitFor(t, "the connection to drop", func() bool { return !w.link.Client().Connected() })
+	time.Sleep(3 * after)
+	if es, _ := w.tab.Cached(ctx(t), table.Query{IP: rr}); len(es) != 1 || !w.watching(remoteJob) {
+		t.Fatalf("with the broker gone: cached %+v, watching %v", es, w.link.Client().Watching())
+	}
+	time.Sleep(3 * after) // unused for longer than ReleaseAfter
+	clusterstub.StartBroker(t, nil, w.broker)
+	m := clusterstub.NewManager(t, w.broker)
+	waitFor(t, "the release after the reconnect", func() bool { return !w.watching(remoteJob) && len(m.Messages("interest/remove")) == 1 })
+	if len(w.tab.Entries()) != 0 {
+		t.Fatalf("entries after the release: %+v", w.tab.Entries())
+	}
 }

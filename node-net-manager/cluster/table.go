@@ -426,7 +426,9 @@ func (t *Table) Close() {
 
 // releaseIdle forgets the misses that expired and releases every job not
 // used for ReleaseAfter that has no instance on this node, and every job
-// followed through an earlier connection.
+// followed through an earlier connection. Nothing is released while the
+// broker is unreachable: the cache is all the node has then, and the
+// cluster could not be told.
 func (t *Table) releaseIdle() {
 	c := t.o.Link.Client()
 	now := time.Now()
@@ -443,7 +445,7 @@ func (t *Table) releaseIdle() {
 		}
 	}
 	t.mu.Unlock()
-	if c == nil {
+	if c == nil || !c.Connected() {
 		return
 	}
 	slices.Sort(idle)
