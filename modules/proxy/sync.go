@@ -52,7 +52,7 @@ func (p *Proxy) sync() error {
 		replaceAll(p.maps["remotes6"], t.remotes6, new([16]byte)),
 		replaceAll(p.maps["locals"], t.locals, new([4]byte)),
 		replaceAll(p.maps["locals6"], t.locals6, new([16]byte)),
-		p.syncPeers(t.peers),
+		p.syncPeers(p.withSessionPeers(t.peers)),
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("push translations: %w", err)
@@ -137,4 +137,31 @@ func dropWhere[K, V any](m *ebpf.Map, match func(K, V) bool) error {
 		return fmt.Errorf("drop sessions from %s: %w", m, err)
 	}
 	return nil
+}
+
+// withSessionPeers adds to want every node a tunnel session still points
+// at: a flow under way keeps taking its replies from its node after the
+// table lost the node's instances (the cluster table released their job).
+func (p *Proxy) withSessionPeers(want map[[4]byte]bool) map[[4]byte]bool {
+	var k pxFlow
+	var s pxSession
+	it := p.maps["sessions"].Iterate()
+	for it.Next(&k, &s) {
+		for _, n := range [][4]byte{s.NodeIP, s.FromNode} {
+			if n != ([4]byte{}) {
+				want[n] = true
+			}
+		}
+	}
+	var k6 pxFlow6
+	var s6 pxSession6
+	it6 := p.maps["sessions6"].Iterate()
+	for it6.Next(&k6, &s6) {
+		for _, n := range [][4]byte{s6.NodeIP, s6.FromNode} {
+			if n != ([4]byte{}) {
+				want[n] = true
+			}
+		}
+	}
+	return want
 }

@@ -263,6 +263,7 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 		{"client-id", "register with the cluster at start under this node id (with --cluster-address)", &c.ClientID},
 		{"cluster-address", "the cluster's MQTT broker, host or host:port (default port 10003)", &c.ClusterAddress},
 		{"node-ip", "the address other nodes reach this node on (default: the default route's source address)", &c.NodeIP},
+		{"interest-timeout", "how long a cluster job with no instance here is followed after its last lookup (a duration)", &c.InterestTimeout},
 	}
 	vals := map[string]*string{}
 	for _, f := range flags {
