@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/oakestra/netmanager/node-net-manager/cluster"
-	"github.com/oakestra/netmanager/test/clusterstub"
 	"github.com/oakestra/netmanager/test/clustersite"
+	"github.com/oakestra/netmanager/test/clusterstub"
 )
 
 // interestRemoved counts the interest/remove messages per node and job.
