@@ -50,6 +50,11 @@ type Options struct {
 	// the features the daemon probed at start (nil: not probed).
 	Kernel *KernelInfo
 	Log    logrus.FieldLogger
+	// Access, when set, answers only authorized callers on every route
+	// (the eBPF Manager's and modules', mounted later, and the not-found
+	// and method-not-allowed answers included) and keeps the audit trail;
+	// nil lets every request through (unit tests; the daemon sets it).
+	Access *Access
 }
 
 // VersionInfo is the answer of GET /version.
@@ -110,6 +115,11 @@ func NewRouter(opts Options) *mux.Router {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteJSON(w, http.StatusMethodNotAllowed, httpjson.ErrorBody{Error: fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
 	})
+	if opts.Access != nil { // outermost; mux runs no middleware on the two answers above
+		r.Use(opts.Access.Middleware)
+		r.NotFoundHandler = opts.Access.Middleware(r.NotFoundHandler)
+		r.MethodNotAllowedHandler = opts.Access.Middleware(r.MethodNotAllowedHandler)
+	}
 	r.HandleFunc("/register", s.register).Methods(http.MethodPost)
 	r.HandleFunc("/container/deploy", s.deploy(deploy.KindContainer)).Methods(http.MethodPost)
 	r.HandleFunc("/container/undeploy", s.undeploy(deploy.KindContainer)).Methods(http.MethodPost)
