@@ -20,6 +20,7 @@ import (
 type Config struct {
 	Listen       string `json:"listen"`       // TCP address of the HTTP API; "" disables TCP
 	Socket       string `json:"socket"`       // unix socket path of the HTTP API; "" disables it
+	TokenFile    string `json:"tokenFile"`    // the bearer token of the API on TCP (see APIAccess)
 	ModulesDir   string `json:"modulesDir"`   // where eBPF modules are found
 	StateDir     string `json:"stateDir"`     // where state (pins, records) lives
 	LogLevel     string `json:"logLevel"`     // logrus level name
@@ -73,6 +74,7 @@ func Default() Config {
 	return Config{
 		Listen:         "127.0.0.1:6000",
 		Socket:         DefaultSocket,
+		TokenFile:      DefaultTokenFile,
 		StateDir:       "/var/lib/netmanager",
 		LogLevel:       "info",
 		Bridge:         "goProxyBridge",
@@ -123,6 +125,9 @@ func (c Config) Validate() (Network, error) {
 	var n Network
 	if c.Listen == "" && c.Socket == "" {
 		return n, errors.New("listen and socket are both empty: the API would be unreachable")
+	}
+	if err := c.APIAccess(); err != nil {
+		return n, err
 	}
 	if (c.ClientID == "") != (c.ClusterAddress == "") {
 		return n, errors.New("clientID and clusterAddress: give both (cluster mode) or neither (standalone)")
@@ -254,6 +259,7 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 	}{
 		{"listen", "TCP address of the HTTP API (\"\" to disable)", &c.Listen},
 		{"socket", "unix socket path of the HTTP API (\"\" to disable)", &c.Socket},
+		{"token-file", "the bearer token of the API on TCP (made at first start)", &c.TokenFile},
 		{"modules-dir", "directory of eBPF modules", &c.ModulesDir},
 		{"state-dir", "directory for state", &c.StateDir},
 		{"log-level", "log level: debug, info, warn, error", &c.LogLevel},
