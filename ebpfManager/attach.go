@@ -19,6 +19,10 @@ func (m *Manager) attach(in *instance, iface module.Interface) (err error) {
 	if _, ok := in.atts[iface.Name]; ok {
 		return nil
 	}
+	if in.slaService != "" && (iface.Service == nil || iface.Service.Name != in.slaService) {
+		// The scope never selects it; this is the last word on a tenant's module.
+		return fmt.Errorf("%w: SLA instance %s serves %s alone, not %s", errdefs.ErrConflict, in.id, in.slaService, iface.Name)
+	}
 	if iface.Ifindex == 0 {
 		if iface.Ifindex, err = m.opts.Kernel.Ifindex(iface.Name); err != nil {
 			return fmt.Errorf("%w: interface %s: %v", errdefs.ErrInvalid, iface.Name, err)

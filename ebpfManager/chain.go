@@ -1,6 +1,9 @@
 package ebpfmanager
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // rank orders module instances in a chain: lower priority first, equal
 // priorities in creation order.
@@ -38,23 +41,38 @@ func placeTCX(chain []uint32, owned map[uint32]rank, r rank, revision uint64) Pl
 	return Place{Anchor: AnchorTail, Revision: revision}
 }
 
-// Priority bounds of a module instance.
+// Priority bounds of a module instance the operator loads.
 const (
 	MinPriority = 1
 	MaxPriority = 1000
 	maxTies     = 64 // instances of one priority in legacy mode
 )
 
+// SLAPriority is the priority of every SLA instance (a deploy's
+// ebpfModules): one after every priority an operator can give, so on a
+// service's veth its SLA instances run after every operator instance, in
+// both modes, whichever was loaded first. A tenant cannot choose another.
+const SLAPriority = MaxPriority + 1
+
+// maxSLATies is how many SLA instances share one interface in legacy mode:
+// the cls_bpf priorities left above the operators' (SLA instances of
+// different services never share an interface).
+const maxSLATies = math.MaxUint16 - SLAPriority*maxTies + 1
+
 // legacyPriority maps an instance's priority and its tie index (0 for the
 // first instance of that priority, 1 for the next, ...) to a cls_bpf filter
 // priority, which orders filters ascending. 0 is never returned (it asks the
 // kernel to choose).
 func legacyPriority(priority, tie int) (uint16, error) {
-	if priority < MinPriority || priority > MaxPriority {
+	if priority < MinPriority || priority > SLAPriority {
 		return 0, fmt.Errorf("priority %d outside %d-%d", priority, MinPriority, MaxPriority)
 	}
-	if tie < 0 || tie >= maxTies {
-		return 0, fmt.Errorf("more than %d instances share priority %d", maxTies, priority)
+	ties := maxTies
+	if priority == SLAPriority {
+		ties = maxSLATies
+	}
+	if tie < 0 || tie >= ties {
+		return 0, fmt.Errorf("more than %d instances share priority %d", ties, priority)
 	}
 	return uint16(priority*maxTies + tie), nil
 }

@@ -8,6 +8,8 @@ func TestPlaceTCX(t *testing.T) {
 		20: {priority: 20, seq: 2},
 		21: {priority: 20, seq: 3},
 		30: {priority: 30, seq: 4},
+		90: {priority: SLAPriority, seq: 1}, // an SLA instance loaded first
+		91: {priority: SLAPriority, seq: 6},
 	}
 	cases := []struct {
 		name  string
@@ -24,6 +26,11 @@ func TestPlaceTCX(t *testing.T) {
 		{"older tie goes before the newer", []uint32{10, 21, 30}, rank{20, 2}, Place{Anchor: AnchorBefore, ProgID: 21}},
 		{"foreign programs are stepped over", []uint32{900, 10, 901, 30}, rank{20, 9}, Place{Anchor: AnchorBefore, ProgID: 30}},
 		{"after ours, before trailing foreign", []uint32{10, 900}, rank{20, 9}, Place{Anchor: AnchorAfter, ProgID: 10}},
+		// SLA instances (SLAPriority) stay after every operator instance,
+		// whichever was loaded first.
+		{"operator loaded after an SLA instance goes before it", []uint32{10, 90}, rank{MaxPriority, 9}, Place{Anchor: AnchorBefore, ProgID: 90}},
+		{"SLA instance goes after every operator one", []uint32{10, 30}, rank{SLAPriority, 9}, Place{Anchor: AnchorAfter, ProgID: 30}},
+		{"SLA instances in load order", []uint32{10, 90, 91}, rank{SLAPriority, 5}, Place{Anchor: AnchorBefore, ProgID: 91}},
 	}
 	for _, c := range cases {
 		got := placeTCX(c.chain, owned, c.r, 7)
@@ -45,8 +52,13 @@ func TestLegacyPriority(t *testing.T) {
 		{2, 0, 128, true},
 		{1000, 63, 64063, true},
 		{0, 0, 0, false},
-		{1001, 0, 0, false},
 		{5, 64, 0, false},
+		// SLA instances: after every operator filter, up to 65535.
+		{SLAPriority, 0, 64064, true},
+		{SLAPriority, 1, 64065, true},
+		{SLAPriority, maxSLATies - 1, 65535, true},
+		{SLAPriority, maxSLATies, 0, false},
+		{SLAPriority + 1, 0, 0, false},
 	}
 	var prev uint16
 	for _, c := range cases {

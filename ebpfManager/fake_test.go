@@ -39,6 +39,7 @@ type fakeKernel struct {
 	lacks    map[string]bool     // features the kernel lacks
 	unsure   map[string]bool     // features whose probe cannot tell
 	probed   map[string]int      // probes asked, by feature
+	mapBytes map[string]uint64   // MapBytes of an object, by path; default 1000
 }
 
 type chainKey struct {
@@ -54,7 +55,8 @@ type fakeEntry struct {
 func newFakeKernel(mode Mode) *fakeKernel {
 	return &fakeKernel{mode: mode, nextProg: 100, chains: map[chainKey][]fakeEntry{}, revs: map[chainKey]uint64{},
 		pins: map[string]bool{}, linkPins: map[string]*fakeLink{}, hosts: map[string]int{"eth9": 9}, objects: map[string][]module.Hook{}, failLoad: map[string]error{}, runs: map[uint32]RunStats{},
-		needs: map[string][]Need{}, badObj: map[string]error{}, lacks: map[string]bool{}, unsure: map[string]bool{}, probed: map[string]int{}}
+		needs: map[string][]Need{}, badObj: map[string]error{}, lacks: map[string]bool{}, unsure: map[string]bool{}, probed: map[string]int{},
+		mapBytes: map[string]uint64{}}
 }
 
 func (k *fakeKernel) Mode() Mode { return k.mode }
@@ -122,6 +124,21 @@ func (k *fakeKernel) Needs(object string) ([]Need, error) {
 		return nil, err
 	}
 	return slices.Clone(k.needs[object]), nil
+}
+
+// MapBytes reports what the test set for the object (1000 by default), plus
+// 8 bytes per entry a size asks for.
+func (k *fakeKernel) MapBytes(object string, sizes map[string]uint32) (uint64, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	b, ok := k.mapBytes[object]
+	if !ok {
+		b = 1000
+	}
+	for _, n := range sizes {
+		b += 8 * uint64(n)
+	}
+	return b, nil
 }
 
 // Probe answers from the chosen feature set: everything but lacks, and
@@ -413,11 +430,12 @@ type fakePlugins struct {
 	mods    map[string][]*fakeModule // instances created per module name
 	panicOn map[string]string        // module name -> call that panics
 	failOn  map[string]string
+	sizes   map[string]module.MapSizesFunc // a module's MapSizes, by name; default none
 }
 
 func newFakePlugins() *fakePlugins {
 	return &fakePlugins{openErr: map[string]error{}, newErr: map[string]error{}, mods: map[string][]*fakeModule{},
-		panicOn: map[string]string{}, failOn: map[string]string{}}
+		panicOn: map[string]string{}, failOn: map[string]string{}, sizes: map[string]module.MapSizesFunc{}}
 }
 
 func (p *fakePlugins) Stat(path string) (fs.FileInfo, error) { return os.Stat(path) }
@@ -448,5 +466,5 @@ func (p *fakePlugins) Open(path string) (module.NewFunc, module.MapSizesFunc, er
 		p.mods[base.Name] = append(p.mods[base.Name], f)
 		return f, nil
 	}
-	return newFn, nil, nil
+	return newFn, p.sizes[strings.TrimSuffix(filepath.Base(path), ".so")], nil
 }

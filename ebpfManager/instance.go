@@ -51,6 +51,10 @@ type instance struct {
 	atts    map[string]*attachment // by interface name
 	slaKey  string                 // set for instances a deploy\'s SLA asked for
 	refs    int                    // deployed service instances using an SLA instance
+	// slaService is the one service an SLA instance serves; mapBytes is
+	// what its maps take (counted against the policy's MaxMapBytes).
+	slaService string
+	mapBytes   uint64
 	// readopted: taken back from an earlier run (persist); drift lists what
 	// the restart found different from the declared state and repaired.
 	readopted bool

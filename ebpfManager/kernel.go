@@ -133,6 +133,10 @@ type Kernel interface {
 	// Probe answers each need (in order) from the kernel's feature probes,
 	// each probed once per process.
 	Probe(needs []Need) []Probe
+	// MapBytes is the memory a data plane's maps take with sizes applied
+	// (as Load applies them): per map MaxEntries × (KeySize + ValueSize), a
+	// per-CPU map's value once per possible CPU. It loads nothing.
+	MapBytes(object string, sizes map[string]uint32) (uint64, error)
 }
 
 // Plugins opens module control planes.

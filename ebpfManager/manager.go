@@ -42,7 +42,10 @@ type Options struct {
 	// every instance's programs; the caller keeps the kernel's BPF stats
 	// enabled meanwhile (they cost every program run two clock reads).
 	RunStats bool
-	Log      logrus.FieldLogger
+	// SLA is the operator's rule for deploys' ebpfModules; the zero value
+	// refuses every SLA module.
+	SLA SLAPolicy
+	Log logrus.FieldLogger
 }
 
 // Manager is the registry of module instances.
@@ -119,15 +122,22 @@ type LoadRequest struct {
 func (m *Manager) Load(req LoadRequest) (Info, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	in, err := m.load(req)
+	in, err := m.load(req, nil)
 	if m.count(OpLoad, err) != nil {
 		return Info{}, err
 	}
 	return in.info(m.opts.Kernel.Mode()), nil
 }
 
-// load is Load for a caller that holds mu.
-func (m *Manager) load(req LoadRequest) (*instance, error) {
+// slaLoad is what loading an SLA instance adds to a LoadRequest: its key,
+// its service, and the check of its map memory (mapBytes).
+type slaLoad struct {
+	key, service string
+	budget       func(mapBytes uint64) error
+}
+
+// load is Load for a caller that holds mu; sla is set for an SLA instance.
+func (m *Manager) load(req LoadRequest, sla *slaLoad) (*instance, error) {
 	if err := ValidateModuleName(req.Name); err != nil {
 		return nil, err
 	}
@@ -143,16 +153,20 @@ func (m *Manager) load(req LoadRequest) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	prio, err := m.priority(req.Priority)
+	prio, tie, err := m.rankFor(req.Priority, sla)
 	if err != nil {
 		return nil, err
 	}
 	m.nextID++
 	m.seq++
-	in := &instance{id: strconv.Itoa(m.nextID), name: req.Name, rank: rank{priority: prio, seq: m.seq}, tie: m.tieFor(prio),
+	in := &instance{id: strconv.Itoa(m.nextID), name: req.Name, rank: rank{priority: prio, seq: m.seq}, tie: tie,
 		config: cfg, scope: sc, state: StateRunning, created: time.Now().UTC(), atts: map[string]*attachment{}}
 	in.pinDir = filepath.Join(m.opts.PinDir, in.id)
-	if err := m.start(in, startOptions{newFn: newFn, sizesFn: sizesFn, obj: obj}); err != nil {
+	so := startOptions{newFn: newFn, sizesFn: sizesFn, obj: obj}
+	if sla != nil {
+		in.slaKey, in.slaService, so.budget = sla.key, sla.service, sla.budget
+	}
+	if err := m.start(in, so); err != nil {
 		m.stateMu.Lock()
 		delete(m.pending, in.id)
 		m.stateMu.Unlock()
@@ -210,7 +224,21 @@ func (m *Manager) openModule(name string) (module.NewFunc, module.MapSizesFunc, 
 	return newFn, sizesFn, obj, nil
 }
 
-// priority returns the requested priority, or one after every existing instance.
+// rankFor returns a new instance's priority and tie index: an SLA
+// instance's is SLAPriority, whatever else runs; an operator's is the one it
+// asks for, or one after every operator instance.
+func (m *Manager) rankFor(p *int, sla *slaLoad) (prio, tie int, err error) {
+	if sla != nil {
+		return SLAPriority, m.slaTie(sla.service), nil
+	}
+	if prio, err = m.priority(p); err != nil {
+		return 0, 0, err
+	}
+	return prio, m.tieFor(prio), nil
+}
+
+// priority returns the requested priority, or one after every existing
+// operator instance.
 func (m *Manager) priority(p *int) (int, error) {
 	if p != nil {
 		if *p < MinPriority || *p > MaxPriority {
@@ -220,7 +248,7 @@ func (m *Manager) priority(p *int) (int, error) {
 	}
 	prio := MinPriority
 	for _, in := range m.insts {
-		if in.rank.priority >= prio {
+		if in.slaKey == "" && in.rank.priority >= prio {
 			prio = min(in.rank.priority+1, MaxPriority)
 		}
 	}
@@ -246,6 +274,9 @@ type startOptions struct {
 	obj     string
 	reuse   bool // take the pinned maps and attachments of an earlier run
 	state   json.RawMessage
+	// budget, when set, judges the data plane's map memory (Kernel.MapBytes,
+	// with the config's MapSizes) before anything is loaded.
+	budget func(mapBytes uint64) error
 }
 
 // start loads the data plane, creates the control plane and attaches; on
@@ -262,6 +293,14 @@ func (m *Manager) start(in *instance, so startOptions) (err error) {
 	if sizesFn != nil {
 		if err := m.guard(in, "MapSizes", func() (err error) { sizes, err = sizesFn(in.config); return }); err != nil {
 			return moduleError(err)
+		}
+	}
+	if so.budget != nil {
+		if in.mapBytes, err = m.opts.Kernel.MapBytes(obj, sizes); err != nil {
+			return err
+		}
+		if err := so.budget(in.mapBytes); err != nil {
+			return err
 		}
 	}
 	in.dp, err = m.opts.Kernel.Load(LoadOptions{Object: obj, PinDir: filepath.Join(in.pinDir, "maps"), MapSizes: sizes, Reuse: so.reuse})

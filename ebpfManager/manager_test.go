@@ -42,7 +42,7 @@ func newHarness(t testing.TB, mode Mode) *harness {
 	log.SetLevel(logrus.PanicLevel)
 	var err error
 	h.m, err = New(Options{Kernel: h.k, Plugins: h.p, ModulesDir: h.dir, PinDir: h.pins,
-		Services: func() []events.Service { return h.services }, ServiceRanges: testRanges, Tunnel: testTunnel, Log: log})
+		Services: func() []events.Service { return h.services }, ServiceRanges: testRanges, Tunnel: testTunnel, SLA: testSLA(), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

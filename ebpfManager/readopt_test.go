@@ -49,7 +49,7 @@ func (h *harness) restart(t *testing.T, store *memStore) {
 	log := logrus.New()
 	log.SetLevel(logrus.PanicLevel)
 	m, err := New(Options{Kernel: h.k, Plugins: h.p, ModulesDir: h.dir, PinDir: h.pins, Store: store, Persist: true,
-		Services: func() []events.Service { return h.services }, ServiceRanges: testRanges, Log: log})
+		Services: func() []events.Service { return h.services }, ServiceRanges: testRanges, SLA: testSLA(), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

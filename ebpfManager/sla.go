@@ -13,8 +13,29 @@ import (
 
 // AcceptModules checks a deploy request's ebpfModules before anything is
 // made: names valid, modules installed, configs JSON objects, data planes
-// that this kernel can run.
+// that this kernel can run, and then the operator's SLA policy: modules it
+// allows tenants, config keys it keeps, no more instances than it allows
+// (counting this request alone; HandleEvent counts the service's others and
+// the map memory).
 func (m *Manager) AcceptModules(mods []events.Module) error {
+	if err := m.acceptable(mods); err != nil {
+		return err
+	}
+	keys := map[string]bool{}
+	for i, md := range mods {
+		if err := m.opts.SLA.permits(md); err != nil {
+			return fmt.Errorf("ebpfModules[%d]: %w", i, err)
+		}
+		keys[slaKey("", md)] = true
+	}
+	if err := m.opts.SLA.fitsInstances("this deploy", len(keys)); err != nil {
+		return fmt.Errorf("ebpfModules: %w", err)
+	}
+	return nil
+}
+
+// acceptable is what a node can run at all, whatever the policy says.
+func (m *Manager) acceptable(mods []events.Module) error {
 	for i, md := range mods {
 		if err := ValidateModuleName(md.Name); err != nil {
 			return fmt.Errorf("ebpfModules[%d]: %w", i, err)
@@ -48,27 +69,66 @@ func slaKey(service string, md events.Module) string {
 }
 
 // slaAcquire makes sure the instances a service's SLA asks for exist (scoped
-// to that service) and counts the service as a user; on error it undoes what
-// it did. The caller holds mu.
+// to that service, at SLAPriority, within the operator's policy) and counts
+// the service as a user; on error it undoes what it did. The caller holds mu.
 func (m *Manager) slaAcquire(s events.Service) ([]*instance, error) {
 	var got []*instance
-	for _, md := range s.Modules {
+	for i, md := range s.Modules {
 		key := slaKey(s.ServiceName, md)
 		in := m.sla[key]
 		if in == nil {
 			var err error
-			in, err = m.load(LoadRequest{Name: md.Name, Config: md.Config, Services: []string{s.ServiceName}})
-			if err != nil {
+			if in, err = m.slaLoad(s.ServiceName, key, md); err != nil {
 				m.slaRelease(got)
-				return nil, fmt.Errorf("ebpfModules %s: %w", md.Name, err)
+				return nil, fmt.Errorf("ebpfModules[%d] %s: %w", i, md.Name, err)
 			}
-			in.slaKey = key
 			m.sla[key] = in
 		}
 		in.refs++
 		got = append(got, in)
 	}
 	return got, nil
+}
+
+// slaLoad loads a new SLA instance for a service if the policy allows it:
+// the module and its config, one more instance, and its map memory on top
+// of the service's other SLA instances'. The caller holds mu.
+func (m *Manager) slaLoad(service, key string, md events.Module) (*instance, error) {
+	p := m.opts.SLA
+	if err := p.permits(md); err != nil {
+		return nil, err
+	}
+	var n int
+	var used uint64
+	for _, in := range m.sla {
+		if in.slaService == service {
+			n++
+			used += in.mapBytes
+		}
+	}
+	if err := p.fitsInstances("service "+service, n+1); err != nil {
+		return nil, err
+	}
+	budget := func(b uint64) error { return p.fitsMapBytes(md.Name, used, b) }
+	return m.load(LoadRequest{Name: md.Name, Config: md.Config, Services: []string{service}},
+		&slaLoad{key: key, service: service, budget: budget})
+}
+
+// slaTie is the lowest legacy tie index no SLA instance of service has (SLA
+// instances of other services are never on its interfaces). The caller
+// holds mu.
+func (m *Manager) slaTie(service string) int {
+	used := map[int]bool{}
+	for _, in := range m.insts {
+		if in.slaService == service {
+			used[in.tie] = true
+		}
+	}
+	tie := 0
+	for used[tie] {
+		tie++
+	}
+	return tie
 }
 
 // slaRelease drops one use of each instance; an instance nobody uses any

@@ -75,12 +75,8 @@ func (k *Kernel) Load(o ebpfmanager.LoadOptions) (_ ebpfmanager.DataPlane, err e
 	if err != nil {
 		return nil, fmt.Errorf("%w: read %s: %v", errdefs.ErrUnprocessable, filepath.Base(o.Object), err)
 	}
-	for name, size := range o.MapSizes {
-		ms := spec.Maps[name]
-		if ms == nil {
-			return nil, fmt.Errorf("%w: MapSizes names map %q, which the data plane lacks", errdefs.ErrUnprocessable, name)
-		}
-		ms.MaxEntries = size
+	if err := applySizes(spec, o.MapSizes); err != nil {
+		return nil, err
 	}
 	for _, h := range module.Hooks {
 		if p := spec.Programs[h.Program()]; p != nil && p.Type != ebpf.SchedCLS {
