@@ -33,6 +33,7 @@ type Table struct {
 	wmu     sync.Mutex
 	janitor *janitor // releases unused jobs; nil until the first job is followed
 	closed  bool
+	rej     rejections // what the table refused of the cluster's answers (under mu)
 }
 
 // interest is the node's in one job.
@@ -56,8 +57,13 @@ type LocalTable interface {
 type TableOptions struct {
 	Local LocalTable
 	Link  *Link // the cluster is asked through it once it is registered
-	// Ranges are the service ranges: only addresses in them are asked about.
+	// Ranges are the service ranges: only addresses in them are asked about,
+	// and every service IP of the cluster's answers is inside one.
 	Ranges []netip.Prefix
+	// NodeSubnets, when set, returns this node's node subnets now (the node
+	// may move at registration): an answer placing an instance of another
+	// node inside them is rejected. It must not wait for a deploy.
+	NodeSubnets func() []netip.Prefix
 	// OnChange, when set, runs after the cluster's answer about a job
 	// changed the cached entries, and after a release removed some.
 	OnChange func()
@@ -182,8 +188,10 @@ func (t *Table) query(ctx context.Context, c *Client, tq TableQuery, use bool) (
 		t.o.Log.WithField("job", r.AppName).Debug("cluster: an answer about a job released meanwhile")
 		return r.AppName, nil
 	}
+	if !t.store(r, tq.Sname) {
+		return "", nil // rejected: the job is neither followed nor changed
+	}
 	t.track(r.AppName, c, use)
-	t.store(r)
 	t.watch(c, r.AppName)
 	return r.AppName, nil
 }
@@ -250,13 +258,16 @@ func (t *Table) watch(c *Client, job string) {
 	}
 }
 
-// store replaces a job's entries with the cluster's answer.
-func (t *Table) store(r TableResult) {
-	es := make([]table.Entry, 0, len(r.InstanceList))
-	for _, in := range r.InstanceList {
-		if e, ok := entry(r.AppName, in); ok {
-			es = append(es, e)
-		}
+// store replaces a job's entries with the cluster's answer about asked (""
+// for a query by IP) once it passed CheckAnswer; a rejected answer changes
+// nothing (false).
+func (t *Table) store(r TableResult, asked string) bool {
+	es, ok := t.check(r, asked)
+	if !ok {
+		return false
+	}
+	if r.AppName == "" {
+		return true
 	}
 	t.o.Log.WithFields(logrus.Fields{"job": r.AppName, "key": r.QueryKey, "instances": len(es)}).Debug("cluster: table entries")
 	t.mu.Lock()
@@ -271,6 +282,7 @@ func (t *Table) store(r TableResult) {
 	if changed && t.o.OnChange != nil {
 		t.o.OnChange()
 	}
+	return true
 }
 
 func sameEntry(a, b table.Entry) bool {
@@ -280,31 +292,6 @@ func sameEntry(a, b table.Entry) bool {
 
 // policies are the cluster's IpType values.
 var policies = map[string]table.Policy{"RR": table.PolicyRoundRobin, "instance_ip": table.PolicyInstance, "Closest": table.PolicyClosest}
-
-// entry converts one instance of the cluster's answer.
-func entry(job string, in Instance) (table.Entry, bool) {
-	e := table.Entry{ServiceName: job, Instance: in.InstanceNumber, NodePort: in.HostPort}
-	var err error
-	if e.NsIP, err = netip.ParseAddr(in.NamespaceIP); err != nil {
-		return e, false
-	}
-	e.NsIPv6, _ = netip.ParseAddr(in.NamespaceIPv6)
-	if e.NodeIP, err = netip.ParseAddr(in.HostIP); err != nil {
-		return e, false
-	}
-	for _, s := range in.ServiceIP {
-		p, ok := policies[s.IPType]
-		if !ok {
-			p = table.PolicyInstance // as the reference: anything else names one instance
-		}
-		for _, a := range []string{s.Address, s.AddressV6} {
-			if ip, err := netip.ParseAddr(a); err == nil {
-				e.ServiceIPs = append(e.ServiceIPs, table.ServiceIP{Policy: p, Address: ip})
-			}
-		}
-	}
-	return e, true
-}
 
 // cached answers q from the cache, as table.Standalone answers it; the
 // jobs it answers from count as used.

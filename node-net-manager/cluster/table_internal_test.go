@@ -7,19 +7,22 @@ import (
 	"github.com/oakestra/netmanager/node-net-manager/table"
 )
 
+// testRanges are the default service ranges.
+var testRanges = []netip.Prefix{netip.MustParsePrefix("10.30.0.0/16"), netip.MustParsePrefix("fdff::/16")}
+
 // The cluster's answer becomes table entries as the reference reads it:
 // RR and instance_ip in both families, any other type naming one instance,
-// and an instance without a usable address or node left out.
+// and an instance not deployed yet (no namespace IP or node) left out.
 func TestEntriesFromTheClusterAnswer(t *testing.T) {
-	tb := NewTable(TableOptions{})
+	tb := NewTable(TableOptions{Ranges: testRanges})
 	tb.store(TableResult{AppName: "app.ns.web.ns", InstanceList: []Instance{
 		{InstanceNumber: 0, NamespaceIP: "10.18.2.2", NamespaceIPv6: "fd00:18:2::2", HostIP: "192.0.2.2", HostPort: 50103,
 			ServiceIP: []ServiceIP{{IPType: "RR", Address: "10.30.9.1", AddressV6: "fdff:2000::9:1"}, {IPType: "instance_ip", Address: "10.30.9.2", AddressV6: "fdff:2000::9:2"}}},
 		{InstanceNumber: 1, NamespaceIP: "10.18.3.2", HostIP: "192.0.2.3", HostPort: 50103,
 			ServiceIP: []ServiceIP{{IPType: "RR", Address: "10.30.9.1"}, {IPType: "InstanceNumber", Address: "10.30.9.3"}}},
-		{InstanceNumber: 2, NamespaceIP: "<nil>", HostIP: "192.0.2.4"},
+		{InstanceNumber: 2, NamespaceIP: "", HostIP: "192.0.2.4"},
 		{InstanceNumber: 3, NamespaceIP: "10.18.4.2", HostIP: ""},
-	}})
+	}}, "")
 	ip := netip.MustParseAddr
 	for _, c := range []struct {
 		q    table.Query
@@ -56,18 +59,18 @@ func TestEntriesFromTheClusterAnswer(t *testing.T) {
 // cluster repeats itself.
 func TestTableOnChange(t *testing.T) {
 	changes := 0
-	tb := NewTable(TableOptions{OnChange: func() { changes++ }})
+	tb := NewTable(TableOptions{Ranges: testRanges, OnChange: func() { changes++ }})
 	r := TableResult{AppName: "app.ns.web.ns", InstanceList: []Instance{
 		{InstanceNumber: 0, NamespaceIP: "10.18.2.2", HostIP: "192.0.2.2", HostPort: 50103, ServiceIP: []ServiceIP{{IPType: "RR", Address: "10.30.9.1"}}}}}
-	tb.store(r)
-	tb.store(r)
+	tb.store(r, "")
+	tb.store(r, "")
 	if changes != 1 {
 		t.Fatalf("%d changes after one answer given twice", changes)
 	}
 	r.InstanceList = append(r.InstanceList, Instance{InstanceNumber: 1, NamespaceIP: "10.18.3.2", HostIP: "192.0.2.3", HostPort: 50103})
-	tb.store(r)
+	tb.store(r, "")
 	r.InstanceList[0].ServiceIP[0].Address = "10.30.9.7"
-	tb.store(r)
+	tb.store(r, "")
 	if changes != 3 {
 		t.Fatalf("%d changes, want 3", changes)
 	}
