@@ -160,7 +160,9 @@ func TestStoreRejectsWhole(t *testing.T) {
 	before := tb.cached(table.Query{ServiceName: testJob})
 	for _, hostile := range []func(r *TableResult){
 		func(r *TableResult) { r.InstanceList[0].ServiceIP[0].Address = "8.8.8.8" },
-		func(r *TableResult) { r.InstanceList = append(r.InstanceList, Instance{NamespaceIP: "10.18.3.2", HostIP: "127.0.0.1", HostPort: 1}) },
+		func(r *TableResult) {
+			r.InstanceList = append(r.InstanceList, Instance{NamespaceIP: "10.18.3.2", HostIP: "127.0.0.1", HostPort: 1})
+		},
 		func(r *TableResult) { r.InstanceList = nil; r.AppName = "app.ns.other.ns" }, // answers another job
 		func(r *TableResult) { r.InstanceList[0].ServiceIP[0].Address = "9.9.9.9" },
 	} {
