@@ -77,16 +77,19 @@ func (a *Audit) Writes() []WriteCount {
 	return out
 }
 
-// Refused are the requests refused so far, by reason, sorted.
+// Refused are the requests refused so far, by reason, sorted: every
+// reason, those that never happened at 0.
 func (a *Audit) Refused() []RefusedCount {
 	if a == nil {
 		return nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]RefusedCount, 0, len(a.refused))
-	for _, r := range slices.Sorted(maps.Keys(a.refused)) {
-		out = append(out, RefusedCount{Reason: r, Count: a.refused[r]})
+	all := map[string]uint64{ReasonNoTransport: 0, ReasonPeerNotAllowed: 0, ReasonPeerUnknown: 0, ReasonWrongToken: 0}
+	maps.Copy(all, a.refused)
+	out := make([]RefusedCount, 0, len(all))
+	for _, r := range slices.Sorted(maps.Keys(all)) {
+		out = append(out, RefusedCount{Reason: r, Count: all[r]})
 	}
 	return out
 }

@@ -92,6 +92,11 @@ func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logge
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
+	access, closeAccess, err := apiAccess(cfg, log) // listen.go
+	if err != nil {
+		return err
+	}
+	defer closeAccess()
 	prober, kernelInfo := probeKernel(mask, log)
 	if n, err = nodeNetwork(cfg, n); err != nil {
 		return err
@@ -142,7 +147,7 @@ func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logge
 		es, _ := ctab.Cached(context.Background(), table.Query{ServiceName: job})
 		return es
 	}}
-	router := api.NewRouter(api.Options{Deployer: view, Registrar: reg, Version: version.Version, Kernel: kernelInfo, Log: log})
+	router := api.NewRouter(api.Options{Deployer: view, Registrar: reg, Version: version.Version, Kernel: kernelInfo, Log: log, Access: access})
 	ps := parts{cfg: cfg, net: n, env: env, table: tab, resolver: ctab, deploy: mgr, bus: bus, router: router, prober: prober, log: log, moves: &addressMover{}}
 	em, stopStats := mountEBPFManager(ps)
 	defer stopStats()
@@ -153,7 +158,7 @@ func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logge
 		}
 		return errors.Join(err, env.Teardown())
 	}
-	msrc := metricsSources{log: log, version: version.Version, services: mgr.List, api: counted, proxy: proxyStats}
+	msrc := metricsSources{log: log, version: version.Version, services: mgr.List, api: counted, proxy: proxyStats, audit: access.Audit}
 	if em != nil {
 		msrc.ebpf = em.Metrics
 	}
@@ -210,6 +215,7 @@ func serveAPI(cfg config.Config, router http.Handler, sigc <-chan os.Signal, log
 	}
 	srv := &http.Server{
 		Handler:           router,
+		ConnContext:       api.ConnContext, // who is at the other end (api.Access)
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// A deploy or a module load (verifier, SLA modules) answers well

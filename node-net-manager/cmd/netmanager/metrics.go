@@ -34,6 +34,7 @@ type metricsSources struct {
 	api      *countingDeployer
 	ebpf     func() ebpfmanager.Metrics
 	proxy    func() proxy.Stats
+	audit    *api.Audit // the API's writes and refusals (nil: none)
 }
 
 // metricsHandler serves the Prometheus exposition format the scraper asks
@@ -81,6 +82,7 @@ func collect(src metricsSources) []*dto.MetricFamily {
 		e.counter("netmanager_api_operations_total", "Deploys and undeploys answered, by outcome (error: \"\" or the class of the failure).",
 			float64(o.Count), "operation", o.Operation, "error", o.Error)
 	}
+	collectAudit(e, src.audit) // audit.go
 	if src.proxy != nil {
 		collectProxy(e, src.proxy())
 	}
