@@ -48,6 +48,8 @@ type Config struct {
 	// run time. Off by default: the kernel then reads the clock twice per
 	// program run (docs/metrics.md gives the cost).
 	BPFStats bool `json:"bpfStats"`
+	// SLA is what a deploy's ebpfModules (a tenant's SLA) may ask for.
+	SLA SLA `json:"sla"`
 	// ClientID and ClusterAddress register the node with its cluster at
 	// start, as POST /register would (both or neither).
 	ClientID       string `json:"clientID"`
@@ -93,6 +95,8 @@ func Default() Config {
 		ClusterSubnetBits:   26,
 		ClusterSubnetBitsV6: 120,
 		InterestTimeout:     "10s",
+
+		SLA: SLA{MaxInstances: DefaultSLAMaxInstances, MaxMapBytes: DefaultSLAMaxMapBytes},
 	}
 }
 
@@ -200,6 +204,9 @@ func (c Config) Validate() (Network, error) {
 		return n, fmt.Errorf("clusterSubnetBitsV6 %d: must be within 64-126 and give at least as many addresses as clusterSubnetBits", c.ClusterSubnetBitsV6)
 	}
 	n.ClusterBits, n.ClusterBitsV6 = c.ClusterSubnetBits, c.ClusterSubnetBitsV6
+	if err := c.SLA.validate(); err != nil {
+		return n, err
+	}
 	if _, err := c.Interest(); err != nil {
 		return n, err
 	}

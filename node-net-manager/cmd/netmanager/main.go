@@ -337,7 +337,7 @@ func startEBPFManager(d parts) (_ *ebpfmanager.Manager, stats io.Closer, err err
 	em, err := ebpfmanager.New(ebpfmanager.Options{Kernel: k, Plugins: kernel.Plugins{}, ModulesDir: cfg.ModulesDir, PinDir: cfg.PinDir,
 		Store: kernel.StateFile{Path: filepath.Join(cfg.StateDir, "ebpf.json")}, Persist: cfg.Persist,
 		Services: d.deploy.Services, Table: ebpfmanager.ServiceTable{Source: cachedTable{d.resolver}, Self: self}, Tunnel: self, ServiceRanges: d.net.ServiceRanges(),
-		RunStats: stats != nil, Log: log})
+		RunStats: stats != nil, SLA: slaPolicy(cfg.SLA), Log: log})
 	if err != nil {
 		if stats != nil {
 			stats.Close() // nothing reads them
