@@ -18,6 +18,7 @@ targets=(
   FuzzFirewallFrames:./modules/firewall
   FuzzSDWANConfig:./modules/sdwan
   FuzzProxyIngress:./modules/proxy
+  FuzzClusterMessages:./node-net-manager/cluster
 )
 for t in "${targets[@]}"; do
   name=${t%%:*} pkg=${t#*:}
