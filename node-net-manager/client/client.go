@@ -20,8 +20,9 @@ import (
 
 // Client talks to one NetManager.
 type Client struct {
-	base string
-	hc   *http.Client
+	base  string
+	hc    *http.Client
+	token string // sent as a bearer token when set (token.go)
 }
 
 // New returns a client for the API at addr (host:port or URL) or, when socket
@@ -61,6 +62,9 @@ func (c *Client) Raw(ctx context.Context, method, path string, body []byte) (int
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -58,7 +58,7 @@ func startDaemon(t *testing.T, node *nstest.Netns, pins, state string, args ...s
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "nm.sock")
 	full := append([]string{"--net=" + node.Path(), netmanagerBin, "--socket", sock, "--listen", "127.0.0.1:6000",
-		"--state-dir", state, "--pin-dir", pins, "--modules-dir", modulesDir}, args...)
+		"--token-file", filepath.Join(filepath.Dir(sock), "token"), "--state-dir", state, "--pin-dir", pins, "--modules-dir", modulesDir}, args...)
 	d := &daemon{cmd: exec.Command("nsenter", full...), log: &lockedBuffer{}, done: make(chan error, 1), Client: client.New("", sock)}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -54,11 +55,14 @@ type Daemon struct {
 	Node   *Netns
 	Socket string
 	PinDir string // this daemon's bpffs pin directory, unique per daemon
-	Client *client.Client
-	cmd    *exec.Cmd
-	log    *syncBuffer
-	done   chan error
-	exited bool
+	// TokenFile holds the bearer token of its API on TCP (the daemon
+	// makes it at start, in the test's temp dir unless given).
+	TokenFile string
+	Client    *client.Client
+	cmd       *exec.Cmd
+	log       *syncBuffer
+	done      chan error
+	exited    bool
 }
 
 // StartDaemon runs bin in node (with nsenter, which switches only the network
@@ -69,7 +73,7 @@ func StartDaemon(t testing.TB, bin string, node *Netns, args ...string) *Daemon 
 	t.Helper()
 	dir := t.TempDir()
 	d := &Daemon{Node: node, Socket: filepath.Join(dir, "nm.sock"), PinDir: filepath.Join("/sys/fs/bpf", UniqueName("nm-test")),
-		log: &syncBuffer{}, done: make(chan error, 1)}
+		TokenFile: filepath.Join(dir, "token"), log: &syncBuffer{}, done: make(chan error, 1)}
 	for i, a := range args { // an explicit --pin-dir (e.g. a restart reusing one) or --socket wins
 		if a == "--pin-dir" && i+1 < len(args) {
 			d.PinDir = args[i+1]
@@ -77,8 +81,11 @@ func StartDaemon(t testing.TB, bin string, node *Netns, args ...string) *Daemon 
 		if a == "--socket" && i+1 < len(args) {
 			d.Socket = args[i+1]
 		}
+		if a == "--token-file" && i+1 < len(args) {
+			d.TokenFile = args[i+1]
+		}
 	}
-	full := append([]string{"--net=" + node.Path(), bin, "--socket", d.Socket, "--listen", "127.0.0.1:6000",
+	full := append([]string{"--net=" + node.Path(), bin, "--socket", d.Socket, "--listen", "127.0.0.1:6000", "--token-file", d.TokenFile,
 		"--state-dir", filepath.Join(dir, "state"), "--pin-dir", d.PinDir, "--log-level", "debug"}, args...)
 	d.cmd = exec.Command("nsenter", full...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
@@ -118,6 +125,16 @@ func StartDaemon(t testing.TB, bin string, node *Netns, args ...string) *Daemon 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Token is the bearer token of the daemon's API on TCP.
+func (d *Daemon) Token(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(d.TokenFile)
+	if err != nil {
+		t.Fatalf("the daemon's token: %v", err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // PID is the daemon's process ID.

@@ -71,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", "127.0.0.1:6000", "NetManager API address")
 	socket := fs.String("socket", "", "NetManager API unix socket (overrides --addr)")
+	tokenFile := fs.String("token-file", "", "the API's bearer token file, sent over TCP (default $"+tokenEnv+", else "+defaultTokenFile+" when readable)")
 	fs.Var(formatValue{&e.global}, "o", "output format")
 	fs.BoolFunc("json", "-o json", func(string) error { e.global = "json"; return nil })
 	err := fs.Parse(args)
@@ -86,6 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	e.c, e.where = client.New(*addr, *socket), *addr
 	if *socket != "" {
 		e.where = "unix socket " + *socket
+	} else if err := useToken(e.c, *tokenFile); err != nil {
+		return report(e, err)
 	}
 	rest, err := takeGRPCFlag(e, fs.Args())
 	if err == nil {
