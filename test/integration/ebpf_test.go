@@ -411,7 +411,7 @@ func TestModuleOnHostInterface(t *testing.T) {
 // its instances, and go with the last of them.
 func TestSLAModules(t *testing.T) {
 	t.Parallel()
-	n := newNode(t)
+	n := slaNode(t) // the operator allows dropmark (sla_test.go)
 	client, target, twin := newContainer(t), newContainer(t), newContainer(t)
 	deployContainer(t, n, client, "app.ns.client.ns", 0, "")
 	sla := []events.Module{{Name: "dropmark", Config: json.RawMessage(`{"tos": 32}`)}}
