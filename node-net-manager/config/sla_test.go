@@ -43,3 +43,33 @@ func TestSLAConfig(t *testing.T) {
 		t.Errorf("default sla: %+v", d)
 	}
 }
+
+// The policy the operator guide shows loads as it is.
+func TestSLAConfigInTheGuide(t *testing.T) {
+	data, err := os.ReadFile("../../docs/operator-guide.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	i := strings.Index(doc, "### Tenant modules (SLA)")
+	if i < 0 {
+		t.Fatal("the guide has no Tenant modules (SLA) section")
+	}
+	doc = doc[i:]
+	start := strings.Index(doc, "```json\n")
+	end := strings.Index(doc[start+8:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("the section has no json block")
+	}
+	path := filepath.Join(t.TempDir(), "nm.json")
+	if err := os.WriteFile(path, []byte(doc[start+8:start+8+end]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load([]string{"--config", path}, io.Discard)
+	if err == nil {
+		_, err = cfg.Validate()
+	}
+	if err != nil || len(cfg.SLA.Modules) != 2 || cfg.SLA.Modules["proxy"].ForbiddenKeys[0] != "serviceRange" {
+		t.Fatalf("the guide's sla: %+v %v", cfg.SLA, err)
+	}
+}
