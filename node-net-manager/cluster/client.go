@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +28,13 @@ var ErrTimeout = errors.New("the cluster did not answer in time")
 type Options struct {
 	ClientID string // the node's id, as the NodeEngine registered it
 	Broker   string // host or host:port (DefaultPort when none)
+
+	// TLS, when not nil, is MQTT over TLS (ssl://): the CAs the broker's
+	// certificate must chain to and the node's client certificate. Its
+	// ServerName defaults to the broker's host, MinVersion to TLS 1.2.
+	TLS *tls.Config
+	// Username and Password are the MQTT credentials ("": none).
+	Username, Password string
 
 	ConnectTimeout time.Duration // default 10 s
 	SubnetTimeout  time.Duration // default 10 s, as the reference
@@ -76,7 +84,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	if o.ClientID == "" {
 		return nil, fmt.Errorf("%w: the client id is empty", errdefs.ErrInvalid)
 	}
-	url, err := BrokerURL(o.Broker)
+	url, err := brokerURL(o)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +99,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	mo := mqtt.NewClientOptions().AddBroker(url).SetClientID(o.ClientID).SetCleanSession(true).
 		SetKeepAlive(5 * time.Second).SetConnectTimeout(o.ConnectTimeout).SetOrderMatters(false).
 		SetAutoReconnect(true).SetConnectRetry(false).SetMaxReconnectInterval(10 * time.Second).
+		SetProtocolVersion(4).SetTLSConfig(tlsFor(o.TLS, url)).SetUsername(o.Username).SetPassword(o.Password).
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			o.Log.WithError(err).WithField("broker", url).Warn("cluster broker lost; reconnecting")
@@ -102,7 +111,8 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 		return nil, fmt.Errorf("%w: cluster broker %s: no answer within %v", errdefs.ErrUnavailable, url, o.ConnectTimeout)
 	}
 	if err := tok.Error(); err != nil {
-		return nil, fmt.Errorf("%w: cluster broker %s: %v", errdefs.ErrUnavailable, url, err)
+		c.mq.Disconnect(0)
+		return nil, connectError(url, o.TLS != nil, err)
 	}
 	select {
 	case <-c.subscribed:

@@ -64,6 +64,16 @@ type Config struct {
 	// the cluster (interest/remove) and forgets it: a Go duration, 10s as
 	// the reference.
 	InterestTimeout string `json:"interestTimeout"`
+	// MQTTCAFile, MQTTCertFile and MQTTKeyFile make the broker connection
+	// MQTT over TLS (ssl://): the PEM CA the broker's certificate must chain
+	// to, and the node's client certificate and key (both or neither).
+	// MQTTUsername and MQTTPasswordFile (a file holding the password) are
+	// the MQTT credentials. See MQTT.
+	MQTTCAFile       string `json:"mqttCAFile"`
+	MQTTCertFile     string `json:"mqttCertFile"`
+	MQTTKeyFile      string `json:"mqttKeyFile"`
+	MQTTUsername     string `json:"mqttUsername"`
+	MQTTPasswordFile string `json:"mqttPasswordFile"`
 }
 
 // DefaultSocket is where the Oakestra NodeEngine dials the NetManager: it
@@ -208,6 +218,9 @@ func (c Config) Validate() (Network, error) {
 		return n, err
 	}
 	if _, err := c.Interest(); err != nil {
+		return n, err
+	}
+	if _, err := c.MQTT(); err != nil {
 		return n, err
 	}
 	n.Bridge, n.MTU, n.PeerName, n.TunnelPort = c.Bridge, c.MTU, c.PeerName, c.TunnelPort

@@ -24,12 +24,30 @@ type Broker struct {
 // when ns is not nil, until the test ends or Stop.
 func StartBroker(tb testing.TB, ns *nstest.Netns, addr string) *Broker {
 	tb.Helper()
+	return startBroker(tb, ns, addr, "")
+}
+
+// StartTLSBroker is StartBroker with MQTT over TLS only: the broker shows
+// certs' server certificate and takes only clients with a certificate
+// certs' CA signed (require_certificate).
+func StartTLSBroker(tb testing.TB, ns *nstest.Netns, addr string, certs *Certs) *Broker {
+	tb.Helper()
+	// user root: mosquitto started as root drops to its own user before it
+	// reads the files, which are in the test's private directory.
+	return startBroker(tb, ns, addr, fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuser root\n",
+		certs.CA, certs.ServerCert, certs.ServerKey))
+}
+
+// startBroker runs mosquitto with listener lines extra (after the
+// listener's own).
+func startBroker(tb testing.TB, ns *nstest.Netns, addr, extra string) *Broker {
+	tb.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	conf := filepath.Join(tb.TempDir(), "mosquitto.conf")
-	text := fmt.Sprintf("listener %s %s\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n", port, host)
+	text := fmt.Sprintf("listener %s %s\n%sallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n", port, host, extra)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		tb.Fatal(err)
 	}

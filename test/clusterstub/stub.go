@@ -1,6 +1,7 @@
 package clusterstub
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -65,7 +66,14 @@ func NewManager(tb testing.TB, addr string, subnets ...cluster.SubnetResult) *Ma
 // NewManagerIn is NewManager for a broker reachable inside ns (nil: here).
 func NewManagerIn(tb testing.TB, ns *nstest.Netns, addr string, subnets ...cluster.SubnetResult) *Manager {
 	tb.Helper()
-	return start(tb, ns, addr, newManager(tb, subnets))
+	return start(tb, ns, addr, nil, newManager(tb, subnets))
+}
+
+// NewManagerTLS is NewManagerIn for a broker that speaks MQTT over TLS
+// (StartTLSBroker): the manager connects with tc (Certs.ClientTLS).
+func NewManagerTLS(tb testing.TB, ns *nstest.Netns, addr string, tc *tls.Config, subnets ...cluster.SubnetResult) *Manager {
+	tb.Helper()
+	return start(tb, ns, addr, tc, newManager(tb, subnets))
 }
 
 // RestartIn is old's cluster manager started again on its database (at
@@ -85,15 +93,16 @@ func RestartIn(tb testing.TB, ns *nstest.Netns, addr string, old *Manager, subne
 		m.jobs[name] = nj
 	}
 	old.mu.Unlock()
-	return start(tb, ns, addr, m)
+	return start(tb, ns, addr, nil, m)
 }
 
 func newManager(tb testing.TB, subnets []cluster.SubnetResult) *Manager {
 	return &Manager{tb: tb, subnets: subnets, given: map[string]cluster.SubnetResult{}, jobs: map[string]*job{}, inbox: make(chan mqtt.Message, 1024)}
 }
 
-// start serves m's side of the topics on the broker at addr.
-func start(tb testing.TB, ns *nstest.Netns, addr string, m *Manager) *Manager {
+// start serves m's side of the topics on the broker at addr, over TLS
+// with tc when not nil.
+func start(tb testing.TB, ns *nstest.Netns, addr string, tc *tls.Config, m *Manager) *Manager {
 	tb.Helper()
 	// One message at a time, in arrival order, as the cluster service
 	// manager's MQTT loop handles them: a node's report is recorded before
@@ -113,7 +122,11 @@ func start(tb testing.TB, ns *nstest.Netns, addr string, m *Manager) *Manager {
 	}()
 	tb.Cleanup(func() { close(stop); <-done })
 	subscribed := make(chan struct{}, 1)
-	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("cluster-manager-%d", time.Now().UnixNano())).
+	scheme := "tcp://"
+	if tc != nil {
+		scheme = "ssl://"
+	}
+	o := mqtt.NewClientOptions().AddBroker(scheme + addr).SetTLSConfig(tc).SetClientID(fmt.Sprintf("cluster-manager-%d", time.Now().UnixNano())).
 		SetCleanSession(true).SetOrderMatters(true).SetAutoReconnect(true).SetKeepAlive(5 * time.Second).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			if tok := c.Subscribe("nodes/+/net/#", 1, m.onMessage); tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
@@ -129,7 +142,17 @@ func start(tb testing.TB, ns *nstest.Netns, addr string, m *Manager) *Manager {
 				c, err = net.DialTimeout("tcp", u.Host, 5*time.Second)
 				return err
 			})
-			return c, err
+			if err != nil || tc == nil {
+				return c, err
+			}
+			tc := tc.Clone()
+			tc.ServerName = u.Hostname()
+			tl := tls.Client(c, tc)
+			if err := tl.Handshake(); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return tl, nil
 		})
 	}
 	m.mq = mqtt.NewClient(o)
