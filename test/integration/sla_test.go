@@ -20,21 +20,30 @@ const slaConfig = `{"sla": {"modules": {"proxy": {"forbiddenKeys": ["serviceRang
   "maxInstances": 2, "maxMapBytes": 16777216}}`
 
 // slaNode starts a daemon whose config file holds slaConfig.
-func slaNode(t *testing.T) *node {
+func slaNode(t *testing.T, args ...string) *node {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "netmanager.json")
 	if err := os.WriteFile(cfg, []byte(slaConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return newNode(t, "--config", cfg)
+	return newNode(t, append([]string{"--config", cfg}, args...)...)
 }
 
 // An SLA module ends the chain (the proxy redirects) on its service's veths;
 // the operator's firewall, loaded after it at a higher priority number,
-// still runs first there and denies the service's ICMP.
+// still runs first there and denies the service's ICMP, with TCX links and
+// with legacy tc filters.
 func TestSLAAfterOperatorModules(t *testing.T) {
 	t.Parallel()
-	n := slaNode(t)
+	for _, mode := range []string{"tcx", "legacy"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			slaAfterOperator(t, slaNode(t, "--tc-mode", mode))
+		})
+	}
+}
+
+func slaAfterOperator(t *testing.T, n *node) {
 	sla := []events.Module{{Name: "proxy", Config: json.RawMessage(`{}`)}}
 	var cs [2]*container
 	for i := range cs {
