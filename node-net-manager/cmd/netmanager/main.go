@@ -129,7 +129,9 @@ func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logge
 	link := cluster.NewLink(cluster.LinkOptions{Services: mgr.Services, Node: netip.AddrPortFrom(n.NodeIP, uint16(n.TunnelPort)), Log: log,
 		Client: cluster.Options{OnUpdate: func(job string) { ctab.Refresh(job) }}, OnRegistered: func(jobs []string) { ctab.RefreshAll(jobs) }})
 	interest, _ := cfg.Interest() // validated
-	ctab = cluster.NewTable(cluster.TableOptions{Local: tab, Link: link, Ranges: n.ServiceRanges(), ReleaseAfter: interest, Log: log, OnChange: func() {
+	// the node subnets now, for the cluster table's checks (subnets.go)
+	subnets := trackSubnets(mgr)
+	ctab = cluster.NewTable(cluster.TableOptions{Local: tab, Link: link, Ranges: n.ServiceRanges(), NodeSubnets: subnets.Prefixes, ReleaseAfter: interest, Log: log, OnChange: func() {
 		if em == nil {
 			return
 		}
@@ -141,7 +143,7 @@ func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logge
 	defer ctab.Close() // its releases end before the link does
 	bus.Subscribe("cluster", link.HandleEvent)
 	bus.Subscribe("cluster table", ctab.HandleEvent)
-	reg := &registrar{link: link, mgr: mgr, log: log}
+	reg := &registrar{link: link, mgr: subnets, log: log}
 	counted := &countingDeployer{Deployer: mgr}
 	view := servicesView{Deployer: counted, clustered: func() bool { return link.Client() != nil }, cached: func(job string) []table.Entry {
 		es, _ := ctab.Cached(context.Background(), table.Query{ServiceName: job})
@@ -158,7 +160,7 @@ func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logge
 		}
 		return errors.Join(err, env.Teardown())
 	}
-	msrc := metricsSources{log: log, version: version.Version, services: mgr.List, api: counted, proxy: proxyStats, audit: access.Audit}
+	msrc := metricsSources{log: log, version: version.Version, services: mgr.List, api: counted, proxy: proxyStats, audit: access.Audit, cluster: ctab}
 	if em != nil {
 		msrc.ebpf = em.Metrics
 	}

@@ -35,6 +35,8 @@ type metricsSources struct {
 	ebpf     func() ebpfmanager.Metrics
 	proxy    func() proxy.Stats
 	audit    *api.Audit // the API's writes and refusals (nil: none)
+	// cluster is what the cluster table refused (nil: none; clustermetrics.go)
+	cluster clusterCounts
 }
 
 // metricsHandler serves the Prometheus exposition format the scraper asks
@@ -83,6 +85,7 @@ func collect(src metricsSources) []*dto.MetricFamily {
 			float64(o.Count), "operation", o.Operation, "error", o.Error)
 	}
 	collectAudit(e, src.audit) // audit.go
+	collectCluster(e, src.cluster)
 	if src.proxy != nil {
 		collectProxy(e, src.proxy())
 	}
