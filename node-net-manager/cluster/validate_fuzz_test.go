@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,6 +43,8 @@ func FuzzClusterMessages(f *testing.F) {
 		`{"app_name":"#","query_key":"+","instance_list":null,"extra":[1,2,3]}`,
 		`{"app_name":"app.ns.web.ns","instance_list":[{"namespace_ip":"10.18.2.2","namespace_ip_v6":"fdff::1","host_ip":"::ffff:1.2.3.4","host_port":1}]}`,
 		`{"instance_list":[{}],"query_key":"10.30.9.9"}`,
+		`{"app_name":"app.ns.web.ns","instance_list":[{"namespace_ip":"10.18.2.2","host_ip":"192.0.2.20","host_port":50103,"service_ip":[{"IpType":"RR","Address":"8.8.8.8","Address_v6":"2001:db8::1"}]}]}`,
+		`{"app_name":"app.ns.web.ns","instance_list":[{"namespace_ip":"10.18.1.3","host_ip":"192.0.2.10","host_port":50103}]}`,
 		`[]`, `null`, `{"app_name":1}`,
 	} {
 		f.Add(uint8(fuzzTable), testJob, []byte(s))
@@ -136,7 +139,10 @@ func fuzzTableAnswer(t *testing.T, local *table.Standalone, asked string, payloa
 	if !stored && !slices.EqualFunc(before, tb.cached(table.Query{ServiceName: testJob}), sameEntry) {
 		t.Fatalf("a rejected answer changed the cached job: %s", payload)
 	}
-	v := tb.view()
+	v := View{Ranges: testRanges, Subnets: testSubnets, Self: testSelf, Runs: func(job string, ns netip.Addr) bool {
+		es, _ := local.Lookup(context.Background(), table.Query{IP: ns})
+		return len(es) == 1 && es[0].ServiceName == job
+	}}
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
 	for job, es := range tb.jobs {
