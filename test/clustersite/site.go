@@ -2,6 +2,7 @@ package clustersite
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,11 +19,28 @@ const BrokerAddr = "192.168.77.254:10003"
 // the broker in it.
 func NewUnderlay(tb testing.TB) (*nstest.Netns, *clusterstub.Broker) {
 	tb.Helper()
+	ul := newUnderlay(tb)
+	return ul, clusterstub.StartBroker(tb, ul, BrokerAddr)
+}
+
+// NewTLSUnderlay is NewUnderlay with a broker that speaks MQTT over TLS
+// only and requires a client certificate, with the test's certificates
+// (the broker's for its underlay IP).
+func NewTLSUnderlay(tb testing.TB) (*nstest.Netns, *clusterstub.Broker, *clusterstub.Certs) {
+	tb.Helper()
+	ul := newUnderlay(tb)
+	host, _, _ := net.SplitHostPort(BrokerAddr)
+	certs := clusterstub.NewCerts(tb, host)
+	return ul, clusterstub.StartTLSBroker(tb, ul, BrokerAddr, certs), certs
+}
+
+func newUnderlay(tb testing.TB) *nstest.Netns {
+	tb.Helper()
 	ul := nstest.NewNetns(tb, "nm-ul")
 	ul.MustExec(tb, "ip", "link", "add", "ulbr", "type", "bridge")
 	ul.MustExec(tb, "ip", "addr", "add", "192.168.77.254/24", "dev", "ulbr")
 	ul.MustExec(tb, "ip", "link", "set", "ulbr", "up")
-	return ul, clusterstub.StartBroker(tb, ul, BrokerAddr)
+	return ul
 }
 
 // Join links node namespace ns to the underlay as node i (192.168.77.<i>)
@@ -35,6 +53,20 @@ func NewUnderlay(tb testing.TB) (*nstest.Netns, *clusterstub.Broker) {
 // user-space tunnel reads it unfinished.)
 func Join(tb testing.TB, ul, ns *nstest.Netns, i int) string {
 	tb.Helper()
+	return join(tb, ul, ns, i, "")
+}
+
+// JoinTLS is Join with the node configured for MQTT over TLS: the CA it
+// trusts the broker's certificate by (ca: certs.CA, or certs.WrongCA for a
+// node that must refuse the broker) and certs' client certificate.
+func JoinTLS(tb testing.TB, ul, ns *nstest.Netns, i int, certs *clusterstub.Certs, ca string) string {
+	tb.Helper()
+	return join(tb, ul, ns, i, fmt.Sprintf(`, "mqttCAFile": %q, "mqttCertFile": %q, "mqttKeyFile": %q`, ca, certs.ClientCert, certs.ClientKey))
+}
+
+// join is Join with more config keys (extra: `, "key": value...`).
+func join(tb testing.TB, ul, ns *nstest.Netns, i int, extra string) string {
+	tb.Helper()
 	host, peer := fmt.Sprintf("ul%d%s", i, ns.Name[len(ns.Name)-4:]), "underlay0"
 	nstest.Run(tb, "ip", "link", "add", host, "netns", ul.Name, "type", "veth", "peer", "name", peer, "netns", ns.Name)
 	ul.MustExec(tb, "ip", "link", "set", host, "master", "ulbr", "up")
@@ -42,7 +74,7 @@ func Join(tb testing.TB, ul, ns *nstest.Netns, i int) string {
 	ns.MustExec(tb, "ip", "link", "set", peer, "up")
 	ns.MustExec(tb, "ethtool", "-K", peer, "tx", "off")
 	cfg := filepath.Join(tb.TempDir(), "netmanager.json")
-	text := fmt.Sprintf(`{"nodeSubnet": "10.18.%d.0/24", "nodeSubnetV6": "fd00:18:%d::/64", "nodeIP": %q}`, i, i, NodeIP(i))
+	text := fmt.Sprintf(`{"nodeSubnet": "10.18.%d.0/24", "nodeSubnetV6": "fd00:18:%d::/64", "nodeIP": %q%s}`, i, i, NodeIP(i), extra)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		tb.Fatal(err)
 	}
@@ -64,7 +96,22 @@ func NewManager(tb testing.TB, ul *nstest.Netns, n int) *clusterstub.Manager {
 	for i := 1; i <= n; i++ {
 		subnets = append(subnets, clusterstub.NodeSubnet(i-1))
 	}
-	m := clusterstub.NewManagerIn(tb, ul, BrokerAddr, subnets...)
+	return services(clusterstub.NewManagerIn(tb, ul, BrokerAddr, subnets...))
+}
+
+// NewTLSManager is NewManager on NewTLSUnderlay's broker: the stand-in
+// connects over TLS with certs' client certificate.
+func NewTLSManager(tb testing.TB, ul *nstest.Netns, n int, certs *clusterstub.Certs) *clusterstub.Manager {
+	tb.Helper()
+	var subnets []cluster.SubnetResult
+	for i := 1; i <= n; i++ {
+		subnets = append(subnets, clusterstub.NodeSubnet(i-1))
+	}
+	return services(clusterstub.NewManagerTLS(tb, ul, BrokerAddr, certs.ClientTLS(tb), subnets...))
+}
+
+// services creates the tests' jobs, in NewManager's order.
+func services(m *clusterstub.Manager) *clusterstub.Manager {
 	for _, job := range []string{"app.ns.cli.ns", "app.ns.srv.ns", "app.ns.late.ns"} {
 		m.Service(job)
 	}

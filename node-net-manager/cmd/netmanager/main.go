@@ -126,8 +126,9 @@ func serve(cfg config.Config, n config.Network, mask []string, log *logrus.Logge
 	// In cluster mode the proxy's table is the cluster's (ctab), asked on a
 	// miss and refreshed on a job's update; before registration, the node's.
 	var ctab *cluster.Table
+	mq, _ := cfg.MQTT() // validated: MQTT over TLS and credentials, when set
 	link := cluster.NewLink(cluster.LinkOptions{Services: mgr.Services, Node: netip.AddrPortFrom(n.NodeIP, uint16(n.TunnelPort)), Log: log,
-		Client: cluster.Options{OnUpdate: func(job string) { ctab.Refresh(job) }}, OnRegistered: func(jobs []string) { ctab.RefreshAll(jobs) }})
+		Client: cluster.Options{OnUpdate: func(job string) { ctab.Refresh(job) }, TLS: mq.TLS, Username: mq.Username, Password: mq.Password}, OnRegistered: func(jobs []string) { ctab.RefreshAll(jobs) }})
 	interest, _ := cfg.Interest() // validated
 	// the node subnets now, for the cluster table's checks (subnets.go)
 	subnets := trackSubnets(mgr)
