@@ -125,3 +125,21 @@ func TestConnectTLSClientCertRefused(t *testing.T) {
 		t.Logf("%s: %v", c.name, err)
 	}
 }
+
+// A broker that takes only known users: the node's credentials let it in;
+// wrong ones, or none, are refused, the error saying so.
+func TestConnectCredentials(t *testing.T) {
+	b := clusterstub.StartPasswordBroker(t, nil, freeAddr(t), "node", "s3cret")
+	c, err := cluster.Connect(ctx(t), cluster.Options{ClientID: "n1", Broker: b.Addr, Username: "node", Password: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	for _, pw := range []string{"wrong", ""} {
+		_, err := cluster.Connect(ctx(t), cluster.Options{ClientID: "n1", Broker: b.Addr, Username: "node", Password: pw, ConnectTimeout: 3 * time.Second})
+		if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "cluster broker tcp://"+b.Addr+" refused the node's credentials (mqttUsername, mqttPasswordFile, or the client certificate): ") {
+			t.Errorf("password %q: %v", pw, err)
+		}
+		t.Logf("password %q: %v", pw, err)
+	}
+}

@@ -24,7 +24,18 @@ type Broker struct {
 // when ns is not nil, until the test ends or Stop.
 func StartBroker(tb testing.TB, ns *nstest.Netns, addr string) *Broker {
 	tb.Helper()
-	return startBroker(tb, ns, addr, "")
+	return startBroker(tb, ns, addr, "", true)
+}
+
+// StartPasswordBroker is StartBroker taking only clients that log in as
+// user with password (a mosquitto password_file).
+func StartPasswordBroker(tb testing.TB, ns *nstest.Netns, addr, user, password string) *Broker {
+	tb.Helper()
+	file := filepath.Join(tb.TempDir(), "passwords")
+	if out, err := exec.Command("mosquitto_passwd", "-c", "-b", file, user, password).CombinedOutput(); err != nil {
+		tb.Fatalf("mosquitto_passwd: %v: %s", err, out)
+	}
+	return startBroker(tb, ns, addr, fmt.Sprintf("password_file %s\nuser root\n", file), false)
 }
 
 // StartTLSBroker is StartBroker with MQTT over TLS only: the broker shows
@@ -35,19 +46,19 @@ func StartTLSBroker(tb testing.TB, ns *nstest.Netns, addr string, certs *Certs) 
 	// user root: mosquitto started as root drops to its own user before it
 	// reads the files, which are in the test's private directory.
 	return startBroker(tb, ns, addr, fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuser root\n",
-		certs.CA, certs.ServerCert, certs.ServerKey))
+		certs.CA, certs.ServerCert, certs.ServerKey), true)
 }
 
 // startBroker runs mosquitto with listener lines extra (after the
-// listener's own).
-func startBroker(tb testing.TB, ns *nstest.Netns, addr, extra string) *Broker {
+// listener's own), taking anonymous clients or not.
+func startBroker(tb testing.TB, ns *nstest.Netns, addr, extra string, anonymous bool) *Broker {
 	tb.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	conf := filepath.Join(tb.TempDir(), "mosquitto.conf")
-	text := fmt.Sprintf("listener %s %s\n%sallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n", port, host, extra)
+	text := fmt.Sprintf("listener %s %s\n%sallow_anonymous %t\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n", port, host, extra, anonymous)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		tb.Fatal(err)
 	}
