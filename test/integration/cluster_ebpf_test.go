@@ -127,6 +127,24 @@ func unloadModule(t *testing.T, n *node, id string) {
 // site's underlay0), and waits until it knows the other node as a peer.
 func loadTunnel(t *testing.T, n *node, peer string) string {
 	t.Helper()
+	id := loadTunnelModule(t, n)
+	waitUntil(t, "the eBPF proxy knows its peer "+peer, func() bool { return knowsPeer(t, n, id, peer) })
+	return id
+}
+
+// knowsPeer says whether a node's eBPF proxy instance has peer as a peer.
+func knowsPeer(t *testing.T, n *node, id, peer string) bool {
+	t.Helper()
+	var peers map[string]map[string]uint64
+	getJSON(t, n, "/ebpf/"+id+"/peers", &peers)
+	_, ok := peers[peer]
+	return ok
+}
+
+// loadTunnelModule loads the eBPF proxy on a node's service veths and its
+// underlay with the module README's request.
+func loadTunnelModule(t *testing.T, n *node) string {
+	t.Helper()
 	data, err := os.ReadFile("../../modules/proxy/README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -135,14 +153,7 @@ func loadTunnel(t *testing.T, n *node, peer string) string {
 	if m == nil {
 		t.Fatal("the proxy README has no request loading the module on the underlay eth0")
 	}
-	px := loadModule(t, n, strings.Replace(string(m[1]), `"eth0"`, `"underlay0"`, 1))
-	waitUntil(t, "the eBPF proxy knows its peer "+peer, func() bool {
-		var peers map[string]map[string]uint64
-		getJSON(t, n, "/ebpf/"+px.ID+"/peers", &peers)
-		_, ok := peers[peer]
-		return ok
-	})
-	return px.ID
+	return loadModule(t, n, strings.Replace(string(m[1]), `"eth0"`, `"underlay0"`, 1)).ID
 }
 
 // With the eBPF proxy on the underlay of both nodes, a client on node A
