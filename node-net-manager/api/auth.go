@@ -18,6 +18,10 @@ const (
 	TransportUnix
 	// TransportTCP is the loopback TCP listener.
 	TransportTCP
+	// TransportTLS is the TCP listener over TLS (tlsCert, tlsKey,
+	// tlsClientCA): its handshake verified the caller's client
+	// certificate before any request.
+	TransportTLS
 )
 
 func (t Transport) String() string {
@@ -26,6 +30,8 @@ func (t Transport) String() string {
 		return "unix"
 	case TransportTCP:
 		return "tcp"
+	case TransportTLS:
+		return "tls"
 	}
 	return "unknown"
 }
@@ -88,7 +94,8 @@ const (
 type Decision struct {
 	Verdict Verdict
 	// WhoKind is how the caller was recognised: unix (the socket's
-	// peer), uid (a loopback TCP peer the kernel named) or token.
+	// peer), uid (a loopback TCP peer the kernel named), token, or cert
+	// (a client certificate the TLS listener verified).
 	WhoKind string
 	// Reason is a refusal's class, a metrics label: wrong_token,
 	// peer_unknown, peer_not_allowed, no_transport.
@@ -107,7 +114,8 @@ const (
 )
 
 // Decide says whether a request may use the API. The unix socket's
-// callers are allowed (its file permissions chose them). On TCP: a bearer
+// callers are allowed (its file permissions chose them), as are those of
+// the TLS listener (its handshake verified their client certificates). On TCP: a bearer
 // token, when sent, decides alone (right: allowed; wrong: 401); without
 // one, the connection's process must run as root or as a member of the
 // API's group (403 otherwise), and a process the kernel cannot name is 401.
@@ -115,6 +123,8 @@ func Decide(in AuthInput) Decision {
 	switch in.Peer.Transport {
 	case TransportUnix:
 		return Decision{Verdict: Allow, WhoKind: "unix"}
+	case TransportTLS:
+		return Decision{Verdict: Allow, WhoKind: "cert"}
 	case TransportTCP:
 	default:
 		return Decision{Verdict: Unauthorized, Reason: ReasonNoTransport, Detail: "the daemon did not record this request's connection"}

@@ -29,6 +29,7 @@ func TestDecide(t *testing.T) {
 		reason  string
 	}{
 		{"unix socket, any user", AuthInput{Peer: Peer{Transport: TransportUnix, Known: true, UID: 1000}}, Allow, "unix", ""},
+		{"TLS, a verified client certificate", AuthInput{Peer: Peer{Transport: TransportTLS, Known: true}}, Allow, "cert", ""},
 		{"unix socket, peer unknown", AuthInput{Peer: Peer{Transport: TransportUnix}}, Allow, "unix", ""},
 		{"unix socket, wrong token", AuthInput{Peer: Peer{Transport: TransportUnix}, Token: TokenWrong}, Allow, "unix", ""},
 		{"tcp root", AuthInput{Peer: tcp(0)}, Allow, "uid", ""},

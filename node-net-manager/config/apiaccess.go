@@ -1,9 +1,13 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 )
 
@@ -13,14 +17,19 @@ const DefaultTokenFile = "/etc/netmanager/token"
 
 // APIAccess checks the keys that say who reaches the API on TCP: listen
 // must be a loopback address (the daemon asks the kernel which user owns
-// each connection, which it can only do for its own host), and tokenFile an
-// absolute path when TCP is on.
+// each connection, which it can only do for its own host) unless the API
+// on TCP is served over TLS with client certificates (APITLS), and
+// tokenFile an absolute path when TCP is on.
 func (c Config) APIAccess() error {
+	tc, err := c.APITLS()
+	if err != nil {
+		return err
+	}
 	if c.Listen == "" {
 		return nil
 	}
-	if err := loopbackListen(c.Listen); err != nil {
-		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	if err := loopbackListen(c.Listen); err != nil && tc == nil {
+		return fmt.Errorf("listen %q: %w; or serve it over TLS to callers with client certificates (tlsCert, tlsKey, tlsClientCA)", c.Listen, err)
 	}
 	if !strings.HasPrefix(c.TokenFile, "/") {
 		return fmt.Errorf("tokenFile %q: must be an absolute path (the API on TCP needs its bearer token)", c.TokenFile)
@@ -45,4 +54,38 @@ func loopbackListen(addr string) error {
 			"(reach the API from elsewhere through the unix socket, e.g. over ssh)", host)
 	}
 	return nil
+}
+
+// APITLS is the TLS configuration of the API on TCP, nil when tlsCert,
+// tlsKey and tlsClientCA are not set: the daemon's certificate and a
+// client certificate tlsClientCA signed, required and verified on every
+// connection (TLS 1.2 at least).
+func (c Config) APITLS() (*tls.Config, error) {
+	set := 0
+	for _, v := range []string{c.TLSCert, c.TLSKey, c.TLSClientCA} {
+		if v != "" {
+			set++
+		}
+	}
+	switch {
+	case set == 0:
+		return nil, nil
+	case set < 3:
+		return nil, errors.New("tlsCert, tlsKey and tlsClientCA: give all three (the API's certificate, its key, the CA of its callers' certificates) or none")
+	case c.Listen == "":
+		return nil, errors.New("tlsCert, tlsKey and tlsClientCA: the API on TCP is off (listen \"\")")
+	}
+	pair, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("tlsCert %s, tlsKey %s: %w", c.TLSCert, c.TLSKey, err)
+	}
+	pem, err := os.ReadFile(c.TLSClientCA)
+	if err != nil {
+		return nil, fmt.Errorf("tlsClientCA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("tlsClientCA %s: no PEM certificate in it", c.TLSClientCA)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}, nil
 }

@@ -18,9 +18,15 @@ import (
 
 // Config is everything the daemon can be told. JSON keys are the file format.
 type Config struct {
-	Listen       string `json:"listen"`       // TCP address of the HTTP API; "" disables TCP
-	Socket       string `json:"socket"`       // unix socket path of the HTTP API; "" disables it
-	TokenFile    string `json:"tokenFile"`    // the bearer token of the API on TCP (see APIAccess)
+	Listen    string `json:"listen"`    // TCP address of the HTTP API; "" disables TCP
+	Socket    string `json:"socket"`    // unix socket path of the HTTP API; "" disables it
+	TokenFile string `json:"tokenFile"` // the bearer token of the API on TCP (see APIAccess)
+	// TLSCert, TLSKey and TLSClientCA (all or none) serve the API on TCP
+	// over TLS, to callers with a client certificate the CA signed: the
+	// only way to listen elsewhere than on loopback (see APIAccess).
+	TLSCert      string `json:"tlsCert"`
+	TLSKey       string `json:"tlsKey"`
+	TLSClientCA  string `json:"tlsClientCA"`
 	ModulesDir   string `json:"modulesDir"`   // where eBPF modules are found
 	StateDir     string `json:"stateDir"`     // where state (pins, records) lives
 	LogLevel     string `json:"logLevel"`     // logrus level name

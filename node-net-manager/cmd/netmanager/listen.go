@@ -1,6 +1,10 @@
 package main
 
 import (
+	"crypto/tls"
+	"fmt"
+	"net"
+
 	"github.com/sirupsen/logrus"
 
 	"github.com/oakestra/netmanager/node-net-manager/api"
@@ -28,4 +32,23 @@ func apiAccess(cfg config.Config, log *logrus.Logger) (_ *api.Access, close func
 		}
 	}
 	return a, id.Close, nil
+}
+
+// listenTCP listens on the API's TCP address, over TLS with client
+// certificates when tlsCert, tlsKey and tlsClientCA are set (every
+// connection must then show a certificate tlsClientCA signed before a
+// request is read).
+func listenTCP(cfg config.Config) (net.Listener, error) {
+	tc, err := cfg.APITLS()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	if tc == nil {
+		return ln, nil
+	}
+	return tls.NewListener(ln, tc), nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -42,6 +43,8 @@ func (k *kernelIdentity) Close() { k.diag.Close() }
 // Peer implements api.Identity.
 func (k *kernelIdentity) Peer(c net.Conn) api.Peer {
 	switch c := c.(type) {
+	case *tls.Conn: // the handshake, before any request, verifies the client's certificate
+		return api.Peer{Transport: api.TransportTLS, Known: true}
 	case *net.UnixConn:
 		return unixPeer(c)
 	case *net.TCPConn:

@@ -444,9 +444,9 @@ func listen(cfg config.Config) ([]net.Listener, error) {
 		}
 	}
 	if cfg.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Listen)
+		ln, err := listenTCP(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+			return nil, err
 		}
 		lns = append(lns, ln)
 	}
