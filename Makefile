@@ -14,6 +14,27 @@ RUN_ARGS ?= --listen 127.0.0.1:6000
 KERNELS ?= 6.1 6.12 sid
 KERNEL_APT_PACKAGES := qemu-system-x86 busybox-static kmod cpio xz-utils zstd
 TALLY := $(BUILD)/tally
+# ARCH: the GOARCH to build for, this machine's by default (into build/).
+# Another one is a cross build into build/<arch>/, same layout, with cgo through
+# Debian's cross compiler; the daemon and the plugins are built exactly the same
+# way (a plugin built otherwise won't load). ARCH_BUILD moves the output.
+HOSTARCH := $(shell $(GO) env GOHOSTARCH 2>/dev/null || echo amd64)
+ARCH ?= $(HOSTARCH)
+CROSS_CC_arm64 := aarch64-linux-gnu-gcc
+CROSS_CC_amd64 := x86_64-linux-gnu-gcc
+CROSS_APT_arm64 := gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+CROSS_APT_amd64 := gcc-x86-64-linux-gnu libc6-dev-amd64-cross
+ifeq ($(ARCH),$(HOSTARCH))
+ARCH_BUILD ?= $(BUILD)
+ARCH_ENV :=
+else
+ifeq ($(CROSS_CC_$(ARCH)),)
+$(error ARCH=$(ARCH): not a supported architecture (amd64, arm64))
+endif
+ARCH_BUILD ?= $(BUILD)/$(ARCH)
+ARCH_ENV := GOARCH=$(ARCH) CC=$(CROSS_CC_$(ARCH))
+APT_PACKAGES += $(CROSS_APT_$(ARCH))
+endif
 
 export CGO_ENABLED := 1
 
@@ -31,10 +52,10 @@ deps-kernels:
 	@scripts/kernels/fetch.sh $(KERNELS) >/dev/null
 
 build: deps
-	$(GO) build $(GOBUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(BUILD)/bin/netmanager ./node-net-manager/cmd/netmanager
-	$(GO) build $(GOBUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(BUILD)/bin/netmanagerctl ./node-net-manager/cmd/netmanagerctl
-	GO=$(GO) GOBUILDFLAGS='$(GOBUILDFLAGS)' scripts/build-modules.sh modules $(BUILD)/modules
-	GO=$(GO) GOBUILDFLAGS='$(GOBUILDFLAGS)' scripts/build-modules.sh test/modules $(BUILD)/test-modules
+	$(ARCH_ENV) $(GO) build $(GOBUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(ARCH_BUILD)/bin/netmanager ./node-net-manager/cmd/netmanager
+	$(ARCH_ENV) $(GO) build $(GOBUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(ARCH_BUILD)/bin/netmanagerctl ./node-net-manager/cmd/netmanagerctl
+	$(ARCH_ENV) GO=$(GO) GOBUILDFLAGS='$(GOBUILDFLAGS)' scripts/build-modules.sh modules $(ARCH_BUILD)/modules
+	$(ARCH_ENV) GO=$(GO) GOBUILDFLAGS='$(GOBUILDFLAGS)' scripts/build-modules.sh test/modules $(ARCH_BUILD)/test-modules
 
 run: build
 	$(BUILD)/bin/netmanager $(RUN_ARGS)

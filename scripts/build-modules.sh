@@ -2,7 +2,9 @@
 # Builds every module under SRC into OUT/<name>/: <name>.o from <name>.bpf.c
 # (clang, -target bpf, shared headers from bpf/) and <name>.so from the Go
 # files (a plugin, built with the daemon's flags: GOBUILDFLAGS), writable by
-# their owner only.
+# their owner only. A cross build (make ARCH=arm64 build) sets GOARCH and CC
+# (Debian's cross gcc) in the environment, as for the daemon; the .o is the
+# same for every architecture (BPF bytecode).
 set -euo pipefail
 shopt -s nullglob
 src=$1 out=$2
