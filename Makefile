@@ -38,7 +38,7 @@ endif
 
 export CGO_ENABLED := 1
 
-.PHONY: all deps deps-kernels build run test test-kernels unit-test integration-test bench fuzz generate install uninstall docs clean
+.PHONY: all deps deps-kernels build run test test-kernels unit-test integration-test bench fuzz generate install uninstall release docs clean
 
 all: build
 
@@ -93,48 +93,28 @@ bench: build
 
 # The daemon, the CLI, the shipped modules, the example config and the systemd
 # unit, under DESTDIR (a staging root, e.g. for a package) and PREFIX. Modules go
-# where an installed daemon looks for them (defaultModulesDir), whatever PREFIX.
+# where an installed daemon looks for them, whatever PREFIX. scripts/install.sh
+# does it, here and as install.sh in a release archive.
 PREFIX ?= /usr
-BINDIR := $(PREFIX)/bin
-LIBDIR := /usr/lib/netmanager
-MODULESDIR := $(LIBDIR)/modules
-CONFDIR := /etc/netmanager
-UNITDIR := /lib/systemd/system
 SHIPPED_MODULES := $(patsubst modules/%/,%,$(wildcard modules/*/))
-# systemd learns of a changed unit; not for a staging root, nor where systemd is
-# absent or not running.
-RELOAD_SYSTEMD := if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then \
-		systemctl daemon-reload 2>/dev/null || echo "systemctl daemon-reload failed (systemd not running?); ignored"; fi
+INSTALL_ENV = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" NM_BIN=$(ARCH_BUILD)/bin NM_MODULES=$(ARCH_BUILD)/modules \
+	NM_MODULE_NAMES="$(SHIPPED_MODULES)" NM_UNIT=dist/netmanager.service NM_CONFIG=docs/netmanager.example.json
 
 install: build
-	install -d "$(DESTDIR)$(BINDIR)"
-	install -m 0755 $(BUILD)/bin/netmanager $(BUILD)/bin/netmanagerctl "$(DESTDIR)$(BINDIR)/"
-	set -e; for m in $(SHIPPED_MODULES); do \
-		install -d -m 0755 "$(DESTDIR)$(MODULESDIR)/$$m"; \
-		install -m 0644 $(BUILD)/modules/$$m/$$m.so $(BUILD)/modules/$$m/$$m.o "$(DESTDIR)$(MODULESDIR)/$$m/"; \
-	done
-	install -d -m 0755 "$(DESTDIR)$(CONFDIR)"
-	install -m 0644 docs/netmanager.example.json "$(DESTDIR)$(CONFDIR)/netmanager.example.json"
-	install -d "$(DESTDIR)$(UNITDIR)"
-	sed 's|/usr/bin/netmanager|$(BINDIR)/netmanager|g' dist/netmanager.service > "$(DESTDIR)$(UNITDIR)/netmanager.service"
-	chmod 0644 "$(DESTDIR)$(UNITDIR)/netmanager.service"
-	@$(RELOAD_SYSTEMD)
+	@$(INSTALL_ENV) scripts/install.sh install
 
 # Removes what install put there, nothing else: not netmanager.json, not the
 # state in /var/lib/netmanager, not pins. Stop the service first.
 uninstall:
-	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null && systemctl is-active --quiet netmanager 2>/dev/null; then \
-		echo "uninstall: netmanager.service is still running (systemctl disable --now netmanager)"; fi
-	rm -f "$(DESTDIR)$(BINDIR)/netmanager" "$(DESTDIR)$(BINDIR)/netmanagerctl"
-	for m in $(SHIPPED_MODULES); do \
-		rm -f "$(DESTDIR)$(MODULESDIR)/$$m/$$m.so" "$(DESTDIR)$(MODULESDIR)/$$m/$$m.o"; \
-		[ ! -d "$(DESTDIR)$(MODULESDIR)/$$m" ] || rmdir --ignore-fail-on-non-empty "$(DESTDIR)$(MODULESDIR)/$$m"; \
-	done
-	rm -f "$(DESTDIR)$(CONFDIR)/netmanager.example.json" "$(DESTDIR)$(UNITDIR)/netmanager.service"
-	for d in "$(DESTDIR)$(MODULESDIR)" "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(CONFDIR)"; do \
-		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; \
-	done
-	@$(RELOAD_SYSTEMD)
+	@$(INSTALL_ENV) scripts/install.sh uninstall
+
+# dist/release/netmanager-$(VERSION)-linux-{amd64,arm64}.tar.gz and SHA256SUMS
+# (docs/operator-guide.md): binaries, modules, unit, example config, install.sh
+# and the module kit; each arch built into RELEASE_DIR/build, never build/.
+RELEASE_DIR ?= dist/release
+RELEASE_ARCHES ?= amd64 arm64
+release:
+	GO=$(GO) VERSION=$(VERSION) scripts/release.sh $(RELEASE_DIR) $(RELEASE_ARCHES)
 
 # Regenerates docs/architecture.png from docs/architecture.dot (graphviz).
 docs:
