@@ -89,8 +89,21 @@ nmk_hold() {
   return 0
 }
 
+# nmk_machine prints what differs between architectures and matters to the
+# data planes: the machine, the page size (the proxy's ring buffer must be a
+# multiple of it), whether programs are JIT-compiled, the byte order.
+nmk_machine() {
+  local page jit order
+  page=$(grep -m1 KernelPageSize /proc/self/smaps | tr -s ' ' | cut -d' ' -f2-3)
+  jit=$(cat /proc/sys/net/core/bpf_jit_enable 2>/dev/null || echo '?')
+  order=little
+  [ "$(printf '\1\0' | od -An -tu2 | tr -d ' ')" = 1 ] || order=big
+  echo "nmk: machine $(uname -m), page size ${page:-?}, bpf_jit_enable $jit, $order endian"
+}
+
 nmk_setup() {
   echo "nmk: [$(cut -d' ' -f1 /proc/uptime)] guest $(uname -r) up"
+  nmk_machine
   [ -n "${NMK_CLANG_CACHE:-}" ] && nmk_clang
   hostname "nmk-guest$NMK_GUEST"
   nmk_mounts

@@ -4,13 +4,21 @@
 # 9pnet_virtio, 9p and what they depend on, in load order, decompressed for
 # busybox's insmod).
 #
-#   scripts/kernels/initrd.sh KERNEL_ROOT ABI OUT.cpio.gz
+#   scripts/kernels/initrd.sh KERNEL_ROOT ABI OUT.cpio.gz [BUSYBOX]
+#
+# BUSYBOX: a static busybox of the guest's architecture (default: this
+# machine's, busybox-static).
 set -euo pipefail
-[ $# -eq 3 ] || { echo "usage: initrd.sh KERNEL_ROOT ABI OUT.cpio.gz" >&2; exit 2; }
+[ $# -eq 3 ] || [ $# -eq 4 ] || { echo "usage: initrd.sh KERNEL_ROOT ABI OUT.cpio.gz [BUSYBOX]" >&2; exit 2; }
 root=$1 abi=$2 out=$3
 here=$(cd "$(dirname "$0")" && pwd)
-bb=$(command -v busybox) || { echo "initrd: busybox missing (busybox-static)" >&2; exit 1; }
-{ ldd "$bb" 2>&1 || true; } | grep -q 'not a dynamic' || { echo "initrd: $bb is not static (install busybox-static)" >&2; exit 1; }
+if [ $# -eq 4 ]; then
+  bb=$4
+  [ -f "$bb" ] || { echo "initrd: $bb missing" >&2; exit 1; }
+else
+  bb=$(command -v busybox) || { echo "initrd: busybox missing (busybox-static)" >&2; exit 1; }
+  { ldd "$bb" 2>&1 || true; } | grep -q 'not a dynamic' || { echo "initrd: $bb is not static (install busybox-static)" >&2; exit 1; }
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/modules" "$tmp/proc" "$tmp/sys" "$tmp/dev" "$tmp/newroot"

@@ -108,7 +108,7 @@ job_head() {
   echo "export NMK_KROOT='$kroot' NMK_REPO='$repo' NMK_NATIVE=$native NMK_JOBS=$jobs NMK_GUEST=$g"
   [ $native = 1 ] && echo "export NMK_RESULTS='$res'"
   [ $native = 0 ] && echo "export NMK_CLANG_CACHE='$clang_cache'"
-  echo "export NETMANAGER_BIN='$repo/build/bin/netmanager' NETMANAGER_MODULES='$repo/build/modules'"
+  echo "export NETMANAGER_BIN='$nmbuild/bin/netmanager' NETMANAGER_MODULES='$nmbuild/modules'"
   echo ". '$here/guest.sh'"
   [ $native = 0 ] && echo nmk_setup
   echo 'export VERIFIER_OUT=$R/verifier.jsonl'
@@ -124,7 +124,7 @@ jobs() {
   done
   while IFS='|' read -r lane secs step entry bin dir t args; do
     g=$(((lane - 1) / c + 1))
-    echo "nmk_test $step $entry $dir '$W/bin/$bin.test' $t $args" >>"$res/job.$g.sh"
+    echo "nmk_test $step $entry $dir '$tbin/$bin.test' $t $args" >>"$res/job.$g.sh"
     echo "$step $entry $g $secs" >>"$W/$k/entries"
   done < <(items "$rel" | assign $((n * c)))
   for ((g = 1; g <= n; g++)); do

@@ -69,6 +69,7 @@ report() {
   fi
   guest_checks
   [ -f "$W/$k/excluded" ] && sort -u "$W/$k/excluded"
+  grep -h -m1 'nmk: machine' "$W/$k"/console.1.log 2>/dev/null | sed 's/^nmk: /    /'
   grep -h 'nmk: clang cache' "$W/$k"/console.*.log 2>/dev/null | sed 's/^nmk: /    /'
   for step in budget dataplane e2e; do
     [ $budget_only = 1 ] && [ $step != budget ] && continue

@@ -8,8 +8,12 @@
 #
 #   scripts/kernels/run.sh [--budget-only] [--out DIR] [--summary FILE] [KERNEL...]
 #
-# KERNEL: a series ("6.1", "6.12", "7.2"), "sid" (the newest sid kernel), or
-# "host" (this machine's kernel, no qemu); default: 6.1 6.12 sid.
+# KERNEL: a series ("6.1", "6.12", "7.2"), "sid" (the newest sid kernel),
+# "arm64" (Debian's arm64 kernel of ARM64_SERIES under qemu-system-aarch64,
+# its root a directory of arm64 packages, the test binaries, the daemon and
+# the plugins cross-built: NMK_ARM64_BUILD, default build/arm64 from
+# `make ARCH=arm64 build`), or "host" (this machine's kernel, no qemu);
+# default: 6.1 6.12 sid.
 # --budget-only runs only the budget step. --out DIR leaves each kernel's
 # VERIFIER_OUT lines in DIR/<KERNEL>.jsonl. --summary FILE writes the total
 # "passed failed skipped". Exit status 0 only when every kernel booted and
@@ -41,18 +45,29 @@ kernels=("$@")
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12 sid)
 [ "$(id -u)" -eq 0 ] || kdie "run.sh needs root (qemu's 9p export of /, the guests' BPF)"
 
-# build compiles every test binary the guests run, into $W/bin.
+# build compiles every test binary the guests run, into $W/bin (and, with
+# an arm64 kernel in the list, cross-compiled into $W/bin-arm64).
 build() {
   local step name dir rest tags
   mkdir -p "$W/bin"
   for f in "$repo/build/bin/netmanager" "$repo"/build/modules/*/*.so; do
     [ -e "$f" ] || kdie "$f is missing: run \`make build\` first"
   done
+  if [[ " ${kernels[*]} " == *" arm64 "* ]]; then
+    for f in "$ARM64_BUILD/bin/netmanager" "$ARM64_BUILD"/modules/*/*.so; do
+      [ -e "$f" ] || kdie "$f is missing: run \`make ARCH=arm64 build\` first (or set NMK_ARM64_BUILD)"
+    done
+    mkdir -p "$W/bin-arm64"
+  fi
   while read -r step name dir rest; do
     tags=()
     [ "$step" = e2e ] && tags=(-tags kernelmatrix)
     (cd "$repo" && CGO_ENABLED=1 "$GO" test -c "${tags[@]}" -o "$W/bin/$name.test" "./$dir") ||
       kdie "go test -c ./$dir failed: no kernel can run"
+    [ -d "$W/bin-arm64" ] || continue
+    (cd "$repo" && CGO_ENABLED=1 GOARCH=arm64 CC=${NMK_ARM64_CC:-aarch64-linux-gnu-gcc} \
+      "$GO" test -c "${tags[@]}" -o "$W/bin-arm64/$name.test" "./$dir") ||
+      kdie "GOARCH=arm64 go test -c ./$dir failed: the arm64 kernel cannot run (gcc-aarch64-linux-gnu, libc6-dev-arm64-cross)"
   done < <(tests)
   clang_fill
   if [ $budget_only = 0 ]; then
@@ -77,16 +92,30 @@ clang_fill() {
 }
 
 # boot runs guest $3 of kernel directory $1 (from fetch.sh) on the results
-# directory $2, its serial console to $W/$k/console.$3.log.
+# directory $2, its serial console to $W/$k/console.$3.log. Its root is the
+# host's, or for arm64 the userland directory $groot with the repository,
+# $KCACHE and $W (when outside the repository) shared at their host paths.
 boot() {
-  local kdir=$1 res=$2 g=$3 rc
-  timeout -k 10 "$GUEST_TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -cpu max \
+  local kdir=$1 res=$2 g=$3 rc qemu console=ttyS0 root=/ shares=() append="" d tag
+  qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max)
+  if [ "$arch" = arm64 ]; then
+    qemu=(qemu-system-aarch64 -M virt -accel tcg,thread=multi -cpu "${NMK_ARM64_CPU:-max}")
+    console=ttyAMA0 root=$groot
+    for d in "$repo" "$KCACHE" "$W"; do
+      [ "$d" = "$W" ] && [[ $W == "$repo"/* ]] && continue
+      tag=share${#shares[@]}
+      mkdir -p "$groot$d"
+      shares+=(-virtfs "local,path=$d,mount_tag=$tag,security_model=none,readonly=on,multidevs=remap")
+      append+=" nmk.share=$tag:$d"
+    done
+  fi
+  timeout -k 10 "$GUEST_TIMEOUT" "${qemu[@]}" \
     -smp "$CPUS" -m "${NMK_GUEST_MEM:-4096}" \
     -display none -monitor none -serial "file:$W/$k/console.$g.log" -no-reboot -nic none \
     -kernel "$kdir/vmlinuz" -initrd "$W/$k/initrd.gz" \
-    -append "console=ttyS0 panic=-1 quiet nmk.job=job.$g.sh" \
-    -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
-    -virtfs "local,path=$res,mount_tag=results,security_model=none,multidevs=remap" </dev/null
+    -append "console=$console panic=-1 quiet nmk.job=job.$g.sh$append" \
+    -virtfs "local,path=$root,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
+    -virtfs "local,path=$res,mount_tag=results,security_model=none,multidevs=remap" "${shares[@]}" </dev/null
   rc=$?
   [ $rc = 124 ] && echo "  guest $g did not power off within ${GUEST_TIMEOUT}s (NMK_GUEST_TIMEOUT): killed"
   [ $rc != 0 ] && [ $rc != 124 ] && echo "  guest $g: qemu exited $rc"
@@ -96,7 +125,9 @@ boot() {
 # guests boots kernel $k's NMK_GUESTS guests together and waits for them.
 guests() {
   local kdir=$1 abi=$2 res=$3 n=$4 g pids=()
-  "$here/initrd.sh" "$kdir/root" "$abi" "$W/$k/initrd.gz" || { echo "  initrd for $k failed"; return; }
+  local bb=()
+  [ "$arch" = arm64 ] && bb=("$groot/bin/busybox")
+  "$here/initrd.sh" "$kdir/root" "$abi" "$W/$k/initrd.gz" "${bb[@]}" || { echo "  initrd for $k failed"; return; }
   for ((g = 1; g <= n; g++)); do
     boot "$kdir" "$res" "$g" &
     pids+=($!)
@@ -127,6 +158,17 @@ emulator_race() {
 . "$here/plan.sh"
 . "$here/report.sh"
 
+# ARM64_BUILD: the arm64 daemon and plugins (`make ARCH=arm64 build`).
+ARM64_BUILD=${NMK_ARM64_BUILD:-$repo/build/arm64}
+
+# kernel_arch sets, for kernel label $1, arch, tbin (its test binaries) and
+# nmbuild (the daemon and plugins it runs).
+kernel_arch() {
+  arch=amd64 tbin=$W/bin nmbuild=$repo/build
+  [ "$1" = arm64 ] && arch=arm64 tbin=$W/bin-arm64 nmbuild=$ARM64_BUILD
+  return 0
+}
+
 main() {
   local k line label abi version kdir res start secs tp=0 tf=0 ts=0 p f s t0
   t0=$(date +%s)
@@ -137,13 +179,15 @@ main() {
     res=$W/$k/results
     rm -rf "$W/$k"
     mkdir -p "$res"
+    kernel_arch "$k"
+    groot=""
     if [ "$k" = host ]; then
       label="host" abi=$(uname -r) version="none: this machine's kernel, no qemu"
       jobs 1 2 "$abi" "" "$res"
       bash "$res/job.1.sh" >"$W/$k/console.1.log" 2>&1
     elif line=$("$here/fetch.sh" "$k"); then
-      read -r label abi version kdir <<<"$line"
-      echo "== kernel $k: $abi (Debian $version), booting under qemu ($GUESTS guest(s) of $CPUS vCPUs)"
+      read -r label abi version kdir groot <<<"$line"
+      echo "== kernel $k: $abi (Debian $version), booting under qemu ($arch, $GUESTS guest(s) of $CPUS vCPUs)"
       run_kernel "$kdir" "$abi" "$res"
       if emulator_race; then
         echo "  kernel $k: a guest died with \"Oops: int3\" (qemu's multi-threaded emulation ran kernel code that had just been patched; see docs/kernels.md): booting it again, once"

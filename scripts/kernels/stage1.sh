@@ -3,7 +3,10 @@
 # the host's root read-only (9p tag "hostroot") as the new root with tmpfs
 # on /run and the run's results directory (9p tag "results", writable) on
 # /run/results, then hands over to the job run.sh wrote there for this
-# guest (nmk.job= on the kernel's command line).
+# guest (nmk.job= on the kernel's command line). A guest whose root is not
+# the host's (arm64: "hostroot" is a directory of arm64 packages) also mounts
+# each nmk.share=TAG:PATH of the command line read-only at PATH (the
+# repository, the kernel cache).
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -26,7 +29,13 @@ mkdir -p /newroot/run/results
 mount -t 9p -o "$opts" results /newroot/run/results || die "mount the results share"
 job=job.1.sh
 for a in $(cat /proc/cmdline); do
-  case $a in nmk.job=*) job=${a#nmk.job=} ;; esac
+  case $a in
+    nmk.job=*) job=${a#nmk.job=} ;;
+    nmk.share=*)
+      s=${a#nmk.share=}
+      mount -t 9p -o "$opts,ro,cache=loose" "${s%%:*}" "/newroot${s#*:}" || die "mount the share ${s%%:*} on ${s#*:}"
+      ;;
+  esac
 done
 [ -f "/newroot/run/results/$job" ] || die "no $job in the results share"
 read -r up _ </proc/uptime
