@@ -152,7 +152,9 @@ func (c *Client) Health(ctx context.Context) error {
 
 // Version returns the daemon's version.
 func (c *Client) Version(ctx context.Context) (string, error) {
-	var out map[string]string
+	var out struct {
+		Version string `json:"version"`
+	}
 	err := c.Do(ctx, http.MethodGet, "/version", nil, &out)
-	return out["version"], err
+	return out.Version, err
 }
