@@ -10,9 +10,13 @@ LDFLAGS := -X github.com/oakestra/netmanager/node-net-manager/version.Version=$(
 APT_PACKAGES := clang llvm libbpf-dev iproute2 iptables iperf3 iputils-ping util-linux procps curl mosquitto ethtool
 RUN_ARGS ?= --listen 127.0.0.1:6000
 # The kernel matrix (docs/kernels.md): Debian kernels booted under qemu, by
-# series ("6.1", "6.12", "7.2") or "sid" (the newest kernel Debian sid has).
-KERNELS ?= 6.1 6.12 sid
-KERNEL_APT_PACKAGES := qemu-system-x86 busybox-static kmod cpio xz-utils zstd
+# series ("6.1", "6.12", "7.2"), "sid" (the newest kernel Debian sid has) or
+# "arm64" (Debian's arm64 6.12 under qemu-system-aarch64, with the daemon and
+# the plugins of `make ARCH=arm64 build`: kernels-arm64).
+KERNELS ?= 6.1 6.12 sid arm64
+KERNEL_APT_PACKAGES := qemu-system-x86 qemu-system-arm busybox-static kmod cpio xz-utils zstd \
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+KERNEL_BUILDS := $(if $(filter arm64,$(KERNELS)),kernels-arm64)
 TALLY := $(BUILD)/tally
 # ARCH: the GOARCH to build for, this machine's by default (into build/).
 # Another one is a cross build into build/<arch>/, same layout, with cgo through
@@ -38,7 +42,7 @@ endif
 
 export CGO_ENABLED := 1
 
-.PHONY: all deps deps-kernels build run test test-kernels unit-test integration-test bench fuzz generate install uninstall release docs clean
+.PHONY: all deps deps-kernels kernels-arm64 build run test test-kernels unit-test integration-test bench fuzz generate install uninstall release docs clean
 
 all: build
 
@@ -51,6 +55,10 @@ deps-kernels:
 	@scripts/deps.sh $(KERNEL_APT_PACKAGES)
 	@scripts/kernels/fetch.sh $(KERNELS) >/dev/null
 
+# The arm64 daemon, plugins and test modules the matrix's arm64 kernel runs.
+kernels-arm64:
+	$(MAKE) ARCH=arm64 build
+
 build: deps
 	$(ARCH_ENV) $(GO) build $(GOBUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(ARCH_BUILD)/bin/netmanager ./node-net-manager/cmd/netmanager
 	$(ARCH_ENV) $(GO) build $(GOBUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(ARCH_BUILD)/bin/netmanagerctl ./node-net-manager/cmd/netmanagerctl
@@ -62,7 +70,7 @@ run: build
 
 # go test ./..., the fuzz targets, then the kernel matrix, one after another
 # (2 cores); the last line counts them all: "tests: N passed, N failed, N skipped".
-test: build deps-kernels
+test: build deps-kernels $(KERNEL_BUILDS)
 	$(GO) build ./...
 	$(GO) vet ./...
 	@set -o pipefail; rm -rf $(TALLY) && mkdir -p $(TALLY); \
@@ -73,7 +81,7 @@ test: build deps-kernels
 	scripts/kernels/tally.sh total "go test ./...=$(TALLY)/gotest" "fuzz targets=$(TALLY)/fuzz" "kernel matrix ($(KERNELS))=$(TALLY)/kernels"
 
 # Only the kernel matrix: make test-kernels KERNELS="6.1 6.12 7.2".
-test-kernels: build deps-kernels
+test-kernels: build deps-kernels $(KERNEL_BUILDS)
 	GO=$(GO) scripts/kernels/run.sh $(KERNELS)
 
 # Every fuzz target for FUZZTIME (e.g. make fuzz FUZZTIME=1000000x).

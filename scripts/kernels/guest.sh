@@ -53,11 +53,14 @@ nmk_modules() {
 }
 
 # nmk_clang puts scripts/kernels/clang.sh first on PATH as "clang", with the
-# cache run.sh filled.
+# cache run.sh filled (NMK_CLANG_SERVED=1: misses go to the host).
 nmk_clang() {
   mkdir -p /run/nmk/bin
   ln -sf "$NMK_REPO/scripts/kernels/clang.sh" /run/nmk/bin/clang
   export PATH=/run/nmk/bin:$PATH NMK_CLANG_LOG=$R/clang.$NMK_GUEST.log NMK_CLANG_STORE=$R/clang-new
+  # no clang of the guest's architecture: the host builds what the cache misses
+  [ "${NMK_CLANG_SERVED:-0}" = 1 ] && export NMK_CLANG_REMOTE=$R/clang-req NMK_CLANG_STORE=
+  return 0
 }
 
 # nmk_hold switches on, for the guest's life, the static keys the tests

@@ -108,6 +108,7 @@ job_head() {
   echo "export NMK_KROOT='$kroot' NMK_REPO='$repo' NMK_NATIVE=$native NMK_JOBS=$jobs NMK_GUEST=$g"
   [ $native = 1 ] && echo "export NMK_RESULTS='$res'"
   [ $native = 0 ] && echo "export NMK_CLANG_CACHE='$clang_cache'"
+  [ "$arch" = arm64 ] && echo "export NMK_CLANG_SERVED=1"
   echo "export NETMANAGER_BIN='$nmbuild/bin/netmanager' NETMANAGER_MODULES='$nmbuild/modules'"
   echo ". '$here/guest.sh'"
   [ $native = 0 ] && echo nmk_setup

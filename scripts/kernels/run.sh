@@ -94,15 +94,16 @@ clang_fill() {
 # boot runs guest $3 of kernel directory $1 (from fetch.sh) on the results
 # directory $2, its serial console to $W/$k/console.$3.log. Its root is the
 # host's, or for arm64 the userland directory $groot with the repository,
-# $KCACHE and $W (when outside the repository) shared at their host paths.
+# $KCACHE, and $W and the arm64 build when outside the repository, shared
+# read-only at their host paths.
 boot() {
   local kdir=$1 res=$2 g=$3 rc qemu console=ttyS0 root=/ shares=() append="" d tag
   qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max)
   if [ "$arch" = arm64 ]; then
     qemu=(qemu-system-aarch64 -M virt -accel tcg,thread=multi -cpu "${NMK_ARM64_CPU:-max}")
     console=ttyAMA0 root=$groot
-    for d in "$repo" "$KCACHE" "$W"; do
-      [ "$d" = "$W" ] && [[ $W == "$repo"/* ]] && continue
+    for d in "$repo" "$KCACHE" "$W" "$nmbuild"; do
+      [ "$d" != "$repo" ] && [[ $d == "$repo"/* ]] && continue
       tag=share${#shares[@]}
       mkdir -p "$groot$d"
       shares+=(-virtfs "local,path=$d,mount_tag=$tag,security_model=none,readonly=on,multidevs=remap")
@@ -122,17 +123,49 @@ boot() {
   return 0
 }
 
+# clang_serve DIR builds, natively, what a guest without clang asks for in
+# DIR (clang.sh, NMK_CLANG_REMOTE), storing it in the cache, until DIR/.stop.
+clang_serve() {
+  local dir=$1 req args a
+  while [ ! -f "$dir/.stop" ]; do
+    for req in "$dir"/*.req; do
+      [ -f "$req/args" ] || continue
+      args=()
+      while IFS= read -r a; do
+        case $a in
+          @OUT) args+=("$req/out.o") ;;
+          @IN:*) args+=("$req/${a#@IN:}") ;;
+          *) args+=("$a") ;;
+        esac
+      done <"$req/args"
+      NMK_CLANG_STORE=$clang_cache "$here/clang.sh" "${args[@]}" >"$req/log" 2>&1
+      echo $? >"$req/rc"
+      mv "$req" "${req%.req}.done"
+    done
+    sleep 0.2
+  done
+}
+
 # guests boots kernel $k's NMK_GUESTS guests together and waits for them.
 guests() {
-  local kdir=$1 abi=$2 res=$3 n=$4 g pids=()
+  local kdir=$1 abi=$2 res=$3 n=$4 g pids=() server=""
   local bb=()
   [ "$arch" = arm64 ] && bb=("$groot/bin/busybox")
   "$here/initrd.sh" "$kdir/root" "$abi" "$W/$k/initrd.gz" "${bb[@]}" || { echo "  initrd for $k failed"; return; }
+  if [ "$arch" = arm64 ]; then
+    mkdir -p "$res/clang-req"
+    clang_serve "$res/clang-req" &
+    server=$!
+  fi
   for ((g = 1; g <= n; g++)); do
     boot "$kdir" "$res" "$g" &
     pids+=($!)
   done
   wait "${pids[@]}"
+  if [ -n "$server" ]; then
+    touch "$res/clang-req/.stop"
+    wait "$server"
+  fi
   [ -d "$res/clang-new" ] && cp -n "$res"/clang-new/*.o "$clang_cache/" 2>/dev/null
   return 0
 }
