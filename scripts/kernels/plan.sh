@@ -8,11 +8,17 @@
 # entries, the longest first, NMK_JOBS (vCPUs + 1) at a time, so that one
 # waiting on the network leaves its vCPU to another.
 
-# Seconds each top-level test took, "BINARY TEST SECONDS": the seed shipped
+# Seconds each top-level test took, "BINARY TEST SECONDS", per architecture
+# (arm64's emulation slows some tests far more than others): the seed shipped
 # here, overridden by what the runs on this machine measured (run.sh
-# updates it after each kernel).
-DURATIONS_SEED=$here/durations.tsv
-DURATIONS=$KCACHE/durations.tsv
+# updates it after each kernel). durations_use ARCH chooses them.
+durations_use() {
+  local sfx=""
+  [ "$1" = amd64 ] || sfx=-$1
+  DURATIONS_SEED=$here/durations$sfx.tsv
+  DURATIONS=$KCACHE/durations$sfx.tsv
+}
+durations_use amd64
 
 # tests prints "STEP BINARY PKGDIR TIMEOUT [ARG...]", one per test binary;
 # one with ARGs runs whole, on one guest.
@@ -148,7 +154,8 @@ durations_update() {
       b=${b%.[0-9]}
       sed -nE "s/^--- (PASS|FAIL|SKIP): (\S+) \(([0-9.]+)s\)$/$b \2 \3/p" "$f"
     done
-    [ -f "$DURATIONS" ] && cat "$DURATIONS"
+    cat "$DURATIONS" 2>/dev/null
   } | awk '{k = $1 " " $2; if (!(k in m)) m[k] = $3} END {for (k in m) print k, m[k]}' |
     sort >"$DURATIONS.$$" && mv "$DURATIONS.$$" "$DURATIONS"
+  rm -f "$DURATIONS.$$"
 }

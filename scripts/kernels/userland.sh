@@ -37,10 +37,10 @@ userland() {
     mkdir -p "$tmp/debs" "$tmp/root"
     klog "downloading the $KARCH guest's userland (${#USERLAND_PACKAGES[@]} packages)"
     (cd "$tmp/debs" && kapt_get download "${USERLAND_PACKAGES[@]}") >"$tmp/download.log" 2>&1 || {
-      cat "$tmp/download.log" >&2; return 1; }
-    for d in "$tmp"/debs/*.deb; do dpkg-deb -x "$d" "$tmp/root" || return 1; done
+      cat "$tmp/download.log" >&2; rm -rf "$tmp"; return 1; }
+    for d in "$tmp"/debs/*.deb; do dpkg-deb -x "$d" "$tmp/root" || { rm -rf "$tmp"; return 1; }; done
     rm -rf "$tmp/debs"
-    userland_fix "$tmp/root" || return 1
+    userland_fix "$tmp/root" || { rm -rf "$tmp"; return 1; }
     touch "$tmp/root/.ready"
     rm -rf "$dir"
     mv "$tmp/root" "$dir"
