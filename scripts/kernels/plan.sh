@@ -154,7 +154,7 @@ durations_update() {
       b=${b%.[0-9]}
       sed -nE "s/^--- (PASS|FAIL|SKIP): (\S+) \(([0-9.]+)s\)$/$b \2 \3/p" "$f"
     done
-    cat "$DURATIONS" 2>/dev/null
+    [ ! -f "$DURATIONS" ] || cat "$DURATIONS"
   } | awk '{k = $1 " " $2; if (!(k in m)) m[k] = $3} END {for (k in m) print k, m[k]}' |
     sort >"$DURATIONS.$$" && mv "$DURATIONS.$$" "$DURATIONS"
   rm -f "$DURATIONS.$$"
