@@ -32,6 +32,29 @@ type OperationCount struct {
 type Metrics struct {
 	Operations []OperationCount // by operation, then error
 	Instances  []InstanceMetrics
+	// Foreign are programs on the hooks the manager chains on that are not
+	// the manager's (another agent's), as the last check found them.
+	Foreign []ForeignProgram
+}
+
+// ForeignProgram is a program on one of our hooks that is not ours.
+type ForeignProgram struct {
+	Interface string
+	Ifindex   int
+	Hook      module.Hook
+	ID        uint32 // kernel program ID
+	Name, Tag string
+	Position  int // 0-based position in the hook's run order
+	// EndsChain: it runs before our first program, so an accept or drop
+	// verdict of it means our modules never see the packet.
+	EndsChain bool
+}
+
+// DropCount is how many packets a data plane dropped for one reason
+// (bpf/reasons.h nm_drops, named by module.DropReasoner).
+type DropCount struct {
+	Reason string
+	Count  uint64
 }
 
 // InstanceMetrics is one module instance.
@@ -44,6 +67,9 @@ type InstanceMetrics struct {
 	Programs []ProgramMetrics
 	// Samples are the control plane's own (module.MetricsReporter).
 	Samples []module.Metric
+	// Drops are the data plane's drops by reason (nm_drops), when it has
+	// that map.
+	Drops []DropCount
 	// Error says why samples are missing (a program's stats could not be
 	// read, the control plane's Metrics failed or broke CheckMetrics).
 	Error error
