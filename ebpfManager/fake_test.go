@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/oakestra/netmanager/ebpfManager/module"
+	"github.com/oakestra/netmanager/node-net-manager/errdefs"
 )
 
 // fakeKernel models the chain invariants the manager relies on: TCX anchors
@@ -40,6 +41,9 @@ type fakeKernel struct {
 	unsure   map[string]bool     // features whose probe cannot tell
 	probed   map[string]int      // probes asked, by feature
 	mapBytes map[string]uint64   // MapBytes of an object, by path; default 1000
+
+	// foreign are programs not the manager's (addForeign), by ID.
+	foreign map[uint32]ProgramInfo
 }
 
 type chainKey struct {
@@ -175,6 +179,50 @@ func (k *fakeKernel) Chain(ifindex int, h module.Hook) ([]uint32, uint64, error)
 		ids = append(ids, e.prog)
 	}
 	return ids, k.revs[ck], nil
+}
+
+// ProgramInfo describes a foreign program (addForeign) or one of a data
+// plane's ("prog_N"); an ID nothing has is gone.
+func (k *fakeKernel) ProgramInfo(id uint32) (ProgramInfo, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if pi, ok := k.foreign[id]; ok {
+		return pi, nil
+	}
+	for _, c := range k.chains {
+		if slices.ContainsFunc(c, func(e fakeEntry) bool { return e.prog == id }) {
+			return ProgramInfo{ID: id, Name: fmt.Sprintf("prog_%d", id), Tag: "0000000000000000", Type: "SchedCLS"}, nil
+		}
+	}
+	return ProgramInfo{}, fmt.Errorf("%w: program %d is gone", errdefs.ErrNotFound, id)
+}
+
+// addForeign puts another agent's program at position pos of a hook's
+// chain (clamped to its length) and returns its ID.
+func (k *fakeKernel) addForeign(ifindex int, h module.Hook, pos int, name string) uint32 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.nextProg++
+	id := k.nextProg
+	if k.foreign == nil {
+		k.foreign = map[uint32]ProgramInfo{}
+	}
+	k.foreign[id] = ProgramInfo{ID: id, Name: name, Tag: fmt.Sprintf("%016x", id), Type: "SchedCLS"}
+	ck := chainKey{ifindex, h}
+	c := k.chains[ck]
+	k.chains[ck] = slices.Insert(c, min(pos, len(c)), fakeEntry{prog: id})
+	k.revs[ck]++
+	return id
+}
+
+// removeProgram takes a program off a hook's chain (as another agent's
+// detach, or a detach behind the manager's back, would).
+func (k *fakeKernel) removeProgram(ifindex int, h module.Hook, id uint32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ck := chainKey{ifindex, h}
+	k.chains[ck] = slices.DeleteFunc(k.chains[ck], func(e fakeEntry) bool { return e.prog == id })
+	k.revs[ck]++
 }
 
 type fakeLink struct {

@@ -102,6 +102,10 @@ type Info struct {
 	// found different from the declared state, and how it was repaired.
 	Readopted bool     `json:"readopted,omitempty"`
 	Drift     []string `json:"drift,omitempty"`
+	// Foreign (GET /ebpf/{id} alone) are the programs that are not ours
+	// and run before this instance's on its interfaces: an accept or drop
+	// from one ends the chain before the instance sees the packet.
+	Foreign []ForeignInfo `json:"foreign,omitempty"`
 }
 
 // AttachmentInfo is one attached program.

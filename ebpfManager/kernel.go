@@ -107,6 +107,14 @@ type RunStats struct {
 	RunTime time.Duration
 }
 
+// ProgramInfo is what the kernel tells of a loaded program.
+type ProgramInfo struct {
+	ID   uint32
+	Name string // the object name the loader gave it (at most 15 bytes)
+	Tag  string // hex SHA-1 prefix of its instructions
+	Type string // e.g. "SchedCLS"
+}
+
 // Kernel is everything the manager asks of the kernel.
 type Kernel interface {
 	Mode() Mode
@@ -116,6 +124,9 @@ type Kernel interface {
 	// Chain returns the IDs of the programs on an interface hook in run order,
 	// and the chain's revision (0 in legacy mode).
 	Chain(ifindex int, h module.Hook) ([]uint32, uint64, error)
+	// ProgramInfo describes a loaded program by kernel ID (any program,
+	// ours or not); an ID that is gone is an errdefs.ErrNotFound.
+	ProgramInfo(id uint32) (ProgramInfo, error)
 	Attach(req AttachRequest) (Link, error)
 	// Pins lists the names pinned in a bpffs directory (none if it is absent).
 	Pins(dir string) ([]string, error)

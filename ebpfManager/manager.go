@@ -46,6 +46,8 @@ type Options struct {
 	// refuses every SLA module.
 	SLA SLAPolicy
 	Log logrus.FieldLogger
+	// Tracer starts the traces of Trace (nil: the kernel's, package trace).
+	Tracer Tracer
 }
 
 // Manager is the registry of module instances.
@@ -70,6 +72,9 @@ type Manager struct {
 	// opsMu guards ops, the operations counted for Metrics.
 	opsMu sync.Mutex
 	ops   map[opKey]uint64
+	// foreign is the last scan for programs on our hooks that are not ours
+	// (foreign.go), which Metrics serves.
+	foreign foreignCache
 }
 
 // New returns a Manager. Without Persist it removes pins an earlier run left
@@ -509,7 +514,9 @@ func (m *Manager) Get(id string) (Info, error) {
 	if in == nil {
 		return Info{}, fmt.Errorf("%w: no module instance %q", errdefs.ErrNotFound, id)
 	}
-	return in.info(m.opts.Kernel.Mode()), nil
+	inf := in.info(m.opts.Kernel.Mode())
+	inf.Foreign = m.foreignAhead(in)
+	return inf, nil
 }
 
 // sorted returns the instances in chain order; the caller holds mu.

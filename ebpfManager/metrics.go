@@ -103,6 +103,7 @@ func (m *Manager) Metrics() Metrics {
 	for _, in := range m.sorted() {
 		out.Instances = append(out.Instances, m.instanceMetrics(in))
 	}
+	out.Foreign = m.cachedForeign() // foreign.go: one scan a second at most
 	return out
 }
 
