@@ -9,6 +9,7 @@
 #include "bits.h"
 #include "parse.h"
 #include "verdicts.h"
+#include "reasons.h"
 #include "firewall.h"
 
 /* Sizes marked "knob" are set at load time from the config (MapSizes). */
@@ -291,7 +292,7 @@ static __always_inline int judge(struct __sk_buff *skb, __u32 dir)
 		return NM_NEXT; /* not IP: not ours to judge */
 	if (r < 0) {
 		count(skb, dir, 0);
-		return NM_DROP;
+		return nm_drop(skb, FW_REASON_MALFORMED, 0);
 	}
 	p.flow.ifindex = skb->ifindex;
 	int flowable = p.has_ports || p.echo;
@@ -310,6 +311,7 @@ static __always_inline int judge(struct __sk_buff *skb, __u32 dir)
 	__u32 words = st->words[gen];
 	int idx = classify(&p, gen, words, dir);
 	int deny = st->default_deny;
+	__u32 reason = FW_REASON_DEFAULT_DENY, slot = 0;
 	if (idx >= 0) {
 		__u32 k = gen * FW_MAX_RULES + idx;
 		struct fw_rule *rule = bpf_map_lookup_elem(&rules, &k);
@@ -318,10 +320,12 @@ static __always_inline int judge(struct __sk_buff *skb, __u32 dir)
 		__u64 *h = bpf_map_lookup_elem(&hits, &k);
 		if (h)
 			(*h)++;
+		reason = FW_REASON_RULE;
+		slot = k;
 	}
 	count(skb, dir, !deny);
 	if (deny)
-		return NM_DROP;
+		return nm_drop(skb, reason, slot);
 	if (st->stateful && flowable && p.echo != 2) {
 		struct fw_flow rev;
 		reverse(&rev, &p.flow);

@@ -24,6 +24,13 @@
 #define FW_ALLOW (0)
 #define FW_DENY (1)
 
+/* Drop reasons (bpf/reasons.h nm_drop; named in Go by dropReasonNames).
+ * FW_REASON_RULE's detail is the rule's slot, gen * FW_MAX_RULES + index:
+ * the key of rules and hits, which the control plane maps to the rule id. */
+#define FW_REASON_RULE (1)         /* a deny rule matched */
+#define FW_REASON_DEFAULT_DENY (2) /* no rule matched, defaultPolicy deny */
+#define FW_REASON_MALFORMED (3)    /* malformed IP header or truncated L4 header */
+
 /* direction index, from the service's point of view */
 #define FW_DIR_INGRESS (0) /* to the service: the host veth's TC egress hook */
 #define FW_DIR_EGRESS (1)  /* from the service: the host veth's TC ingress hook */

@@ -143,12 +143,15 @@ func LoadSized(t testing.TB, dir, name string, sizes map[string]uint32) *ebpf.Co
 
 // SkbCtx mirrors struct __sk_buff up to hwtstamp (192 bytes) with the
 // fields BPF_PROG_TEST_RUN lets a test set that the tests use: the
-// interface the packet arrived on (one in the namespace the run is in) and,
-// for a GSO packet, its segment count and size.
+// interface the packet arrived on (one in the namespace the run is in), the
+// control block (RunCtx reads it back) and, for a GSO packet, its segment
+// count and size.
 type SkbCtx struct {
 	_       [40]byte
 	Ifindex uint32
-	_       [120]byte
+	_       [4]byte
+	CB      [5]uint32 // the control block; bpf/reasons.h writes cb[3] and cb[4]
+	_       [96]byte
 	GSOSegs uint32
 	_       [8]byte
 	GSOSize uint32
