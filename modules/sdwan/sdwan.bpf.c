@@ -16,6 +16,7 @@
 #include "encap.h"
 #include "parse.h"
 #include "verdicts.h"
+#include "reasons.h"
 #include "sdwan.h"
 
 #ifndef AF_INET
@@ -132,10 +133,10 @@ static __always_inline void count(__u32 reason)
 }
 
 /* policy is the default verdict: for unmatched uplink traffic, unknown peers
- * and malformed GRE. */
-static __always_inline int policy(struct sd_state *st)
+ * and malformed GRE; a drop says why (SD_REASON_*). */
+static __always_inline int policy(struct __sk_buff *skb, struct sd_state *st, __u32 reason, __u32 detail)
 {
-	return st->default_drop ? NM_DROP : NM_NEXT;
+	return st->default_drop ? nm_drop(skb, reason, detail) : NM_NEXT;
 }
 
 struct pkt {
@@ -441,21 +442,21 @@ static __always_inline int encap(struct __sk_buff *skb, struct pkt *p, __u32 w)
 {
 	struct sd_wan *wan = bpf_map_lookup_elem(&wans, &w);
 	if (!wan)
-		return NM_DROP;
+		return nm_drop(skb, SD_REASON_ENCAP_ERROR, w);
 	/* A GSO packet is cut into segments of its headers plus gso_size; the
 	 * kernel lowers gso_size by the outer header, so each still fits if
 	 * it fits now. */
 	__u32 seg = skb->gso_size ? p->hdr_len + skb->gso_size : p->l3_len + NM_GRE4_OVERHEAD;
 	if (seg > wan->mtu) {
 		count(SD_ST_MTU_DROP);
-		return NM_DROP;
+		return nm_drop(skb, SD_REASON_MTU, w);
 	}
 	if (p->syn)
 		clamp_mss(skb, p, wan->mtu);
 	__u8 tos = wan->tos == SD_TOS_INHERIT ? p->tos : wan->tos;
 	if (bpf_skb_adjust_room(skb, NM_GRE4_OVERHEAD, BPF_ADJ_ROOM_MAC, NM_ENCAP_GRE4_FLAGS)) {
 		count(SD_ST_ENCAP_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, SD_REASON_ENCAP_ERROR, w);
 	}
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -463,7 +464,7 @@ static __always_inline int encap(struct __sk_buff *skb, struct pkt *p, __u32 w)
 	struct nm_grehdr *gre = (void *)(ip + 1);
 	void *inner = gre + 1;
 	if (inner + sizeof(struct ipv6hdr) > end)
-		return NM_DROP;
+		return nm_drop(skb, SD_REASON_ENCAP_ERROR, w);
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	outer4_fill(ip, wan->csum_base, wan->local, wan->peer, wan->ttl, tos, p->l3_len);
 	gre->flags = 0;
@@ -509,12 +510,12 @@ static __always_inline int uplink(struct __sk_buff *skb)
 		return NM_NEXT;
 	case SD_DROP:
 		count(SD_ST_FAR_DROP);
-		return NM_DROP;
+		return nm_drop(skb, SD_REASON_FAR_DROP, f->rule);
 	case SD_REDIRECT:
 		break;
 	default:
 		count(SD_ST_NO_MATCH);
-		return policy(st);
+		return policy(skb, st, SD_REASON_DEFAULT_DROP, 0);
 	}
 	if (f->target == SD_TARGET_LAN) {
 		count(SD_ST_TO_LAN);
@@ -527,7 +528,7 @@ static __always_inline int uplink(struct __sk_buff *skb)
 		int nw = pick_wan(f->target, p.tos, f->hash);
 		if (nw < 0) {
 			count(SD_ST_NO_WAN);
-			return policy(st);
+			return policy(skb, st, SD_REASON_NO_WAN, 0);
 		}
 		if (w < SD_MAX_WANS)
 			count(SD_ST_FAILOVER);
@@ -564,7 +565,7 @@ static __always_inline int deliver(struct __sk_buff *skb, int v6)
 	if (v6) {
 		struct ipv6hdr *ip6 = data + sizeof(*eth);
 		if ((void *)(ip6 + 1) > end)
-			return NM_DROP;
+			return nm_drop(skb, SD_REASON_DECAP_ERROR, 0); /* the decapsulated packet is cut short */
 		if (ip6->hop_limit <= 1)
 			goto stack;
 		fib.family = AF_INET6;
@@ -576,7 +577,7 @@ static __always_inline int deliver(struct __sk_buff *skb, int v6)
 	} else {
 		struct iphdr *ip = data + sizeof(*eth);
 		if ((void *)(ip + 1) > end)
-			return NM_DROP;
+			return nm_drop(skb, SD_REASON_DECAP_ERROR, 0); /* the decapsulated packet is cut short */
 		if (ip->ttl <= 1)
 			goto stack;
 		fib.family = AF_INET;
@@ -592,7 +593,7 @@ static __always_inline int deliver(struct __sk_buff *skb, int v6)
 	end = (void *)(long)skb->data_end;
 	eth = data;
 	if ((void *)eth + sizeof(*eth) + sizeof(struct ipv6hdr) > end)
-		return NM_DROP;
+		return nm_drop(skb, SD_REASON_DECAP_ERROR, 0); /* the decapsulated packet is cut short */
 	if (v6) {
 		((struct ipv6hdr *)(eth + 1))->hop_limit--;
 	} else {
@@ -627,7 +628,7 @@ static __always_inline int downlink(struct __sk_buff *skb, __u32 w)
 		return NM_NEXT;
 	if (ip->saddr != wan->peer || ip->daddr != wan->local) {
 		count(SD_ST_UNKNOWN_PEER);
-		return policy(st);
+		return policy(skb, st, SD_REASON_UNKNOWN_PEER, w);
 	}
 	struct nm_grehdr *gre = cursor_take(&c, sizeof(*gre));
 	if (l4 == NM_PROTO_FRAGMENT || (ip->frag_off & bpf_htons(0x2000)) || !gre || gre->flags)
@@ -658,12 +659,12 @@ static __always_inline int downlink(struct __sk_buff *skb, __u32 w)
 	__u32 len = skb->len;
 	if (nm_decap4(skb, olen, v6)) {
 		count(SD_ST_DECAP_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, SD_REASON_DECAP_ERROR, w);
 	}
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	eth = data;
 	if ((void *)(eth + 1) > end)
-		return NM_DROP;
+		return nm_drop(skb, SD_REASON_DECAP_ERROR, w);
 	eth->h_proto = v6 ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
 	struct sd_wan_stat *ws = bpf_map_lookup_elem(&wanstats, &w);
 	if (ws) {
@@ -673,7 +674,7 @@ static __always_inline int downlink(struct __sk_buff *skb, __u32 w)
 	return deliver(skb, v6);
 malformed:
 	count(SD_ST_MALFORMED);
-	return policy(st);
+	return policy(skb, st, SD_REASON_MALFORMED, w);
 }
 
 /* Both roles are on the interface's TC ingress hook. */

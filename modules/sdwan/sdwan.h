@@ -55,6 +55,18 @@
 /* sd_wan.tos: copy the inner packet's ToS to the outer header */
 #define SD_TOS_INHERIT (0x100)
 
+/* Drop reasons (bpf/reasons.h nm_drop; named in Go by dropReasonNames), one
+ * per drop the stats count. Details: SD_REASON_FAR_DROP the matching rule's
+ * slot; the WAN ones the WAN's index (wans). */
+#define SD_REASON_DEFAULT_DROP (1) /* uplink: no PDR matched, defaultPolicy drop (noMatch) */
+#define SD_REASON_FAR_DROP (2)     /* uplink: a FAR said drop (farDrop) */
+#define SD_REASON_NO_WAN (3)       /* uplink: no usable WAN for a redirect, defaultPolicy drop (noWan) */
+#define SD_REASON_MTU (4)          /* uplink: too big for the WAN once encapsulated (mtuDrop) */
+#define SD_REASON_ENCAP_ERROR (5)  /* uplink: the kernel refused the room for the outer header (encapError) */
+#define SD_REASON_UNKNOWN_PEER (6) /* downlink: GRE not from the WAN's peer, defaultPolicy drop (unknownPeer) */
+#define SD_REASON_MALFORMED (7)    /* downlink: malformed GRE, defaultPolicy drop (malformed) */
+#define SD_REASON_DECAP_ERROR (8)  /* downlink: the kernel refused to remove the outer header (decapError) */
+
 /* Counters by reason (stats map index). */
 enum sd_stat {
 	SD_ST_NO_MATCH,      /* uplink IP packet no PDR matched: default policy */
