@@ -144,7 +144,8 @@ Global flags (before the command):
                      -o wins. json is the daemon's JSON, indented. --json is -o json.
 
 Exit status: 0 success, 2 usage error, 3 the daemon refused the request (HTTP 4xx,
-or a gRPC refusal; its message is printed), 1 any other failure.
+or a gRPC refusal; its message is printed), 1 any other failure. doctor exits 1
+when the report is unhealthy (a problem of severity error), 0 when it is healthy.
 
 `
 

@@ -32,6 +32,7 @@ var leaves = []leaf{
 	{path: "undeploy", args: "--service S --instance N [--unikernel]", summary: "remove a service instance's networking", out: outTable, run: undeployCmd},
 	{path: "metrics", summary: "the daemon's metrics (GET /metrics), as they come", run: rawCmd("/metrics")},
 	{path: "openapi", summary: "the API's OpenAPI document (GET /openapi.json), as it comes", run: rawCmd("/openapi.json")},
+	{path: "doctor", summary: "check declared state, pins, chains and kernel features; name programs on our hooks that are not ours (exit 1: problems)", out: outTable, run: doctorCmd},
 
 	{path: "modules list", summary: "the eBPF module instances in chain order", out: outTable, run: modulesListCmd},
 	{path: "modules load", args: "NAME [--priority P] [--config JSON] [--services S,..] [--interfaces I,..]", summary: "load a module instance", out: outTable, run: modulesLoadCmd},
