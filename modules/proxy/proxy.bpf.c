@@ -27,6 +27,7 @@
 
 #include "parse.h"
 #include "verdicts.h"
+#include "reasons.h"
 #include "proxy.h"
 #include "common.bpf.h"
 #include "v4.bpf.h"

@@ -145,3 +145,11 @@ struct px_miss {
 #define PX_DECAP_UNSUPPORTED (14)      /* an inner packet the data plane does not translate: passed on */
 #define PX_DECAP_WRONG_PEER (15)       /* a flow's packet from another node than its own: passed on */
 #define PX_NSTATS (16)
+
+/* Drop reasons (bpf/reasons.h nm_drop; named in Go by dropReasonNames). Every
+ * drop is also counted as PX_ERROR ("errors"); the reason says which helper
+ * failed. No detail. */
+#define PX_REASON_CHECKSUM (1) /* updating an L4 or ICMP checksum failed */
+#define PX_REASON_SESSION (2)  /* storing a new flow's sessions failed */
+#define PX_REASON_ENCAP (3)    /* the tunnel's encapsulation failed */
+#define PX_REASON_DECAP (4)    /* the tunnel's decapsulation failed (an IPv6 inner packet before Linux 6.3) */

@@ -142,7 +142,7 @@ static __always_inline int tunnel_send(struct __sk_buff *skb, const struct px_co
 	__be16 sport = cfg->tunnel_port;
 	if (bpf_skb_adjust_room(skb, NM_UDP4_OVERHEAD, BPF_ADJ_ROOM_MAC, NM_ENCAP_UDP4_FLAGS)) {
 		count(PX_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, PX_REASON_ENCAP, 0);
 	}
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -150,7 +150,7 @@ static __always_inline int tunnel_send(struct __sk_buff *skb, const struct px_co
 	struct udphdr *udp = (void *)(ip + 1);
 	if ((void *)(udp + 1) > end) {
 		count(PX_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, PX_REASON_ENCAP, 0);
 	}
 	eth->h_proto = bpf_htons(ETH_P_IP); /* the inner packet may be IPv6 */
 	udp4_tunnel_fill(ip, udp, outer4_csum_base_proto(self, node, PX_TUNNEL_TTL, IPPROTO_UDP), self, node, sport,
@@ -182,13 +182,13 @@ static __always_inline int tunnel_deliver(struct __sk_buff *skb, const struct px
 	__u64 bytes = skb->len;
 	if (nm_decap4(skb, NM_UDP4_OVERHEAD, inner_v6)) {
 		count(PX_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, PX_REASON_DECAP, 0);
 	}
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end) {
 		count(PX_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, PX_REASON_DECAP, 0);
 	}
 	eth->h_proto = bpf_htons(inner_v6 ? ETH_P_IPV6 : ETH_P_IP);
 	set_macs(eth, (__u8 *)dst, (__u8 *)src);

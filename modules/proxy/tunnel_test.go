@@ -48,7 +48,12 @@ type tunDP struct {
 
 func newTunDP(t testing.TB) *tunDP {
 	t.Helper()
-	d := newDP(t)
+	return newTunDPOn(t, newDP(t))
+}
+
+// newTunDPOn is newTunDP on a data plane already set up.
+func newTunDPOn(t testing.TB, d *dp) *tunDP {
+	t.Helper()
 	ns := nstest.NewNetns(t, "nm-pxtun")
 	for _, c := range [][]string{
 		{"ip", "link", "add", "ul0", "type", "veth", "peer", "name", "ul0p"},

@@ -110,7 +110,7 @@ static __always_inline int tunnel_out4(struct __sk_buff *skb, struct iphdr *ip, 
 	ip->daddr = s->new_dst;
 	if (l4_csum(skb, li, diff, 0) < 0) {
 		count(PX_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, PX_REASON_CHECKSUM, 0);
 	}
 	return tunnel_send(skb, cfg, node, port, nh, fr);
 }
@@ -130,7 +130,7 @@ static __always_inline int translate(struct __sk_buff *skb, struct ethhdr *eth, 
 	set_macs(eth, s->mac, cfg->gw_mac);
 	if (l4_csum(skb, li, diff, 0) < 0) {
 		count(PX_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, PX_REASON_CHECKSUM, 0);
 	}
 	return bpf_redirect_peer(s->ifindex, 0);
 }
@@ -157,7 +157,7 @@ static __always_inline int new_flow(struct __sk_buff *skb, struct ethhdr *eth, s
 	if (bpf_map_update_elem(&sessions, &t.rev_key, &t.rev, BPF_ANY) ||
 	    bpf_map_update_elem(&sessions, f, &t.fwd, BPF_ANY)) {
 		count(PX_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, PX_REASON_SESSION, 0);
 	}
 	count(PX_NEW);
 	if (t.fwd.node_ip)
@@ -243,7 +243,7 @@ __attribute__((noinline)) int px_icmp_error4(struct __sk_buff *skb)
 	__u32 ifindex = s->ifindex;
 	if (icmp_csum(skb, (void *)&icmp->checksum - data, msg, 0, 0) < 0) {
 		count(PX_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, PX_REASON_CHECKSUM, 0);
 	}
 	count(PX_ICMP_ERR);
 	return bpf_redirect_peer(ifindex, 0);
@@ -363,7 +363,7 @@ static __always_inline int decap4(struct __sk_buff *skb, const struct px_config 
 		if (bpf_map_update_elem(&sessions, &t.rev_key, &t.rev, BPF_ANY) ||
 		    bpf_map_update_elem(&sessions, &f, &t.fwd, BPF_ANY)) {
 			count(PX_ERROR);
-			return NM_DROP;
+			return nm_drop(skb, PX_REASON_SESSION, 0);
 		}
 		count(PX_NEW);
 		s = &t.fwd;
@@ -383,7 +383,7 @@ static __always_inline int decap4(struct __sk_buff *skb, const struct px_config 
 		ip->daddr = s->new_dst;
 		if (l4_csum(skb, &li, diff, 0) < 0) {
 			count(PX_ERROR);
-			return NM_DROP;
+			return nm_drop(skb, PX_REASON_CHECKSUM, 0);
 		}
 	}
 	return tunnel_deliver(skb, cfg, tf, ifindex, (__u8 *)mac, 0);

@@ -112,7 +112,7 @@ static __always_inline int tunnel_out6(struct __sk_buff *skb, struct ipv6hdr *ip
 	__builtin_memcpy(ip6->daddr.in6_u.u6_addr32, s->new_dst, 16);
 	if (l4_csum(skb, li, s->csum_diff, 1) < 0) {
 		count(PX_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, PX_REASON_CHECKSUM, 0);
 	}
 	return tunnel_send(skb, cfg, node, port, nh, fr);
 }
@@ -128,7 +128,7 @@ static __always_inline int translate6(struct __sk_buff *skb, struct ethhdr *eth,
 	set_macs(eth, s->mac, cfg->gw_mac);
 	if (l4_csum(skb, li, s->csum_diff, 1) < 0) {
 		count(PX_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, PX_REASON_CHECKSUM, 0);
 	}
 	return bpf_redirect_peer(s->ifindex, 0);
 }
@@ -153,7 +153,7 @@ static __always_inline int new_flow6(struct __sk_buff *skb, struct ethhdr *eth, 
 	if (bpf_map_update_elem(&sessions6, &t.rev_key, &t.rev, BPF_ANY) ||
 	    bpf_map_update_elem(&sessions6, f, &t.fwd, BPF_ANY)) {
 		count(PX_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, PX_REASON_SESSION, 0);
 	}
 	count(PX_NEW);
 	if (t.fwd.node_ip)
@@ -245,7 +245,7 @@ __attribute__((noinline)) int px_icmp_error6(struct __sk_buff *skb)
 	__u32 ifindex = s->ifindex;
 	if (icmp_csum(skb, (void *)&icmp->icmp6_cksum - data, msg, pseudo, 1) < 0) {
 		count(PX_ERROR);
-		return NM_DROP;
+		return nm_drop(skb, PX_REASON_CHECKSUM, 0);
 	}
 	count(PX_ICMP_ERR);
 	return bpf_redirect_peer(ifindex, 0);
@@ -367,7 +367,7 @@ static __always_inline int decap6(struct __sk_buff *skb, const struct px_config 
 		if (bpf_map_update_elem(&sessions6, &t.rev_key, &t.rev, BPF_ANY) ||
 		    bpf_map_update_elem(&sessions6, &f, &t.fwd, BPF_ANY)) {
 			count(PX_ERROR);
-			return NM_DROP;
+			return nm_drop(skb, PX_REASON_SESSION, 0);
 		}
 		count(PX_NEW);
 		s = &t.fwd;
@@ -385,7 +385,7 @@ static __always_inline int decap6(struct __sk_buff *skb, const struct px_config 
 		__builtin_memcpy(ip6->daddr.in6_u.u6_addr32, s->new_dst, 16);
 		if (l4_csum(skb, &li, s->csum_diff, 1) < 0) {
 			count(PX_ERROR);
-			return NM_DROP;
+			return nm_drop(skb, PX_REASON_CHECKSUM, 0);
 		}
 	}
 	return tunnel_deliver(skb, cfg, tf, ifindex, (__u8 *)mac, 1);
