@@ -18,6 +18,8 @@ func (m *Manager) Register(r *mux.Router) {
 	r.HandleFunc("/ebpf", m.serveLoad).Methods(http.MethodPost)
 	r.HandleFunc("/ebpf", m.serveDeleteAll).Methods(http.MethodDelete)
 	r.HandleFunc("/ebpf/doctor", m.serveDoctor).Methods(http.MethodGet) // doctor_gather.go
+	r.HandleFunc("/ebpf/trace", m.serveTrace).Methods(http.MethodGet)   // trace_api.go
+	r.HandleFunc("/ebpf/drops", m.serveDrops).Methods(http.MethodGet)   // trace_api.go
 	r.HandleFunc("/ebpf/{id}", m.serveGet).Methods(http.MethodGet)
 	r.HandleFunc("/ebpf/{id}", m.serveDelete).Methods(http.MethodDelete)
 	r.HandleFunc("/ebpf/{id}", m.serveUpdate).Methods(http.MethodPut)

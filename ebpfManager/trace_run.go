@@ -1,0 +1,261 @@
+package ebpfmanager
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/oakestra/netmanager/ebpfManager/module"
+	"github.com/oakestra/netmanager/ebpfManager/trace"
+)
+
+const (
+	// traceResync is how often a trace reads the chains again (instances
+	// loaded, deleted or updated, services deployed).
+	traceResync = 500 * time.Millisecond
+	// traceIdle is how long a packet's path waits for its next hop: hops of
+	// one packet come within microseconds.
+	traceIdle = 100 * time.Millisecond
+)
+
+// errTraceDone ends a trace that emitted its count.
+var errTraceDone = errors.New("trace done")
+
+// tracing is one running Trace.
+type tracing struct {
+	m        *Manager
+	o        TraceOptions
+	s        TraceSession
+	emit     func(PacketPath) error
+	cookies  map[targetKey]uint64
+	next     uint64
+	byCookie map[uint64]traceTarget
+	v        traceView
+	g        *grouper
+	sent     int
+	lost     uint64
+}
+
+// sync attaches to the view's targets and detaches from the others. A
+// target keeps its cookie while its program stays the same.
+func (t *tracing) sync(v traceView) error {
+	t.v = v
+	if t.byCookie == nil {
+		t.byCookie = map[uint64]traceTarget{}
+	}
+	ts := make([]trace.Target, 0, len(v.targets))
+	for _, tt := range v.targets {
+		c, ok := t.cookies[tt.key]
+		if !ok {
+			t.next++
+			c = t.next
+			t.cookies[tt.key] = c
+		}
+		t.byCookie[c] = tt // kept after detach: its events may still be queued
+		ts = append(ts, trace.Target{Program: tt.program, Func: tt.key.hook.Program(), Cookie: c})
+	}
+	return t.s.SetTargets(ts)
+}
+
+func (t *tracing) resync() error {
+	t.m.mu.Lock()
+	v, err := t.m.traceView(t.o)
+	t.m.mu.Unlock()
+	if err != nil {
+		v = traceView{ifaces: t.v.ifaces} // the service went away: nothing to trace now
+	}
+	return t.sync(v)
+}
+
+func (t *tracing) run(ctx context.Context) error {
+	var end time.Time
+	if t.o.Duration > 0 {
+		end = time.Now().Add(t.o.Duration)
+	}
+	resync := time.Now().Add(traceResync)
+	for ctx.Err() == nil && (end.IsZero() || time.Now().Before(end)) {
+		dl := time.Now().Add(traceIdle)
+		if !end.IsZero() && end.Before(dl) {
+			dl = end
+		}
+		e, err := t.s.Read(dl)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			err = t.idle()
+		case err != nil:
+			return err
+		default:
+			err = t.event(e)
+		}
+		if errors.Is(err, errTraceDone) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if time.Now().After(resync) {
+			resync = time.Now().Add(traceResync)
+			if err := t.resync(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := t.idle(); err != nil && !errors.Is(err, errTraceDone) {
+		return err
+	}
+	return nil
+}
+
+// event adds a hop and emits the paths it completed.
+func (t *tracing) event(e trace.Event) error {
+	tt, ok := t.byCookie[e.Cookie]
+	if !ok {
+		return nil
+	}
+	for _, p := range t.g.add(e, tt, t.v.ifaces[e.Ifindex]) {
+		if err := t.send(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// idle emits the paths waiting for a hop and a notice of events lost.
+func (t *tracing) idle() error {
+	for _, p := range t.g.flush() {
+		if err := t.send(p); err != nil {
+			return err
+		}
+	}
+	lost, err := t.s.Lost()
+	if err != nil || lost <= t.lost {
+		return nil
+	}
+	n := lost - t.lost
+	t.lost = lost
+	return t.emit(PacketPath{Time: time.Now(), Suppressed: n})
+}
+
+func (t *tracing) send(p PacketPath) error {
+	if t.o.Verdict != "" && p.Hops[len(p.Hops)-1].Verdict != t.o.Verdict {
+		return nil
+	}
+	if err := t.emit(p); err != nil {
+		return err
+	}
+	t.sent++
+	if t.o.Count > 0 && t.sent >= t.o.Count {
+		return errTraceDone
+	}
+	return nil
+}
+
+// grouper gathers consecutive hops of one packet on one CPU into its path.
+type grouper struct {
+	pending map[uint32]*pendingPath // by CPU
+}
+
+type pathKey struct {
+	skb     uint64
+	ifindex int
+	hook    module.Hook
+}
+
+type pendingPath struct {
+	key  pathKey
+	path PacketPath
+}
+
+func newGrouper() *grouper { return &grouper{pending: map[uint32]*pendingPath{}} }
+
+// add appends e's hop to its packet's path and returns the paths that are
+// complete: a verdict other than next ends a path, so does the last of our
+// programs on the hook, and a hop of another packet on the same CPU ends the
+// one before.
+func (g *grouper) add(e trace.Event, tt traceTarget, ti traceIface) []PacketPath {
+	var done []PacketPath
+	k := pathKey{e.Skb, e.Ifindex, tt.key.hook}
+	p := g.pending[e.CPU]
+	if p != nil && p.key != k {
+		done = append(done, p.path)
+		p = nil
+	}
+	if p == nil {
+		p = &pendingPath{key: k, path: newPath(e, tt.key.hook, ti)}
+		g.pending[e.CPU] = p
+	}
+	p.path.Hops = append(p.path.Hops, newHop(e, tt))
+	if e.Verdict != -1 || ti.last[tt.key.hook] == tt.key.prog {
+		done = append(done, p.path)
+		delete(g.pending, e.CPU)
+	}
+	return done
+}
+
+// flush returns every pending path.
+func (g *grouper) flush() []PacketPath {
+	var done []PacketPath
+	for cpu, p := range g.pending {
+		done = append(done, p.path)
+		delete(g.pending, cpu)
+	}
+	return done
+}
+
+func newPath(e trace.Event, h module.Hook, ti traceIface) PacketPath {
+	p := PacketPath{Time: e.Time, Interface: ti.name, Ifindex: e.Ifindex, Service: ti.service, Hook: h.String(),
+		Sport: e.Sport, Dport: e.Dport, Len: e.Len}
+	in := h == module.HookIngress
+	if ti.service != "" {
+		in = !in
+	}
+	p.Direction = "out"
+	if in {
+		p.Direction = "in"
+	}
+	if e.Src.IsValid() {
+		p.Src, p.Dst, p.Proto = e.Src.String(), e.Dst.String(), protoName(e.Proto)
+	}
+	return p
+}
+
+func newHop(e trace.Event, tt traceTarget) Hop {
+	h := Hop{Instance: tt.instance, Module: tt.module, Priority: tt.priority, Verdict: verdictName(e.Verdict)}
+	if e.Verdict == 2 {
+		h.Reason = dropReasonName(tt.mod, e.Reason)
+		if e.Reason != 0 {
+			h.Detail = e.Detail
+		}
+	}
+	return h
+}
+
+// protoName names an IP protocol number.
+func protoName(p uint8) string {
+	switch p {
+	case 1:
+		return "icmp"
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 58:
+		return "icmpv6"
+	case 132:
+		return "sctp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// ParseProto reads a protocol name or number (0: any).
+func ParseProto(s string) (uint8, bool) {
+	for _, p := range []uint8{1, 6, 17, 58, 132} {
+		if s == protoName(p) {
+			return p, true
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 8)
+	return uint8(n), err == nil
+}
