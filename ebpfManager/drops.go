@@ -2,6 +2,7 @@ package ebpfmanager
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/oakestra/netmanager/ebpfManager/module"
 )
@@ -20,4 +21,34 @@ func dropReasonName(mod module.Module, code uint32) string {
 		}
 	}
 	return fmt.Sprintf("reason %d", code)
+}
+
+// dropCounts reads a data plane's nm_drops (bpf/reasons.h: a per-CPU array
+// by reason code), sums each code over the CPUs and names it as the module
+// does (dropReasonName). It returns only non-zero counts, sorted by reason;
+// codes with the same name are summed. A data plane without the map has
+// none.
+func dropCounts(mod module.Module, dp *module.DataPlane) ([]DropCount, error) {
+	if dp == nil || dp.Maps[module.DropsMap] == nil {
+		return nil, nil
+	}
+	sums := map[string]uint64{}
+	err := module.ReadPerCPU(dp.Maps[module.DropsMap], func(code uint32, vs []uint64) {
+		var n uint64
+		for _, v := range vs {
+			n += v
+		}
+		if n > 0 {
+			sums[dropReasonName(mod, code)] += n
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("drop counts: %w", err)
+	}
+	out := make([]DropCount, 0, len(sums))
+	for reason, n := range sums {
+		out = append(out, DropCount{Reason: reason, Count: n})
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Reason < out[b].Reason })
+	return out, nil
 }

@@ -70,9 +70,15 @@ type fakeDP struct {
 	progs  map[module.Hook]uint32
 	pin    string
 	reused bool
+	sdk    *module.DataPlane // what SDK returns when set (real maps, e.g. nm_drops)
 }
 
-func (d *fakeDP) SDK() *module.DataPlane { return &module.DataPlane{} }
+func (d *fakeDP) SDK() *module.DataPlane {
+	if d.sdk != nil {
+		return d.sdk
+	}
+	return &module.DataPlane{}
+}
 func (d *fakeDP) ProgramID(h module.Hook) (uint32, bool) {
 	id, ok := d.progs[h]
 	return id, ok

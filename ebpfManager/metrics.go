@@ -152,6 +152,13 @@ func (m *Manager) instanceMetrics(in *instance) InstanceMetrics {
 			im.Samples = ms
 		}
 	}
+	if in.dp != nil {
+		drops, err := dropCounts(in.mod, in.dp.SDK())
+		if err != nil {
+			errs = append(errs, err)
+		}
+		im.Drops = drops
+	}
 	im.Error = errors.Join(errs...)
 	return im
 }
