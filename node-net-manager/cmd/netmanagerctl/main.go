@@ -33,6 +33,8 @@ var leaves = []leaf{
 	{path: "metrics", summary: "the daemon's metrics (GET /metrics), as they come", run: rawCmd("/metrics")},
 	{path: "openapi", summary: "the API's OpenAPI document (GET /openapi.json), as it comes", run: rawCmd("/openapi.json")},
 	{path: "doctor", summary: "check declared state, pins, chains and kernel features; name programs on our hooks that are not ours (exit 1: problems)", out: outTable, run: doctorCmd},
+	{path: "trace", args: "[FLAGS]", summary: "follow packets through the chains: every module's verdict, a drop's reason (Ctrl-C ends)", out: outTable, run: traceCmd},
+	{path: "monitor", args: "--drops [FLAGS]", summary: "follow every drop on the node, rate-limited (Ctrl-C ends)", out: outTable, run: monitorCmd},
 
 	{path: "modules list", summary: "the eBPF module instances in chain order", out: outTable, run: modulesListCmd},
 	{path: "modules load", args: "NAME [--priority P] [--config JSON] [--services S,..] [--interfaces I,..]", summary: "load a module instance", out: outTable, run: modulesLoadCmd},
