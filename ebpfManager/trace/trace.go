@@ -78,7 +78,7 @@ type rawEvent struct {
 	Ifindex, Len        uint32
 	Family, Proto       uint8
 	Sport, Dport        [2]byte
-	Matched, Pad        uint8
+	Matched, Rewritten  uint8
 	Saddr, Daddr        [16]byte
 }
 

@@ -31,7 +31,7 @@ tests() {
     m=$(basename "$m")
     echo "dataplane $m modules/$m 600"
   done
-  echo "dataplane trace ebpfManager/trace 600"
+  echo "dataplane trace ebpfManager/trace 600 -test.run . -test.bench Hop -test.benchtime 200000x"
   echo "e2e daemon test/kernels 600 -test.run ."
 }
 

@@ -8,9 +8,10 @@
  * in the control block. Which program a hop is comes from the link's attach
  * cookie (an index the loader hands out per target).
  *
- * A packet whose earlier hop matched keeps matching on later hops of the same
- * hook (same skb, same CPU, consecutive), so a filter on a service IP still
- * shows the hops after the proxy rewrote it.
+ * A packet whose previous hop matched, rewrote its addresses or ports and
+ * returned next keeps matching on the next hop (same skb, same interface,
+ * same CPU), so a filter on a service IP still shows the hops after a DNAT.
+ * (A recycled sk_buff of a new packet matches only on its own.)
  *
  * Output is bounded twice: by the filter, evaluated here, and by a per-CPU
  * token bucket; events the bucket refuses are counted in nm_trace_lost. */
@@ -73,7 +74,7 @@ struct pkt {
 	__be16 sport;
 	__be16 dport;
 	__u8 matched;
-	__u8 pad;
+	__u8 rewritten; /* fexit: the program changed the addresses or ports and returned next */
 	__u8 saddr[16];
 	__u8 daddr[16];
 };
@@ -214,21 +215,20 @@ int BPF_PROG(nm_trace_entry, struct sk_buff *skb)
 	struct net_device *dev;
 	__u64 prev;
 	__u32 previf;
-	__u8 was;
+	__u8 keep;
 
 	if (!c || !p)
 		return 0;
 	prev = p->skb;
 	previf = p->ifindex;
-	was = p->matched;
+	keep = p->matched && p->rewritten;
+	p->rewritten = 0;
 	p->skb = (__u64)skb;
 	dev = BPF_CORE_READ(skb, dev);
 	p->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
 	p->len = BPF_CORE_READ(skb, len);
 	parse(skb, p);
-	/* A later hop of a packet that matched keeps matching (it may have
-	 * been rewritten by an earlier hop). */
-	p->matched = match(c, p) || (was && prev == p->skb && previf == p->ifindex);
+	p->matched = match(c, p) || (keep && prev == p->skb && previf == p->ifindex);
 	return 0;
 }
 
@@ -271,6 +271,12 @@ int BPF_PROG(nm_trace_exit, struct sk_buff *skb, int ret)
 
 	if (!c || !p || p->skb != (__u64)skb || !p->matched)
 		return 0;
+	if (ret == -1) {
+		struct pkt after = {};
+		parse(skb, &after);
+		p->rewritten = after.sport != p->sport || after.dport != p->dport ||
+			       !addr_eq(after.saddr, p->saddr, 16) || !addr_eq(after.daddr, p->daddr, 16);
+	}
 	if ((c->flags & F_DROPS) && ret != TC_ACT_SHOT_)
 		return 0;
 	if (!take(c))
