@@ -13,7 +13,7 @@ type clusterCounts interface {
 	LeftOut() uint64
 }
 
-func collectCluster(e *emitter, c clusterCounts) {
+func collectCluster(e sink, c clusterCounts) {
 	if c == nil {
 		return
 	}

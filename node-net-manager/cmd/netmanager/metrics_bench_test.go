@@ -1,18 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/prometheus/common/expfmt"
 
 	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
 	"github.com/oakestra/netmanager/ebpfManager/module"
 	"github.com/oakestra/netmanager/node-net-manager/deploy"
 )
 
-// BenchmarkCollect is the exposition's own cost: 10 instances of 200
-// samples each (a packet counter's on 50 veths), without reading a map.
-func BenchmarkCollect(b *testing.B) {
+// benchSources are 10 instances of 200 samples each (a packet counter's on
+// 50 veths), without reading a map.
+func benchSources() metricsSources {
 	var insts []ebpfmanager.InstanceMetrics
 	for i := 0; i < 10; i++ {
 		var ms []module.Metric
@@ -24,11 +27,36 @@ func BenchmarkCollect(b *testing.B) {
 		}
 		insts = append(insts, ebpfmanager.InstanceMetrics{ID: fmt.Sprint(i), Module: "packetcounter", State: ebpfmanager.StateRunning, Samples: ms})
 	}
-	h := metricsHandler(metricsSources{version: "v", api: &countingDeployer{}, services: func() []deploy.Record { return nil },
-		ebpf: func() ebpfmanager.Metrics { return ebpfmanager.Metrics{Instances: insts} }})
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	return metricsSources{version: "v", api: &countingDeployer{}, services: func() []deploy.Record { return nil },
+		ebpf: func() ebpfmanager.Metrics { return ebpfmanager.Metrics{Instances: insts} }}
+}
+
+// BenchmarkCollect is the exposition's own cost, GET /metrics in the text
+// format (textEmitter) with benchSources.
+func BenchmarkCollect(b *testing.B) {
+	h := metricsHandler(benchSources())
+	b.ReportAllocs()
+	for b.Loop() {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	}
+}
+
+// BenchmarkCollectLibrary is the same samples built as metric families and
+// encoded by the library (what the text path did before textEmitter, and
+// what a protobuf scrape still does), beside BenchmarkCollect.
+func BenchmarkCollectLibrary(b *testing.B) {
+	src := benchSources()
+	b.ReportAllocs()
+	for b.Loop() {
+		var buf bytes.Buffer
+		e := newEmitter()
+		collect(e, src)
+		enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, f := range e.families() {
+			if err := enc.Encode(f); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }
