@@ -10,8 +10,8 @@ import (
 
 // foreignTTL is how long Metrics serves one scan of the chains for foreign
 // programs: a scrape reads the cache, and at most one scrape a second pays
-// for a scan (about 0.2 ms for 50 veths in TCX mode, see
-// BenchmarkForeignScan).
+// for a scan (0.56 ms of kernel calls for 10 instances on 50 veths in TCX
+// mode: kernel.BenchmarkForeignScan).
 const foreignTTL = time.Second
 
 // foreignCache is the last scan of our hooks for foreign programs.
