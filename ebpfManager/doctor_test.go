@@ -88,7 +88,9 @@ func TestDiagnose(t *testing.T) {
 			[]want{{ProblemUndeclared, SeverityError, "instance 2", []string{"instance 2 (firewall) runs but the declared state lacks it"}}}},
 		{"SLA instances are not declared", func(o *Observed) { o.Declared = o.Declared[:1]; o.Instances[1].SLA = true }, true, nil},
 		{"no store, no state to compare", func(o *Observed) { o.HasStore, o.Declared = false, nil }, true, nil},
-		{"failed", func(o *Observed) { o.Instances[0].State, o.Instances[0].Failure = StateFailed, "control plane panicked in Attach: boom" }, false,
+		{"failed", func(o *Observed) {
+			o.Instances[0].State, o.Instances[0].Failure = StateFailed, "control plane panicked in Attach: boom"
+		}, false,
 			[]want{{ProblemFailed, SeverityError, "instance 1", []string{"instance 1 (counter) has failed: control plane panicked in Attach: boom"}}}},
 		{"failed readopt: no data plane, its pins are its own", func(o *Observed) {
 			o.Instances[0].State, o.Instances[0].Failure, o.Instances[0].Programs = StateFailed, "not taken back", nil
