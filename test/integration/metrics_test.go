@@ -182,7 +182,8 @@ func (m metricsSetup) checkFirewallAndProxies(t *testing.T, fams map[string]*dto
 // checkMetricsDoc holds docs/metrics.md to a scrape: every family of its
 // example is in the scrape alike, its table names every netmanager_* family
 // alike, and every row is in the scrape but those of parts this setup does
-// not run (the sdwan module's rows, which its tests check; cluster RTTs).
+// not run (the sdwan module's rows, which its tests check; cluster RTTs; foreign programs,
+// which cmd/netmanager's TestMetricsDropsAndForeign holds to the table).
 func checkMetricsDoc(t *testing.T, fams map[string]*dto.MetricFamily) {
 	t.Helper()
 	rows := metricsdoc.Rows(t)
@@ -200,7 +201,7 @@ func checkMetricsDoc(t *testing.T, fams map[string]*dto.MetricFamily) {
 		}
 	}
 	for name := range rows {
-		if _, ok := fams[name]; !ok && !strings.HasPrefix(name, "netmanager_module_sdwan_") && name != "netmanager_proxy_peer_rtt_seconds" {
+		if _, ok := fams[name]; !ok && !strings.HasPrefix(name, "netmanager_module_sdwan_") && name != "netmanager_proxy_peer_rtt_seconds" && !strings.HasPrefix(name, "netmanager_ebpf_foreign_") {
 			t.Errorf("docs/metrics.md lists %s, which the scrape lacks", name)
 		}
 	}

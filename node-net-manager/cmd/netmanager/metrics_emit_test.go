@@ -168,6 +168,13 @@ func TestMetricsDropsAndForeign(t *testing.T) {
 	if n := len(fams["netmanager_ebpf_foreign_ends_chain"].GetMetric()); n != 1 {
 		t.Errorf("%d programs end the chain, want 1:\n%s", n, body)
 	}
+	// docs/metrics.md lists them as the scrape has them.
+	rows := metricsdoc.Rows(t)
+	for _, name := range []string{"netmanager_drops_total", "netmanager_ebpf_foreign_programs", "netmanager_ebpf_foreign_ends_chain"} {
+		if r, ok := rows[name]; !ok || !r.Equal(metricsdoc.Of(fams[name])) {
+			t.Errorf("docs/metrics.md lists %s as %+v; the scrape has %+v", name, r, metricsdoc.Of(fams[name]))
+		}
+	}
 	// The instance with a refused sample says so; the first is whole.
 	for _, want := range []string{`netmanager_ebpf_scrape_error{instance="2",module="odd_mod"} 1`, `netmanager_ebpf_scrape_error{instance="1",module="Odd-Mod"} 0`} {
 		if !strings.Contains(body, want) {
