@@ -17,3 +17,12 @@ const DropsMap = "nm_drops"
 type DropReasoner interface {
 	DropReasons() map[uint32]string
 }
+
+// DropDetailer is implemented by a module whose drop details mean something
+// only its control plane knows: DropDetail names the detail a data plane
+// passed to nm_drop with reason (the firewall answers a rule's id for the
+// slot it dropped by). ok is false when the detail names nothing (any more);
+// traces then show the number. Optional; read while tracing only.
+type DropDetailer interface {
+	DropDetail(reason, detail uint32) (name string, ok bool)
+}
