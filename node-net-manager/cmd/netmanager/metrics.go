@@ -206,23 +206,29 @@ func collectForeign(e sink, fs []ebpfmanager.ForeignProgram) {
 // the module's own in name order.
 func collectSamples(e sink, id []string, modName string, ms []module.Metric) (refused bool) {
 	prefix := "netmanager_module_" + metricWord(modName) + "_"
-	var keys, l []string
-	names := map[string]string{} // s.Name: the metric's name, made once
+	var l []string
+	var names [][2]string // a sample's Name and its metric's name, made once
 	for _, s := range ms {
-		name, ok := names[s.Name]
-		if !ok {
+		name := ""
+		for _, n := range names {
+			if n[0] == s.Name {
+				name = n[1]
+				break
+			}
+		}
+		if name == "" {
 			name = prefix + s.Name
-			names[s.Name] = name
+			names = append(names, [2]string{s.Name, name})
 		}
-		keys = keys[:0]
-		for k := range s.Labels {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
 		l = append(l[:0], id...)
-		for _, k := range keys {
-			l = append(l, k, s.Labels[k])
+		for k, v := range s.Labels {
+			// insert (k, v) among the module's pairs so far, in name order
+			l = append(l, k, v)
+			for i := len(l) - 2; i > len(id) && l[i-2] > k; i -= 2 {
+				l[i], l[i+1], l[i-2], l[i-1] = l[i-2], l[i-1], k, v
+			}
 		}
+		ok := false
 		if s.Gauge {
 			ok = e.gauge(name, s.Help, s.Value, l...)
 		} else {

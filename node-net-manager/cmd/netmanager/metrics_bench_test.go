@@ -1,11 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
 
 	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
@@ -42,18 +43,25 @@ func BenchmarkCollect(b *testing.B) {
 	}
 }
 
-// BenchmarkCollectLibrary is the same samples built as metric families and
-// encoded by the library (what the text path did before textEmitter, and
-// what a protobuf scrape still does), beside BenchmarkCollect.
+// BenchmarkCollectLibrary is the handler as it was before textEmitter, beside
+// BenchmarkCollect: the same samples built as metric families and encoded,
+// with the runtime's, by the library's text encoder (what a protobuf scrape
+// still does, in its format).
 func BenchmarkCollectLibrary(b *testing.B) {
 	src := benchSources()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b.ReportAllocs()
 	for b.Loop() {
-		var buf bytes.Buffer
+		rec := httptest.NewRecorder()
+		runtime, err := reg.Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
 		e := newEmitter()
 		collect(e, src)
-		enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
-		for _, f := range e.families() {
+		enc := expfmt.NewEncoder(rec, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, f := range append(e.families(), runtime...) {
 			if err := enc.Encode(f); err != nil {
 				b.Fatal(err)
 			}
