@@ -27,6 +27,11 @@ const (
 	// answers every such call with -EINVAL at run time. A data plane that
 	// passes them needs it optionally (Need.Optional).
 	FeatureAdjustRoomDecap = "adjust_room_decap"
+	// FeatureTracing: BPF trampolines on BPF programs (fentry/fexit on a
+	// TC program, with bpf_get_attach_cookie), what GET /ebpf/trace and
+	// /ebpf/drops attach; without it they are refused with 422 (package
+	// trace's probe, Supported).
+	FeatureTracing = "tracing"
 )
 
 // Need is one thing a data plane asks of the kernel, as read from its

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
+	"github.com/oakestra/netmanager/ebpfManager/trace"
 )
 
 // Reported are the features GET /version reports, probed at start: TCX and
@@ -23,7 +24,7 @@ var Reported = []string{
 	ebpfmanager.FeatureTCX, ebpfmanager.FeatureBTF, ebpfmanager.FeatureBPFStats,
 	"bpf_loop", "bpf_redirect_peer", "bpf_redirect_neigh", "bpf_fib_lookup", "bpf_check_mtu",
 	"bpf_ktime_get_coarse_ns", "bpf_ringbuf_reserve", ebpfmanager.FeatureAdjustRoomDecap,
-	"map_lpm_trie", "map_lru_hash", "map_percpu_hash", "map_percpu_array", "map_ringbuf",
+	"map_lpm_trie", "map_lru_hash", "map_percpu_hash", "map_percpu_array", "map_ringbuf", ebpfmanager.FeatureTracing,
 }
 
 // kernelBTF is where the kernel exposes its own BTF.
@@ -60,7 +61,8 @@ func NewProber(mask []string) (*Prober, error) {
 }
 
 // special are the features that are neither a helper nor a map type.
-var special = []string{ebpfmanager.FeatureTCX, ebpfmanager.FeatureBTF, ebpfmanager.FeatureBPFStats, ebpfmanager.FeatureAdjustRoomDecap}
+var special = []string{ebpfmanager.FeatureTCX, ebpfmanager.FeatureBTF, ebpfmanager.FeatureBPFStats, ebpfmanager.FeatureAdjustRoomDecap,
+	ebpfmanager.FeatureTracing}
 
 // KnownFeature says whether name is a feature a Prober can be asked about.
 func KnownFeature(name string) bool {
@@ -155,6 +157,8 @@ func probeFeature(k probeKey) ebpfmanager.Probe {
 		return answer(err)
 	case ebpfmanager.FeatureAdjustRoomDecap:
 		return probeAdjustRoom(1 | 1<<7) // BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV4
+	case ebpfmanager.FeatureTracing:
+		return probeTracing(trace.Supported())
 	}
 	if fn, ok := helpers[k.feature]; ok {
 		pt, ok := programType(k.progType)
@@ -176,6 +180,19 @@ func answer(err error) ebpfmanager.Probe {
 	case err == nil:
 		return ebpfmanager.Probe{Have: true}
 	case errors.Is(err, ebpf.ErrNotSupported):
+		return ebpfmanager.Probe{}
+	default:
+		return ebpfmanager.Probe{Err: err}
+	}
+}
+
+// probeTracing reads the tracer's probe (trace.Supported, once per
+// process): a refusal is a no, any other error could not tell.
+func probeTracing(err error) ebpfmanager.Probe {
+	switch {
+	case err == nil:
+		return ebpfmanager.Probe{Have: true}
+	case errors.Is(err, trace.ErrUnsupported):
 		return ebpfmanager.Probe{}
 	default:
 		return ebpfmanager.Probe{Err: err}

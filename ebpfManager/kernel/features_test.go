@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
+	"github.com/oakestra/netmanager/ebpfManager/trace"
 	"github.com/oakestra/netmanager/test/bpftest"
 )
 
@@ -37,6 +38,14 @@ func TestProbesOnThisKernel(t *testing.T) {
 	for _, f := range Reported {
 		if _, ok := kf.Features[f]; !ok {
 			t.Errorf("feature %s not reported", f)
+		}
+		if f == ebpfmanager.FeatureTracing {
+			// The one this sandbox's 6.18.44-fc refuses (EPERM); Debian's
+			// kernels in the matrix have it. The report follows the probe.
+			if want := trace.Supported() == nil; kf.Features[f] != want {
+				t.Errorf("tracing reported %v, the tracer's probe says %v (%v)", kf.Features[f], want, trace.Supported())
+			}
+			continue
 		}
 		if !kf.Features[f] {
 			t.Errorf("this kernel (6.18) has %s; the probe says not (inconclusive: %q)", f, kf.Inconclusive[f])
@@ -139,5 +148,23 @@ func TestProbeCache(t *testing.T) {
 		if asked[k] != n {
 			t.Errorf("probe %v asked %d times, want %d", k, asked[k], n)
 		}
+	}
+}
+
+// TestProbeTracing: the tracer's probe read as a feature: nil yes, its
+// refusal a conclusive no, anything else could not tell.
+func TestProbeTracing(t *testing.T) {
+	refusal := &trace.UnsupportedError{Kernel: errors.New("load program: operation not permitted")}
+	for _, c := range []struct {
+		err        error
+		have, errd bool
+	}{{nil, true, false}, {refusal, false, false}, {errors.New("probe tracing: load the target program: x"), false, true}} {
+		r := probeTracing(c.err)
+		if r.Have != c.have || (r.Err != nil) != c.errd {
+			t.Errorf("probeTracing(%v) = %+v, want have %v, inconclusive %v", c.err, r, c.have, c.errd)
+		}
+	}
+	if !KnownFeature("tracing") {
+		t.Error("tracing is no known feature (NETMANAGER_MASK_FEATURES could not mask it)")
 	}
 }

@@ -25,6 +25,9 @@ func progID(t testing.TB, p *ebpf.Program) uint32 {
 // (nothing then runs around the program: 0 ns by construction).
 func TestTracingOffLeavesNothing(t *testing.T) {
 	p := dropper(t)
+	if refused(t, p) {
+		return
+	}
 	id := progID(t, p)
 	s, err := Start(Filter{})
 	if err != nil {
@@ -63,6 +66,9 @@ func BenchmarkHop(b *testing.B) {
 	bpftest.RequireRoot(b)
 	coll := bpftest.Load(b, bpftest.ModuleObject(b, "modules", "packetcounter"))
 	counter := coll.Programs["nm_ingress"]
+	if refused(b, counter) {
+		return
+	}
 	noop := bpftest.Load(b, bpftest.Compile(b, "testdata/noop.bpf.c")).Programs["nm_ingress"]
 	frame := bpftest.Serialize(b, bpftest.Eth(layers.EthernetTypeIPv4), bpftest.IPv4("10.30.0.2", "10.30.0.9", layers.IPProtocolTCP), bpftest.TCP(4001, 80))
 	run := func(b *testing.B, p *ebpf.Program) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "embed"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -118,7 +119,12 @@ type Session struct {
 }
 
 // Start loads the tracer's maps with f; nothing is attached until SetTargets.
+// A kernel that refuses tracing programs (Supported) is refused here, before
+// anything is created.
 func Start(f Filter) (_ *Session, err error) {
+	if err := Supported(); errors.Is(err, ErrUnsupported) {
+		return nil, err
+	}
 	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(object))
 	if err != nil {
 		return nil, fmt.Errorf("read the tracer's object: %w", err)

@@ -24,7 +24,7 @@ func featureMask(v string) ([]string, error) {
 			continue
 		}
 		if !kernel.KnownFeature(f) {
-			return nil, fmt.Errorf("%s: %q is no feature (a helper like bpf_loop, a map type like map_lru_hash, tcx, btf, bpf_stats, adjust_room_decap)", maskEnv, f)
+			return nil, fmt.Errorf("%s: %q is no feature (a helper like bpf_loop, a map type like map_lru_hash, tcx, btf, bpf_stats, adjust_room_decap, tracing)", maskEnv, f)
 		}
 		out = append(out, f)
 	}
