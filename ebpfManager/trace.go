@@ -2,6 +2,7 @@ package ebpfmanager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -16,6 +17,9 @@ import (
 // Tracer starts trace sessions: fentry/fexit programs on the chain's
 // programs (the real one is trace.Start; tests use a fake).
 type Tracer interface {
+	// Supported is nil when the kernel runs tracing programs on BPF
+	// programs; a refusal is a trace.ErrUnsupported (trace.Supported).
+	Supported() error
 	Start(f trace.Filter) (TraceSession, error)
 }
 
@@ -29,6 +33,7 @@ type TraceSession interface {
 
 type kernelTracer struct{}
 
+func (kernelTracer) Supported() error                           { return trace.Supported() }
 func (kernelTracer) Start(f trace.Filter) (TraceSession, error) { return trace.Start(f) }
 
 // TraceOptions selects what a trace shows (GET /ebpf/trace, /ebpf/drops).
@@ -78,6 +83,9 @@ type Hop struct {
 	Verdict  string `json:"verdict"`
 	Reason   string `json:"reason,omitempty"`
 	Detail   uint32 `json:"detail,omitempty"`
+	// DetailName names Detail where the module does (module.DropDetailer:
+	// the firewall's rule id for the slot its data plane passed).
+	DetailName string `json:"detailName,omitempty"`
 }
 
 // verdictName names a TC verdict as the chain reads it.
@@ -217,6 +225,9 @@ func (m *Manager) tracer() Tracer {
 	return kernelTracer{}
 }
 
+// errTracingRefused wraps a kernel's refusal of tracing programs as a 422.
+func errTracingRefused(err error) error { return fmt.Errorf("%w: %w", errdefs.ErrUnprocessable, err) }
+
 // Trace follows the packets o selects through the chains and calls emit with
 // each packet's path, until ctx is done, o.Count paths were emitted or
 // o.Duration is over. It attaches tracing programs to the chain's programs
@@ -226,6 +237,9 @@ func (m *Manager) tracer() Tracer {
 func (m *Manager) Trace(ctx context.Context, o TraceOptions, emit func(PacketPath) error) (err error) {
 	if err := ParseVerdict(o.Verdict); err != nil {
 		return err
+	}
+	if err := m.tracer().Supported(); errors.Is(err, trace.ErrUnsupported) {
+		return errTracingRefused(err) // before anything is created or attached
 	}
 	m.mu.Lock()
 	v, err := m.traceView(o)
@@ -243,6 +257,9 @@ func (m *Manager) Trace(ctx context.Context, o TraceOptions, emit func(PacketPat
 		}
 	}
 	s, err := m.tracer().Start(f)
+	if errors.Is(err, trace.ErrUnsupported) {
+		return errTracingRefused(err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: start the tracer: %v", errdefs.ErrUnprocessable, err)
 	}

@@ -2,10 +2,13 @@ package ebpfmanager
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/oakestra/netmanager/ebpfManager/trace"
 )
 
 // TestTraceRoute: bad parameters are 400 naming the parameter, an unknown
@@ -41,5 +44,24 @@ func TestTraceRoute(t *testing.T) {
 				t.Fatalf("line %q: %v", rec.Body, err)
 			}
 		}
+	}
+}
+
+// TestTraceRouteRefused: on a kernel that refuses tracing programs both
+// routes answer 422 with the refusal, and nothing was started.
+func TestTraceRouteRefused(t *testing.T) {
+	h, ft := traceHarness(t, newFakeSession(hop(1, 0, 1, -1)))
+	ft.refuse = &trace.UnsupportedError{Kernel: errors.New("fexit program: load program: operation not permitted")}
+	for _, url := range []string{"/ebpf/trace", "/ebpf/drops?service=a", "/ebpf/trace?count=1&duration=1s"} {
+		rec := httptest.NewRecorder()
+		h.router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, url, nil))
+		var body struct{ Error string }
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 422 ||
+			!strings.Contains(body.Error, "tracing needs BPF trampolines (fentry/fexit on BPF programs), which this kernel refuses: fexit program: load program: operation not permitted; traces work on Debian's 6.1 and later kernels") {
+			t.Fatalf("%s: %d %s, want 422 naming the refusal", url, rec.Code, rec.Body)
+		}
+	}
+	if ft.started != 0 {
+		t.Fatalf("the tracer started %d times", ft.started)
 	}
 }

@@ -227,6 +227,11 @@ func newHop(e trace.Event, tt traceTarget) Hop {
 		h.Reason = dropReasonName(tt.mod, e.Reason)
 		if e.Reason != 0 {
 			h.Detail = e.Detail
+			if d, ok := tt.mod.(module.DropDetailer); ok {
+				if name, ok := d.DropDetail(e.Reason, e.Detail); ok {
+					h.DetailName = name
+				}
+			}
 		}
 	}
 	return h

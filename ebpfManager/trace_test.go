@@ -20,7 +20,10 @@ type fakeTracer struct {
 	filter  trace.Filter
 	s       *fakeSession
 	started int
+	refuse  error // what Supported answers
 }
+
+func (f *fakeTracer) Supported() error { return f.refuse }
 
 func (f *fakeTracer) Start(flt trace.Filter) (TraceSession, error) {
 	f.mu.Lock()
@@ -275,5 +278,67 @@ func TestDirectionHooks(t *testing.T) {
 		if err != nil || len(got) != len(c.want) || got[0] != c.want[0] {
 			t.Fatalf("hooksFor(%q, %v) = %v, %v", c.dir, c.service, got, err)
 		}
+	}
+}
+
+// namer is a module that names its drops' reasons and details, as the
+// firewall does (module.DropReasoner, module.DropDetailer).
+type namer struct{ fakeModule }
+
+func (*namer) DropReasons() map[uint32]string { return map[uint32]string{1: "rule"} }
+func (*namer) DropDetail(reason, detail uint32) (string, bool) {
+	if reason == 1 && detail == 4101 {
+		return "denyin", true
+	}
+	return "", false
+}
+
+// TestHopNames: a drop's reason and detail as the module names them; a
+// detail it does not name stays a number; a module that names nothing gives
+// "reason N"; hops that are no drop carry neither.
+func TestHopNames(t *testing.T) {
+	drop := func(reason, detail uint32) trace.Event {
+		return trace.Event{Verdict: 2, Reason: reason, Detail: detail}
+	}
+	for _, c := range []struct {
+		mod  module.Module
+		e    trace.Event
+		want Hop
+	}{
+		{&namer{}, drop(1, 4101), Hop{Verdict: "drop", Reason: "rule", Detail: 4101, DetailName: "denyin"}},
+		{&namer{}, drop(1, 4102), Hop{Verdict: "drop", Reason: "rule", Detail: 4102}},
+		{&namer{}, drop(2, 4101), Hop{Verdict: "drop", Reason: "reason 2", Detail: 4101}},
+		{&namer{}, drop(0, 4101), Hop{Verdict: "drop", Reason: "unspecified"}},
+		{&fakeModule{}, drop(1, 4101), Hop{Verdict: "drop", Reason: "reason 1", Detail: 4101}},
+		{&namer{}, trace.Event{Verdict: -1, Reason: 1, Detail: 4101}, Hop{Verdict: "next"}},
+	} {
+		if got := newHop(c.e, traceTarget{mod: c.mod}); got != c.want {
+			t.Errorf("%T %+v: hop %+v, want %+v", c.mod, c.e, got, c.want)
+		}
+	}
+}
+
+// TestTraceRefused: a kernel that refuses tracing programs is a 422 naming
+// it, decided before the tracer starts: no session, nothing attached.
+func TestTraceRefused(t *testing.T) {
+	refusal := &trace.UnsupportedError{Kernel: errors.New("fexit program: load program: operation not permitted")}
+	s := newFakeSession(hop(1, 0, 1, -1))
+	h, ft := traceHarness(t, s)
+	ft.refuse = refusal
+	want := "cannot be processed: tracing needs BPF trampolines (fentry/fexit on BPF programs), which this kernel refuses: " +
+		"fexit program: load program: operation not permitted; traces work on Debian's 6.1 and later kernels"
+	for _, o := range []TraceOptions{{}, {Drops: true}, {Service: "a"}} {
+		_, err := collect(t, h, o)
+		if err == nil || err.Error() != want || errdefs.HTTPStatus(err) != 422 || !errors.Is(err, trace.ErrUnsupported) {
+			t.Fatalf("trace %+v on a kernel that refuses tracing: %v (status %d), want %q (422)", o, err, errdefs.HTTPStatus(err), want)
+		}
+	}
+	if ft.started != 0 || len(s.targets) != 0 {
+		t.Fatalf("refused, yet the tracer started %d times with targets %v", ft.started, s.targets)
+	}
+	// The probe could not tell: the kernel's own load decides.
+	ft.refuse = errors.New("probe tracing: load the target program: x")
+	if _, err := collect(t, h, TraceOptions{Duration: time.Millisecond}); err != nil || ft.started != 1 {
+		t.Fatalf("inconclusive probe: %v, started %d; want the trace to run", err, ft.started)
 	}
 }

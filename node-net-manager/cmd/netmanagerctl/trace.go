@@ -92,7 +92,10 @@ func (e *env) stream(path, what string) error {
 
 // renderPath prints a packet's path on one line:
 //
-//	12:31:11.123456 oak5 a/0 out tcp 10.18.0.5:1000 > 10.30.0.1:80 len 60: 1 counter next, 2 firewall drop (rule 7)
+//	12:31:11.123456 oak5 a/0 out tcp 10.18.0.5:1000 > 10.30.0.1:80 len 60: 1 counter next, 2 firewall drop (rule denyin)
+//
+// A drop's detail is shown by the name the module gives it (detailName),
+// else as its number.
 func renderPath(w io.Writer, p ebpfmanager.PacketPath, what string) error {
 	if len(p.Hops) == 0 {
 		_, err := fmt.Fprintf(w, "%s %d %s not shown (rate limit)\n", p.Time.Format("15:04:05.000000"), p.Suppressed, what)
@@ -120,7 +123,10 @@ func renderPath(w io.Writer, p ebpfmanager.PacketPath, what string) error {
 		fmt.Fprintf(&b, " %s %s %s", h.Instance, h.Module, h.Verdict)
 		if h.Reason != "" {
 			fmt.Fprintf(&b, " (%s", h.Reason)
-			if h.Detail != 0 {
+			switch {
+			case h.DetailName != "":
+				fmt.Fprintf(&b, " %s", h.DetailName)
+			case h.Detail != 0:
 				fmt.Fprintf(&b, " %d", h.Detail)
 			}
 			b.WriteString(")")
