@@ -50,7 +50,9 @@ func TestMain(m *testing.M) {
 }
 
 // linkModules makes a modules directory holding the built modules and the
-// test-only ones (build/modules and build/test-modules from `make build`).
+// test-only ones (build/modules and build/test-modules from `make build`;
+// NETMANAGER_MODULES_DIR, if set, in place of build/modules: plugins built
+// for a daemon of one's own, NETMANAGER_BIN).
 func linkModules(dir string) (string, error) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -61,12 +63,16 @@ func linkModules(dir string) (string, error) {
 		return "", err
 	}
 	for _, sub := range []string{"modules", "test-modules"} {
-		entries, err := os.ReadDir(filepath.Join(root, "build", sub))
+		src := filepath.Join(root, "build", sub)
+		if v := os.Getenv("NETMANAGER_MODULES_DIR"); v != "" && sub == "modules" {
+			src = v
+		}
+		entries, err := os.ReadDir(src)
 		if err != nil {
 			return "", fmt.Errorf("%w (run `make build` first)", err)
 		}
 		for _, e := range entries {
-			if err := os.Symlink(filepath.Join(root, "build", sub, e.Name()), filepath.Join(out, e.Name())); err != nil {
+			if err := os.Symlink(filepath.Join(src, e.Name()), filepath.Join(out, e.Name())); err != nil {
 				return "", err
 			}
 		}

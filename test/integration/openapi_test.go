@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oakestra/netmanager/ebpfManager/trace"
 	"github.com/oakestra/netmanager/node-net-manager/api"
 	"github.com/oakestra/netmanager/test/openapitest"
 	"github.com/oakestra/netmanager/test/sdwansite"
@@ -281,6 +282,7 @@ func (s *session) ebpfRoutes(t *testing.T, ctrs [2]*container, addrs [2]string) 
 	s.call(t, true, "GET", "/ebpf", "", 200)
 	s.call(t, true, "GET", "/ebpf/"+fw, "", 200)
 	s.call(t, true, "GET", "/ebpf/doctor", "", 200)
+	s.tracingRoutes(t)
 	s.call(t, true, "GET", "/ebpf/999", "", 404)
 	s.call(t, true, "PUT", "/ebpf/"+pc, `{"priority": 15}`, 200)
 	s.call(t, true, "PUT", "/ebpf/"+pc, `{}`, 200)
@@ -295,6 +297,30 @@ func (s *session) ebpfRoutes(t *testing.T, ctrs [2]*container, addrs [2]string) 
 	s.call(t, true, "GET", "/ebpf/"+pc+"/counts", "", 404)
 	s.call(t, true, "DELETE", "/ebpf", "", 200)
 	s.call(t, true, "DELETE", "/ebpf", "", 200)
+}
+
+// tracingRoutes: GET /ebpf/trace and /ebpf/drops answer a short trace 200
+// where the kernel runs tracing programs, and 422 with the refusal where it
+// refuses them (trace.Supported; this sandbox's 6.18.44-fc): either is the
+// operation's documented answer to a valid request, so either covers it.
+func (s *session) tracingRoutes(t *testing.T) {
+	refusal := trace.Supported()
+	for _, p := range []string{"/ebpf/trace", "/ebpf/drops"} {
+		if refusal == nil {
+			s.call(t, true, "GET", p+"?duration=200ms&count=1", "", 200)
+			s.call(t, true, "GET", p+"?service=app.ns.nosuch.ns&duration=200ms", "", 404)
+		} else {
+			_, body := s.call(t, true, "GET", p+"?duration=200ms&count=1", "", 422)
+			var e struct{ Error string }
+			if want := "cannot be processed: " + refusal.Error(); json.Unmarshal(body, &e) != nil || e.Error != want {
+				t.Errorf("GET %s on a kernel that refuses tracing: %s, want the error %q", p, body, want)
+			}
+			s.good[openapitest.Op("GET", p)] = true
+		}
+		s.call(t, false, "GET", p+"?direction=up", "", 400)
+		s.call(t, false, "GET", p+"?port=70000", "", 400)
+	}
+	s.call(t, true, "GET", "/ebpf/trace?verdict=drop&proto=icmp&duration=200ms", "", 200, 422)
 }
 
 // moduleRoutes: packetcounter's, firewall's and proxy's routes.

@@ -45,12 +45,16 @@ var opts = &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true
 var ErrNoOperation = errors.New("the document has no such operation")
 
 // Request finds the operation of method and path (relative to the API's
-// root, e.g. "/ebpf/1/rules") and validates the request against it. The
+// root, e.g. "/ebpf/1/rules", with a query if any) and validates the request against it. The
 // input is returned also when the request does not conform (err != nil),
 // so its answer can be checked; it is nil with ErrNoOperation.
 func (c *Checker) Request(method, path string, body []byte) (*openapi3filter.RequestValidationInput, error) {
 	u := *c.server
-	u.Path = path
+	ref, err := url.Parse(path) // a query is the request's, not the path's
+	if err != nil {
+		return nil, err
+	}
+	u.Path, u.RawQuery = ref.Path, ref.RawQuery
 	req, err := http.NewRequest(method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
