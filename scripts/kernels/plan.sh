@@ -21,8 +21,13 @@ durations_use() {
 durations_use amd64
 
 # tests prints "STEP BINARY PKGDIR TIMEOUT [ARG...]", one per test binary;
-# one with ARGs runs whole, on one guest.
+# one with ARGs runs whole, on one guest. NMK_STEPS ("e2e", "budget
+# dataplane", ...), when set, keeps only the binaries of those steps.
 tests() {
+  tests_all | awk -v s=" ${NMK_STEPS:-} " 's == "  " || index(s, " " $1 " ")'
+}
+
+tests_all() {
   echo "budget verifier test/verifier 600 -test.run ^TestVerifierBudget\$"
   [ "$budget_only" = 1 ] && return
   echo "dataplane bpf bpf 600"

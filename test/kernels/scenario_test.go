@@ -46,30 +46,47 @@ const firewallConfig = `{"name": "firewall", "priority": 20, "services": ["app.n
 	{"id": "udp8080", "action": "allow", "direction": "ingress", "proto": "udp", "dstPorts": "8080", "priority": 11},
 	{"id": "denyin", "action": "deny", "direction": "ingress", "priority": 20}]}}`
 
+// scenario is the node TestDaemonAcrossKernels and TestTraceAcrossKernels
+// run on: a daemon (with --persist), the services cli and srv (TCP and UDP
+// 8080 and TCP 9090 served in srv, TCP 7000 in cli), the packet counter
+// (priority 10), the firewall (20, firewallConfig) and the eBPF proxy (50),
+// in the chain mode the kernel allows (checked on srv's veth).
+type scenario struct {
+	*node
+	cli, srv                      *container
+	srvAddr, srvVeth, pins, state string
+	loaded                        []ebpfmanager.Info
+}
+
+func newScenario(t *testing.T, want ebpfmanager.Mode) *scenario {
+	t.Helper()
+	s := &scenario{state: t.TempDir(), pins: pinDir(t), node: &node{ns: nstest.NewNetns(t, "nmk-node")}}
+	s.d = startDaemon(t, s.ns, s.pins, s.state, "--persist")
+	s.cli, s.srv = newContainer(t), newContainer(t)
+	s.deploy(t, s.cli, "app.ns.cli.ns")
+	s.srvAddr = s.deploy(t, s.srv, "app.ns.srv.ns")
+	serveLine(t, s.srv.ns, "tcp", ":8080", "srv")
+	serveLine(t, s.srv.ns, "udp", ":8080", "srv")
+	serveLine(t, s.srv.ns, "tcp", ":9090", "srv")
+	serveLine(t, s.cli.ns, "tcp", ":7000", "cli")
+	s.srvVeth = s.hostVeth(t, "app.ns.srv.ns")
+	s.loaded = []ebpfmanager.Info{
+		s.load(t, `{"name": "packetcounter", "priority": 10}`),
+		s.load(t, firewallConfig),
+		s.load(t, `{"name": "proxy", "priority": 50}`),
+	}
+	s.assertMode(t, s.loaded, want, s.srvVeth)
+	return s
+}
+
 // The daemon on this kernel: two services, the packet counter, the firewall
 // and the eBPF proxy chained in the mode the kernel allows; the firewall
 // and the proxy at work; a kill -9 and a restart with --persist after which
 // the same instances, in the same mode, enforce the same rules.
 func TestDaemonAcrossKernels(t *testing.T) {
 	want := expectedMode(t)
-	state, pins := t.TempDir(), pinDir(t)
-	n := &node{ns: nstest.NewNetns(t, "nmk-node")}
-	n.d = startDaemon(t, n.ns, pins, state, "--persist")
-	cli, srv := newContainer(t), newContainer(t)
-	n.deploy(t, cli, "app.ns.cli.ns")
-	srvAddr := n.deploy(t, srv, "app.ns.srv.ns")
-	serveLine(t, srv.ns, "tcp", ":8080", "srv")
-	serveLine(t, srv.ns, "udp", ":8080", "srv")
-	serveLine(t, srv.ns, "tcp", ":9090", "srv")
-	serveLine(t, cli.ns, "tcp", ":7000", "cli")
-	srvVeth := n.hostVeth(t, "app.ns.srv.ns")
-
-	loaded := []ebpfmanager.Info{
-		n.load(t, `{"name": "packetcounter", "priority": 10}`),
-		n.load(t, firewallConfig),
-		n.load(t, `{"name": "proxy", "priority": 50}`),
-	}
-	n.assertMode(t, loaded, want, srvVeth)
+	s := newScenario(t, want)
+	n, cli, srv, srvAddr, srvVeth, loaded, pins, state := s.node, s.cli, s.srv, s.srvAddr, s.srvVeth, s.loaded, s.pins, s.state
 	t.Logf("MATRIX: chain mode %s on %s", want, release(t))
 	rr := n.serviceIP(t, "app.ns.srv.ns")
 	n.assertEnforced(t, cli, srv, srvAddr, rr, "before the restart")

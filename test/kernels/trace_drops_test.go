@@ -1,0 +1,218 @@
+//go:build kernelmatrix
+
+package kernels
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
+	"github.com/oakestra/netmanager/ebpfManager/trace"
+)
+
+const (
+	// floodRounds floods of floodTime each, alternately without and with the
+	// drop monitor; the best of each kind is compared.
+	floodRounds = 3
+	floodTime   = 2 * time.Second
+	// floodPort is a port the firewall denies into srv.
+	floodPort = "9999"
+	// monitorTime is the drop monitor's duration in a round: the flood and
+	// the scrapes around it fit in it with seconds to spare.
+	monitorTime = 8 * time.Second
+	// minMonitorRatio is the least data-path rate with the monitor, as a
+	// share of the rate without it, this test accepts under qemu's software
+	// emulation beside other test binaries (the issue's aim is 0.95; the
+	// measured ratio is logged as a MATRIX line).
+	minMonitorRatio = 0.80
+)
+
+// dropMonitor floods srv with UDP the firewall denies, alternately without
+// and with GET /ebpf/drops (its default rate): the monitor's lines stay
+// within rate × duration plus one second's burst, its lines and suppressed
+// counts add up to the drops the firewall counted, and the data path's drop
+// rate with the monitor is within minMonitorRatio of the rate without.
+func (tr *tracer) dropMonitor(t *testing.T) {
+	fw := tr.program(t, "firewall", tr.srvVeth, "egress")
+	var bestOff, bestOn float64
+	for i := 0; i < floodRounds; i++ {
+		tr.assertNoTracing(t, "before a flood without the monitor")
+		off := tr.flood(t)
+		mon := tr.startTrace(t, "/ebpf/drops", url.Values{"duration": {monitorTime.String()}})
+		tr.awaitTracing(t, mon, fw)
+		on := tr.flood(t)
+		paths := mon.end(t, traceWait)
+		lines, suppressed, strays := tr.monitorLines(t, paths)
+		limit := uint64(ebpfmanager.DefaultDropRate*monitorTime.Seconds()) + ebpfmanager.DefaultDropRate + 10
+		t.Logf("round %d: without the monitor %s; with it %s; monitor %d lines (%d not of the flood), %d suppressed, limit %d",
+			i+1, off, on, lines, strays, suppressed, limit)
+		t.Logf("MATRIX: drop monitor round %d on %s: %d lines, %d suppressed, %d drops counted by the firewall in the flood", i+1, release(t), lines, suppressed, on.dropped)
+		if lines > limit {
+			t.Fatalf("the monitor showed %d drops in %v at %d/s: more than %d", lines, monitorTime, ebpfmanager.DefaultDropRate, limit)
+		}
+		// The monitor was attached before the flood's first scrape and until
+		// after its last: it saw every drop counted then, and a few more
+		// around them (the strays' order of magnitude).
+		if seen := lines + suppressed; seen < on.dropped || seen > on.dropped+on.dropped/100+200 {
+			t.Fatalf("the monitor's %d lines and %d suppressed (%d) do not add up to the %d drops the firewall counted meanwhile", lines, suppressed, seen, on.dropped)
+		}
+		if on.dropped < 1000 || off.dropped < 1000 {
+			t.Fatalf("the flood made %d and %d drops: not a flood", off.dropped, on.dropped)
+		}
+		bestOff, bestOn = max(bestOff, off.rate()), max(bestOn, on.rate())
+	}
+	ratio := bestOn / bestOff
+	t.Logf("MATRIX: drop monitor on %s: data path %.0f drops/s with the monitor, %.0f without (best of %d alternating %v UDP floods): ratio %.3f",
+		release(t), bestOn, bestOff, floodRounds, floodTime, ratio)
+	if ratio < minMonitorRatio {
+		t.Fatalf("with the drop monitor the data path ran at %.3f of its rate without (%.0f vs %.0f drops/s), want at least %.2f", ratio, bestOn, bestOff, minMonitorRatio)
+	}
+}
+
+// program is the id of module's program on a veth's hook.
+func (tr *tracer) program(t *testing.T, module, veth, hook string) uint32 {
+	t.Helper()
+	for _, in := range tr.infos {
+		for _, a := range in.Attachments {
+			if in.Name == module && a.Interface == veth && a.Hook == hook {
+				return a.ProgramID
+			}
+		}
+	}
+	t.Fatalf("no %s program on %s %s", module, veth, hook)
+	return 0
+}
+
+// awaitTracing waits until a trace's programs are attached to prog.
+func (tr *tracer) awaitTracing(t *testing.T, r *traceRun, prog uint32) {
+	t.Helper()
+	deadline := time.Now().Add(traceWait)
+	for {
+		n, err := trace.LinksTo(prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		select {
+		case <-r.done:
+			t.Fatalf("the trace ended before it attached: %v", r.err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no tracing link to program %d within %v", prog, traceWait)
+		}
+	}
+}
+
+// monitorLines counts the drop monitor's lines, the suppressed drops it
+// reported, and the lines that are not the flood's drop by "denyin" on
+// srv's veth (there must be few).
+func (tr *tracer) monitorLines(t *testing.T, paths []ebpfmanager.PacketPath) (lines, suppressed, strays uint64) {
+	t.Helper()
+	for _, p := range paths {
+		if len(p.Hops) == 0 {
+			suppressed += p.Suppressed
+			continue
+		}
+		lines++
+		h := p.Hops[0]
+		if len(p.Hops) != 1 || h.Verdict != "drop" {
+			t.Fatalf("a drop monitor line that is not one dropping hop:\n%s", show([]ebpfmanager.PacketPath{p}))
+		}
+		if p.Interface != tr.srvVeth || p.Proto != "udp" || strconv.Itoa(int(p.Dport)) != floodPort || h.Module != "firewall" || h.DetailName != "denyin" {
+			strays++
+		}
+	}
+	if strays > lines/20+5 {
+		t.Fatalf("%d of the monitor's %d lines are not the flood's drops:\n%s", strays, lines, show(paths[:min(len(paths), 20)]))
+	}
+	return lines, suppressed, strays
+}
+
+// floodResult is one flood: datagrams sent, drops the firewall counted.
+type floodResult struct {
+	sent, dropped uint64
+	secs          float64
+}
+
+func (f floodResult) rate() float64 { return float64(f.dropped) / f.secs }
+
+func (f floodResult) String() string {
+	return fmt.Sprintf("%d sent, %d dropped in %.2f s (%.0f drops/s)", f.sent, f.dropped, f.secs, f.rate())
+}
+
+// flood sends UDP datagrams from cli to srv's denied port as fast as two
+// goroutines can for floodTime, and counts the firewall's drops meanwhile.
+func (tr *tracer) flood(t *testing.T) floodResult {
+	t.Helper()
+	conns := make([]net.Conn, 2)
+	for i := range conns {
+		if err := tr.cli.ns.Do(func() (err error) {
+			conns[i], err = net.Dial("udp4", net.JoinHostPort(tr.srvAddr, floodPort))
+			return
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer conns[i].Close()
+	}
+	before := tr.firewallDrops(t)
+	start := time.Now()
+	var sent atomic.Uint64
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c net.Conn) {
+			defer wg.Done()
+			payload := make([]byte, 32)
+			var n uint64
+			for time.Since(start) < floodTime {
+				for j := 0; j < 64; j++ {
+					if _, err := c.Write(payload); err == nil {
+						n++
+					}
+				}
+			}
+			sent.Add(n)
+		}(c)
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	time.Sleep(100 * time.Millisecond) // the backlog drains
+	return floodResult{sent: sent.Load(), dropped: tr.firewallDrops(t) - before, secs: secs}
+}
+
+// firewallDrops is the firewall's drops by rule, from GET /metrics.
+func (tr *tracer) firewallDrops(t *testing.T) uint64 {
+	t.Helper()
+	var total float64
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := tr.d.Client.Stream(c, "/metrics", func(line []byte) error {
+		if !bytes.HasPrefix(line, []byte("netmanager_drops_total{")) || !bytes.Contains(line, []byte(`module="firewall"`)) ||
+			!bytes.Contains(line, []byte(`reason="rule"`)) {
+			return nil
+		}
+		f := strings.Fields(string(line))
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return fmt.Errorf("metrics line %q: %w", line, err)
+		}
+		total += v
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	return uint64(total)
+}
