@@ -19,6 +19,9 @@
 // in 6.11) that a tracing program cannot read portably.
 //
 // The kernel needs BPF trampolines for BPF program targets and
-// bpf_get_attach_cookie for tracing links (Linux 6.0); a kernel that refuses
-// tracing programs makes Start or SetTargets fail, and nothing else.
+// bpf_get_attach_cookie for tracing links (Linux 6.0). Supported probes that
+// once per process (a tiny TC program with BTF function info and an fexit
+// program on it); a kernel that refuses it (the 6.18.44-fc CI kernel: the
+// fexit program's load is EPERM) makes Start fail with an UnsupportedError
+// before anything is created, and nothing else.
 package trace
