@@ -3,6 +3,7 @@ package bpftest
 import (
 	"bufio"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -110,9 +111,11 @@ var reasonNameRE = regexp.MustCompile(`^[a-z0-9]+( [a-z0-9]+)*$`)
 // header: macros (C name -> code, as the Go side mirrors them) are exactly
 // the header's #defines starting with prefix, every code is within 1..63 and
 // used once, and names (what DropReasons answers) names exactly those codes
-// with short lower-case words.
+// with short lower-case words; and the drop-reasons table of the README
+// beside the header lists exactly those names and codes.
 func CheckDropReasons(t testing.TB, header, prefix string, macros map[string]uint32, names map[uint32]string) {
 	t.Helper()
+	checkReasonsTable(t, filepath.Join(filepath.Dir(header), "README.md"), names)
 	c := Defines(t, header, prefix)
 	if len(c) == 0 {
 		t.Fatalf("%s has no %s* reason codes", header, prefix)
@@ -141,6 +144,33 @@ func CheckDropReasons(t testing.TB, header, prefix string, macros map[string]uin
 	for code := range names {
 		if _, ok := seen[code]; !ok {
 			t.Errorf("DropReasons names code %d (%q), which no %s* macro is", code, names[code], prefix)
+		}
+	}
+}
+
+// reasonRow is a row of a README's drop-reasons table: | `name` | code | ...
+var reasonRow = regexp.MustCompile("(?m)^\\| `([a-z0-9 ]+)` \\| ([0-9]+) \\|")
+
+// checkReasonsTable holds a module README's drop-reasons table to names.
+func checkReasonsTable(t testing.TB, readme string, names map[uint32]string) {
+	t.Helper()
+	b, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := map[uint32]string{}
+	for _, m := range reasonRow.FindAllStringSubmatch(string(b), -1) {
+		code, _ := strconv.ParseUint(m[2], 10, 32)
+		doc[uint32(code)] = m[1]
+	}
+	for code, n := range names {
+		if doc[code] != n {
+			t.Errorf("%s: reason %d is %q in its table, DropReasons names it %q", readme, code, doc[code], n)
+		}
+	}
+	for code, n := range doc {
+		if _, ok := names[code]; !ok {
+			t.Errorf("%s lists reason %d (%q), which DropReasons does not name", readme, code, n)
 		}
 	}
 }
