@@ -15,8 +15,6 @@ import (
 // and some of it; a trace ends by its count, its duration or the client
 // going away, and leaves no tracing program attached.
 func (tr *tracer) filters(t *testing.T) {
-	stop := tr.traffic(t, "ping", "rr", "direct")
-	defer stop()
 	type path = ebpfmanager.PacketPath
 	for _, c := range []struct {
 		name string
@@ -46,23 +44,30 @@ func (tr *tracer) filters(t *testing.T) {
 		}},
 	} {
 		var paths []path
-		start := time.Now()
 		switch c.end {
 		case "count":
 			c.q.Set("count", "4")
-			paths = tr.startTrace(t, "/ebpf/trace", c.q).end(t, traceWait)
+		case "duration":
+			c.q.Set("duration", "4s")
+		}
+		start := time.Now()
+		run := tr.startTrace(t, "/ebpf/trace", c.q)
+		stop := tr.traffic(t, "ping", "rr", "direct")
+		switch c.end {
+		case "count":
+			paths = run.end(t, traceWait)
 			if n := len(withHops(paths)); n != 4 {
 				t.Fatalf("%s: count=4 ended with %d paths:\n%s", c.name, n, show(paths))
 			}
 		case "duration":
-			c.q.Set("duration", "4s")
-			paths = tr.startTrace(t, "/ebpf/trace", c.q).end(t, traceWait)
+			paths = run.end(t, traceWait)
 			if d := time.Since(start); d < 4*time.Second {
 				t.Fatalf("%s: duration=4s ended after %v", c.name, d)
 			}
 		case "cancel":
-			paths = tr.startTrace(t, "/ebpf/trace", c.q).waitFor(t, 4, traceWait)
+			paths = run.waitFor(t, 4, traceWait)
 		}
+		stop()
 		got := withHops(paths)
 		if len(got) == 0 {
 			t.Fatalf("%s: no path in %v", c.name, time.Since(start))

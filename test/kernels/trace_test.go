@@ -94,8 +94,8 @@ func (tr *tracer) deniedPing(t *testing.T) {
 	if len(want) != 2 || want[0] != "packetcounter" || want[1] != "firewall" {
 		t.Fatalf("the chain into srv on %s is %v, want [packetcounter firewall]", tr.srvVeth, want)
 	}
-	stop := tr.traffic(t, "ping")
 	run := tr.startTrace(t, "/ebpf/trace", url.Values{"iface": {tr.srvVeth}, "proto": {"icmp"}, "count": {"3"}})
+	stop := tr.traffic(t, "ping")
 	paths := run.end(t, traceWait)
 	stop()
 	if len(paths) != 3 {
@@ -124,9 +124,9 @@ func (tr *tracer) allowedFlow(t *testing.T) {
 	if len(want) == 0 || want[0] != "packetcounter" || want[len(want)-1] != "proxy" {
 		t.Fatalf("the chain out of cli on %s is %v, want packetcounter first and the proxy last", tr.cliVeth, want)
 	}
-	stop := tr.traffic(t, "rr")
 	run := tr.startTrace(t, "/ebpf/trace", url.Values{"iface": {tr.cliVeth}, "direction": {"out"}, "host": {tr.rr},
 		"proto": {"tcp"}, "port": {"8080"}, "count": {"5"}})
+	stop := tr.traffic(t, "rr")
 	paths := run.end(t, traceWait)
 	stop()
 	for _, p := range paths {
@@ -138,8 +138,8 @@ func (tr *tracer) allowedFlow(t *testing.T) {
 	t.Logf("allowed flow to the service IP: %s", show(paths[:1]))
 
 	want = tr.chain(tr.srvVeth, "egress")
-	stop = tr.traffic(t, "direct")
 	run = tr.startTrace(t, "/ebpf/trace", url.Values{"iface": {tr.srvVeth}, "direction": {"in"}, "proto": {"tcp"}, "port": {"8080"}, "count": {"3"}})
+	stop = tr.traffic(t, "direct")
 	paths = run.end(t, traceWait)
 	stop()
 	for _, p := range paths {
@@ -203,13 +203,48 @@ func (tr *tracer) tracingLinks(t *testing.T) int {
 	t.Helper()
 	total := 0
 	for _, id := range tr.progs {
-		n, err := trace.LinksTo(id)
-		if err != nil {
-			t.Fatalf("tracing links to program %d: %v", id, err)
-		}
-		total += n
+		total += linksTo(t, id)
 	}
 	return total
+}
+
+// linksTo is trace.LinksTo, tried again for a few seconds when the link
+// iteration fails: on 6.1 a link being created or released meanwhile made
+// BPF_LINK_GET_FD_BY_ID fail with EAGAIN.
+func linksTo(t *testing.T, prog uint32) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := trace.LinksTo(prog)
+		if err == nil {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tracing links to program %d: %v", prog, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// targets is the programs a trace with q attaches to: ours on the veths
+// and hooks it selects.
+func (tr *tracer) targets(q url.Values) []uint32 {
+	iface := q.Get("iface")
+	if svc := q.Get("service"); svc != "" {
+		iface = map[string]string{"app.ns.cli.ns": tr.cliVeth, "app.ns.srv.ns": tr.srvVeth}[svc]
+	}
+	hook := map[string]string{"in": "egress", "out": "ingress"}[q.Get("direction")]
+	seen := map[uint32]bool{}
+	var ids []uint32
+	for _, in := range tr.infos {
+		for _, a := range in.Attachments {
+			if (iface == "" || a.Interface == iface) && (hook == "" || a.Hook == hook) && !seen[a.ProgramID] {
+				seen[a.ProgramID] = true
+				ids = append(ids, a.ProgramID)
+			}
+		}
+	}
+	return ids
 }
 
 // traceRun is one GET /ebpf/trace or /ebpf/drops in flight.
@@ -245,7 +280,30 @@ func (tr *tracer) startTrace(t *testing.T, route string, q url.Values) *traceRun
 		}
 		r.err = err
 	}()
+	tr.awaitAttached(t, r, tr.targets(q))
 	return r
+}
+
+// awaitAttached waits until the trace's fentry and fexit are on every
+// program it targets: traffic sent while it attaches one program after
+// another shows only some of a packet's hops.
+func (tr *tracer) awaitAttached(t *testing.T, r *traceRun, progs []uint32) {
+	t.Helper()
+	deadline := time.Now().Add(traceWait)
+	for i := 0; i < len(progs); {
+		if linksTo(t, progs[i]) >= 2 {
+			i++
+			continue
+		}
+		select {
+		case <-r.done:
+			t.Fatalf("the trace ended before it attached: %v", r.err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the trace's programs are not on program %d within %v", progs[i], traceWait)
+		}
+	}
 }
 
 func (r *traceRun) snapshot() []ebpfmanager.PacketPath {
@@ -332,5 +390,8 @@ func (tr *tracer) traffic(t *testing.T, kinds ...string) (stop func()) {
 			}
 		}()
 	}
-	return func() { close(quit); wg.Wait() }
+	var once sync.Once
+	stop = func() { once.Do(func() { close(quit); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
 }
