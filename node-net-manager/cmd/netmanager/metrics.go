@@ -55,21 +55,41 @@ func metricsHandler(src metricsSources) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		runtime, err := reg.Gather()
-		if err != nil {
-			httpjson.WriteError(w, fmt.Errorf("gather runtime metrics: %w", err))
+		// The runtime's and the process's metrics (files of /proc) are
+		// gathered while ours are read.
+		type gathered struct {
+			fams []*dto.MetricFamily
+			err  error
+		}
+		done := make(chan gathered, 1)
+		go func() {
+			fams, err := reg.Gather()
+			done <- gathered{fams, err}
+		}()
+		format := expfmt.Negotiate(r.Header)
+		text := format.FormatType() == expfmt.TypeTextPlain
+		var te *textEmitter
+		var fe *emitter
+		if text {
+			te = newTextEmitter()
+			defer te.release()
+			collect(te, src)
+		} else {
+			fe = newEmitter()
+			collect(fe, src)
+		}
+		runtime := <-done
+		if runtime.err != nil {
+			httpjson.WriteError(w, fmt.Errorf("gather runtime metrics: %w", runtime.err))
 			return
 		}
-		format := expfmt.Negotiate(r.Header)
 		w.Header().Set("Content-Type", string(format))
-		if format.FormatType() == expfmt.TypeTextPlain {
-			writeText(w, src, runtime)
+		if text {
+			writeText(w, src.log, te, runtime.fams)
 			return
 		}
 		enc := expfmt.NewEncoder(w, format)
-		e := newEmitter()
-		collect(e, src)
-		for _, f := range append(e.families(), runtime...) {
+		for _, f := range append(fe.families(), runtime.fams...) {
 			if err := enc.Encode(f); err != nil {
 				src.log.WithError(err).Debug("metrics: the scrape ended early")
 				return
@@ -85,23 +105,20 @@ func metricsHandler(src metricsSources) http.Handler {
 // veths), reused so a scrape does not grow one from nothing.
 var textBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// writeText writes the text exposition: ours, then the runtime's.
-func writeText(w http.ResponseWriter, src metricsSources, runtime []*dto.MetricFamily) {
-	e := newTextEmitter()
-	collect(e, src)
+// writeText writes the text exposition: ours (e's), then the runtime's.
+func writeText(w http.ResponseWriter, log logrus.FieldLogger, e *textEmitter, runtime []*dto.MetricFamily) {
 	buf := textBufs.Get().(*bytes.Buffer)
 	defer textBufs.Put(buf)
 	buf.Reset()
 	buf.Write(e.appendTo(buf.AvailableBuffer()))
-	e.release()
 	for _, f := range runtime {
 		if _, err := expfmt.MetricFamilyToText(buf, f); err != nil {
-			src.log.WithError(err).Debug("metrics: a runtime family left out")
+			log.WithError(err).Debug("metrics: a runtime family left out")
 		}
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	if _, err := w.Write(buf.Bytes()); err != nil {
-		src.log.WithError(err).Debug("metrics: the scrape ended early")
+		log.WithError(err).Debug("metrics: the scrape ended early")
 	}
 }
 
