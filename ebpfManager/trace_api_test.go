@@ -52,7 +52,7 @@ func TestTraceRoute(t *testing.T) {
 func TestTraceRouteRefused(t *testing.T) {
 	h, ft := traceHarness(t, newFakeSession(hop(1, 0, 1, -1)))
 	ft.refuse = &trace.UnsupportedError{Kernel: errors.New("fexit program: load program: operation not permitted")}
-	for _, url := range []string{"/ebpf/trace", "/ebpf/drops?service=a", "/ebpf/trace?count=1&duration=1s"} {
+	for _, url := range []string{"/ebpf/trace?duration=300ms", "/ebpf/drops?service=a&duration=300ms", "/ebpf/trace?count=1&duration=300ms"} {
 		rec := httptest.NewRecorder()
 		h.router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, url, nil))
 		var body struct{ Error string }
