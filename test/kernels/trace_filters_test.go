@@ -72,12 +72,35 @@ func (tr *tracer) filters(t *testing.T) {
 		if len(got) == 0 {
 			t.Fatalf("%s: no path in %v", c.name, time.Since(start))
 		}
+		partial := 0
 		for _, p := range got {
 			if !c.ok(p) {
 				t.Fatalf("%s: a path it does not select:\n%s", c.name, show([]path{p}))
 			}
+			if !tr.whole(p) {
+				partial++
+				t.Logf("PARTIAL: %s: a path without every hop of the chain %v: %s", c.name, tr.chain(p.Interface, p.Hook), show([]path{p}))
+			}
+		}
+		if partial > 0 {
+			t.Logf("MATRIX: %s: %d of %d paths lack hops of their chain", c.name, partial, len(got))
 		}
 		t.Logf("%s (ended by %s after %.1f s): %d paths, e.g. %s", c.name, c.end, time.Since(start).Seconds(), len(got), show(got[:1]))
 		tr.assertNoTracing(t, c.name+": after the trace ended by "+c.end)
 	}
+}
+
+// whole says whether p has the hops of its veth's chain, in order, up to
+// the first that did not say next (or all of them).
+func (tr *tracer) whole(p ebpfmanager.PacketPath) bool {
+	chain := tr.chain(p.Interface, p.Hook)
+	if len(p.Hops) > len(chain) {
+		return false
+	}
+	for i, h := range p.Hops {
+		if h.Module != chain[i] || h.Verdict != "next" && i != len(p.Hops)-1 {
+			return false
+		}
+	}
+	return len(p.Hops) == len(chain) || p.Hops[len(p.Hops)-1].Verdict != "next"
 }
