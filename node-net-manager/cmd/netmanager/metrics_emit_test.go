@@ -207,3 +207,16 @@ func TestMetricsNoStaleSeries(t *testing.T) {
 		}
 	}
 }
+
+// What Prometheus 3 asks for by default (OpenMetrics first, which the
+// daemon does not offer) gets the text format, from textEmitter.
+func TestMetricsPrometheusAcceptGetsText(t *testing.T) {
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
+	rec := httptest.NewRecorder()
+	metricsHandler(benchSources()).ServeHTTP(rec, req)
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") || rec.Header().Get("Content-Length") == "" {
+		t.Fatalf("Content-Type %q, Content-Length %q", ct, rec.Header().Get("Content-Length"))
+	}
+	metricsdoc.Parse(t, "the scrape", rec.Body.Bytes())
+}
