@@ -21,14 +21,31 @@ type skbCB struct {
 const (
 	reasonMagic = 0x4e4d5200
 	reasonsMax  = 64
+	instance    = 77
 )
 
-// nm_drop returns NM_DROP, writes NM_REASON_MAGIC|reason into cb[3] and the
-// detail into cb[4] (cb[0..2] untouched), and counts the drop in nm_drops
-// under the reason (a reason above 63 is masked to its low six bits).
+// nm_drop returns NM_DROP, writes NM_REASON_MAGIC|reason into cb[3], the
+// detail into cb[4] and nm_instance (a const volatile the loader sets, here
+// 77) into cb[2] (cb[0..1] untouched), and counts the drop in nm_drops under
+// the reason (a reason above 63 is masked to its low six bits).
 func TestNmDrop(t *testing.T) {
 	bpftest.RequireRoot(t)
-	coll := bpftest.Load(t, bpftest.Compile(t, "testdata/reasonstest.bpf.c"))
+	spec, err := ebpf.LoadCollectionSpec(bpftest.Compile(t, "testdata/reasonstest.bpf.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := spec.Variables["nm_instance"]
+	if v == nil || !v.Constant() || v.Size() != 4 {
+		t.Fatalf("nm_instance: %v, want a 4-byte constant (.rodata)", v)
+	}
+	if err := v.Set(uint32(instance)); err != nil {
+		t.Fatal(err)
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
 	prog, drops := coll.Programs["drop"], coll.Maps["nm_drops"]
 	if drops == nil || drops.Type() != ebpf.PerCPUArray || drops.MaxEntries() != reasonsMax {
 		t.Fatalf("nm_drops: %v, want a per-CPU array of %d", drops, reasonsMax)
@@ -58,7 +75,7 @@ func TestNmDrop(t *testing.T) {
 			if v := int32(ret); v != 2 {
 				t.Fatalf("reason %d: verdict %s, want SHOT", c.reason, bpftest.Verdict(v))
 			}
-			wantCB := [5]uint32{11, 12, 13, reasonMagic | c.key, c.detail}
+			wantCB := [5]uint32{11, 12, instance, reasonMagic | c.key, c.detail}
 			if out.CB != wantCB {
 				t.Fatalf("reason %d detail %d: cb %#x, want %#x", c.reason, c.detail, out.CB, wantCB)
 			}

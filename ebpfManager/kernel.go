@@ -32,6 +32,10 @@ type LoadOptions struct {
 	// instead of new ones; a pinned map the object's spec does not fit is
 	// an error (ErrConflict).
 	Reuse bool
+	// Instance is the instance's numeric id, set as the object's
+	// nm_instance (bpf/reasons.h: nm_drop leaves it in a dropped packet's
+	// control block, where the drop monitor reads it) when the object has it.
+	Instance uint32
 }
 
 // DataPlane is one loaded data plane.

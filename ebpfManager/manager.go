@@ -308,7 +308,7 @@ func (m *Manager) start(in *instance, so startOptions) (err error) {
 			return err
 		}
 	}
-	in.dp, err = m.opts.Kernel.Load(LoadOptions{Object: obj, PinDir: filepath.Join(in.pinDir, "maps"), MapSizes: sizes, Reuse: so.reuse})
+	in.dp, err = m.opts.Kernel.Load(LoadOptions{Object: obj, PinDir: filepath.Join(in.pinDir, "maps"), MapSizes: sizes, Reuse: so.reuse, Instance: in.num()})
 	if err != nil {
 		if !so.reuse {
 			_ = m.opts.Kernel.RemovePins(in.pinDir)

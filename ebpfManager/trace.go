@@ -21,6 +21,9 @@ type Tracer interface {
 	// programs; a refusal is a trace.ErrUnsupported (trace.Supported).
 	Supported() error
 	Start(f trace.Filter) (TraceSession, error)
+	// StartDrops starts the drop monitor (trace.StartDrops), which needs no
+	// BPF trampoline.
+	StartDrops(f trace.DropFilter) (DropSession, error)
 }
 
 // TraceSession is one running trace (trace.Session).
@@ -35,6 +38,9 @@ type kernelTracer struct{}
 
 func (kernelTracer) Supported() error                           { return trace.Supported() }
 func (kernelTracer) Start(f trace.Filter) (TraceSession, error) { return trace.Start(f) }
+func (kernelTracer) StartDrops(f trace.DropFilter) (DropSession, error) {
+	return trace.StartDrops(f)
+}
 
 // TraceOptions selects what a trace shows (GET /ebpf/trace, /ebpf/drops).
 type TraceOptions struct {
@@ -47,8 +53,8 @@ type TraceOptions struct {
 	Verdict   string // a path's last verdict: drop, redirect, accept, next; "" any
 	Count     int    // stop after this many paths (0: no limit)
 	Duration  time.Duration
-	// Drops follows drops only, filtered in the kernel (the drop monitor):
-	// each path is the one dropping hop.
+	// Drops runs the drop monitor instead (monitorDrops): a kfree_skb
+	// tracepoint program, no trampoline; each path is the one dropping hop.
 	Drops bool
 	// Rate limits the events per second over the node (0: unlimited).
 	Rate uint64
@@ -237,6 +243,9 @@ func errTracingRefused(err error) error { return fmt.Errorf("%w: %w", errdefs.Er
 func (m *Manager) Trace(ctx context.Context, o TraceOptions, emit func(PacketPath) error) (err error) {
 	if err := ParseVerdict(o.Verdict); err != nil {
 		return err
+	}
+	if o.Drops {
+		return m.monitorDrops(ctx, o, emit)
 	}
 	if err := m.tracer().Supported(); errors.Is(err, trace.ErrUnsupported) {
 		return errTracingRefused(err) // before anything is created or attached

@@ -47,12 +47,19 @@ func TestTraceRoute(t *testing.T) {
 	}
 }
 
-// TestTraceRouteRefused: on a kernel that refuses tracing programs both
-// routes answer 422 with the refusal, and nothing was started.
+// TestTraceRouteRefused: on a kernel that refuses tracing programs the
+// trace answers 422 with the refusal, and nothing was started; the drop
+// monitor (a tracepoint program) answers 200.
 func TestTraceRouteRefused(t *testing.T) {
 	h, ft := traceHarness(t, newFakeSession(hop(1, 0, 1, -1)))
 	ft.refuse = &trace.UnsupportedError{Kernel: errors.New("fexit program: load program: operation not permitted")}
-	for _, url := range []string{"/ebpf/trace?duration=300ms", "/ebpf/drops?service=a&duration=300ms", "/ebpf/trace?count=1&duration=300ms"} {
+	ft.drops = newFakeDropSession()
+	rec := httptest.NewRecorder()
+	h.router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ebpf/drops?service=a&duration=300ms", nil))
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("/ebpf/drops on a kernel that refuses fentry/fexit: %d %s, want 200", rec.Code, rec.Body)
+	}
+	for _, url := range []string{"/ebpf/trace?duration=300ms", "/ebpf/trace?count=1&duration=300ms"} {
 		rec := httptest.NewRecorder()
 		h.router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, url, nil))
 		var body struct{ Error string }

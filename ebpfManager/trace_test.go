@@ -21,6 +21,9 @@ type fakeTracer struct {
 	s       *fakeSession
 	started int
 	refuse  error // what Supported answers
+	// The drop monitor's: its filter and session (monitor_test.go).
+	dropFilter trace.DropFilter
+	drops      *fakeDropSession
 }
 
 func (f *fakeTracer) Supported() error { return f.refuse }
@@ -194,11 +197,12 @@ func TestTraceSelection(t *testing.T) {
 	if ts := s.targets[0]; len(ts) != 2 || ts[0].Func != "nm_egress" {
 		t.Fatalf("direction in on a service veth: targets %+v, want nm_egress", ts)
 	}
+	ft.drops = newFakeDropSession()
 	if _, err := collect(t, h, TraceOptions{Drops: true, Rate: 1000, Duration: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.last()) != 4 || !ft.filter.DropsOnly || ft.filter.Rate == 0 || ft.filter.Ifindexes != nil {
-		t.Fatalf("drop monitor: targets %d filter %+v", len(s.last()), ft.filter)
+	if len(s.targets) != 1 || ft.started != 1 || ft.dropFilter.Rate == 0 || ft.dropFilter.Only || !ft.drops.closed {
+		t.Fatalf("drop monitor: the tracer started %d times, filter %+v; want the kfree_skb monitor only", ft.started, ft.dropFilter)
 	}
 	for _, c := range []struct {
 		o    TraceOptions
@@ -208,12 +212,14 @@ func TestTraceSelection(t *testing.T) {
 		{TraceOptions{Iface: "eth7"}, errdefs.ErrNotFound},
 		{TraceOptions{Direction: "up"}, errdefs.ErrInvalid},
 		{TraceOptions{Verdict: "maybe"}, errdefs.ErrInvalid},
+		{TraceOptions{Drops: true, Service: "nope"}, errdefs.ErrNotFound},
+		{TraceOptions{Drops: true, Direction: "up"}, errdefs.ErrInvalid},
 	} {
 		if _, err := collect(t, h, c.o); !errors.Is(err, c.want) {
 			t.Fatalf("%+v: %v, want %v", c.o, err, c.want)
 		}
 	}
-	if ft.started != 2 {
+	if ft.started != 1 {
 		t.Fatalf("refused traces started the tracer: %d starts", ft.started)
 	}
 }
@@ -319,7 +325,8 @@ func TestHopNames(t *testing.T) {
 }
 
 // TestTraceRefused: a kernel that refuses tracing programs is a 422 naming
-// it, decided before the tracer starts: no session, nothing attached.
+// it, decided before the tracer starts: no session, nothing attached. The
+// drop monitor needs no trampoline: it runs there.
 func TestTraceRefused(t *testing.T) {
 	refusal := &trace.UnsupportedError{Kernel: errors.New("fexit program: load program: operation not permitted")}
 	s := newFakeSession(hop(1, 0, 1, -1))
@@ -327,7 +334,11 @@ func TestTraceRefused(t *testing.T) {
 	ft.refuse = refusal
 	want := "cannot be processed: tracing needs BPF trampolines (fentry/fexit on BPF programs), which this kernel refuses: " +
 		"fexit program: load program: operation not permitted; traces work on Debian's 6.1 and later kernels"
-	for _, o := range []TraceOptions{{}, {Drops: true}, {Service: "a"}} {
+	ft.drops = newFakeDropSession()
+	if _, err := collect(t, h, TraceOptions{Drops: true, Duration: time.Millisecond}); err != nil || !ft.drops.closed {
+		t.Fatalf("drop monitor on a kernel that refuses fentry/fexit: %v (ran: %v)", err, ft.drops.closed)
+	}
+	for _, o := range []TraceOptions{{}, {Service: "a"}} {
 		_, err := collect(t, h, o)
 		if err == nil || err.Error() != want || errdefs.HTTPStatus(err) != 422 || !errors.Is(err, trace.ErrUnsupported) {
 			t.Fatalf("trace %+v on a kernel that refuses tracing: %v (status %d), want %q (422)", o, err, errdefs.HTTPStatus(err), want)

@@ -106,7 +106,7 @@ func (m *Manager) swap(old, nu *instance, so startOptions) (err error) {
 			return moduleError(err)
 		}
 	}
-	if nu.dp, err = m.opts.Kernel.Load(LoadOptions{Object: so.obj, PinDir: filepath.Join(nu.pinDir, "maps"), MapSizes: sizes, Reuse: true}); err != nil {
+	if nu.dp, err = m.opts.Kernel.Load(LoadOptions{Object: so.obj, PinDir: filepath.Join(nu.pinDir, "maps"), MapSizes: sizes, Reuse: true, Instance: nu.num()}); err != nil {
 		return err
 	}
 	nu.router = newModuleRouter(nu.name)

@@ -33,7 +33,13 @@ func (d *dataPlane) Release() error {
 }
 
 func (d *dataPlane) SDK() *module.DataPlane {
-	return &module.DataPlane{Maps: d.coll.Maps, Programs: d.coll.Programs}
+	maps := make(map[string]*ebpf.Map, len(d.coll.Maps))
+	for name, m := range d.coll.Maps {
+		if !internal(name) {
+			maps[name] = m
+		}
+	}
+	return &module.DataPlane{Maps: maps, Programs: d.coll.Programs}
 }
 
 func (d *dataPlane) ProgramID(h module.Hook) (uint32, bool) {
@@ -56,6 +62,9 @@ func (d *dataPlane) RunStats(h module.Hook) (ebpfmanager.RunStats, bool, error) 
 func (d *dataPlane) Close() error {
 	var errs []error
 	for name, m := range d.coll.Maps {
+		if internal(name) {
+			continue // never pinned
+		}
 		if err := m.Unpin(); err != nil {
 			errs = append(errs, fmt.Errorf("unpin map %s: %w", name, err))
 		}
@@ -76,6 +85,9 @@ func (k *Kernel) Load(o ebpfmanager.LoadOptions) (_ ebpfmanager.DataPlane, err e
 		return nil, fmt.Errorf("%w: read %s: %v", errdefs.ErrUnprocessable, filepath.Base(o.Object), err)
 	}
 	if err := applySizes(spec, o.MapSizes); err != nil {
+		return nil, err
+	}
+	if err := setInstance(spec, o.Instance); err != nil {
 		return nil, err
 	}
 	for _, h := range module.Hooks {
@@ -128,6 +140,9 @@ func (k *Kernel) Load(o ebpfmanager.LoadOptions) (_ ebpfmanager.DataPlane, err e
 		if _, ok := opts.MapReplacements[name]; ok {
 			continue // pinned already
 		}
+		if internal(name) {
+			continue
+		}
 		if err := m.Pin(filepath.Join(o.PinDir, name)); err != nil {
 			return nil, fmt.Errorf("pin map %s: %w", name, err)
 		}
@@ -139,6 +154,9 @@ func (k *Kernel) Load(o ebpfmanager.LoadOptions) (_ ebpfmanager.DataPlane, err e
 func pinnedMaps(spec *ebpf.CollectionSpec, dir string) (map[string]*ebpf.Map, error) {
 	out := map[string]*ebpf.Map{}
 	for name := range spec.Maps {
+		if internal(name) {
+			continue // .rodata: set at load (nm_instance), never an earlier run's
+		}
 		p := filepath.Join(dir, name)
 		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 			continue
@@ -154,6 +172,28 @@ func pinnedMaps(spec *ebpf.CollectionSpec, dir string) (map[string]*ebpf.Map, er
 	}
 	return out, nil
 }
+
+// instanceVar is bpf/reasons.h's const volatile global the loader sets.
+const instanceVar = "nm_instance"
+
+// setInstance sets the object's nm_instance to the instance's id, if it has
+// one (an object that does not include bpf/reasons.h has none).
+func setInstance(spec *ebpf.CollectionSpec, id uint32) error {
+	v := spec.Variables[instanceVar]
+	if v == nil {
+		return nil
+	}
+	if err := v.Set(id); err != nil {
+		return fmt.Errorf("%w: set %s: %v", errdefs.ErrUnprocessable, instanceVar, err)
+	}
+	return nil
+}
+
+// internal says whether a map is an object's global data (.rodata, .data,
+// .bss: libbpf names them with a dot, which bpffs refuses in a pin's name):
+// not pinned, not reused (a restart's load sets nm_instance anew), not
+// handed to the control plane.
+func internal(name string) bool { return strings.Contains(name, ".") }
 
 func loadError(err error) error {
 	var ve *ebpf.VerifierError

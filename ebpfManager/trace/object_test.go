@@ -10,11 +10,17 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// TestObjectUpToDate: the embedded object is bpf/trace.bpf.c compiled (run
-// `go generate ./ebpfManager/trace` after changing the C).
+// TestObjectUpToDate: the embedded objects are bpf/trace.bpf.c and
+// bpf/drops.bpf.c compiled (run `go generate ./ebpfManager/trace` after
+// changing the C).
 func TestObjectUpToDate(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "trace.o")
-	cmd := exec.Command("clang", "-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", "bpf/trace.bpf.c", "-o", out)
+	t.Run("trace", func(t *testing.T) { checkObject(t, "bpf/trace.bpf.c", object) })
+	t.Run("drops", func(t *testing.T) { checkObject(t, "bpf/drops.bpf.c", dropsObject) })
+}
+
+func checkObject(t *testing.T, src string, object []byte) {
+	out := filepath.Join(t.TempDir(), "object.o")
+	cmd := exec.Command("clang", "-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c", src, "-o", out)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("clang: %v\n%s", err, b)
 	}

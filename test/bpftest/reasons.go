@@ -18,6 +18,7 @@ const (
 	ReasonMask  = 0xffffff00
 	ReasonsMax  = 64
 	DropsMap    = "nm_drops"
+	InstanceCB  = 2 // cb[] index of nm_instance
 )
 
 // RunCtx runs prog once on frame with ctx, through do when it is not nil
@@ -49,6 +50,15 @@ func (c SkbCtx) Reason() (reason, detail uint32, ok bool) {
 		return 0, 0, false
 	}
 	return c.CB[3] &^ ReasonMask, c.CB[4], true
+}
+
+// Instance is the nm_instance nm_drop left in the control block (cb[2]; 0
+// for a data plane loaded without the loader setting it); ok as for Reason.
+func (c SkbCtx) Instance() (id uint32, ok bool) {
+	if c.CB[3]&ReasonMask != ReasonMagic {
+		return 0, false
+	}
+	return c.CB[InstanceCB], true
 }
 
 // Drops sums a data plane's nm_drops over the CPUs: the non-zero counts by

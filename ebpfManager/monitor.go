@@ -1,0 +1,244 @@
+package ebpfmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/oakestra/netmanager/ebpfManager/module"
+	"github.com/oakestra/netmanager/ebpfManager/trace"
+	"github.com/oakestra/netmanager/node-net-manager/errdefs"
+)
+
+// DropSession is the drop monitor running (trace.DropSession): its program
+// on the kfree_skb tracepoint.
+type DropSession interface {
+	Read(deadline time.Time) (trace.Drop, error)
+	Lost() (uint64, error)
+	Close() error
+}
+
+// num is the instance's numeric id, the nm_instance its data plane is
+// loaded with (bpf/reasons.h); 0 if the id is not a number.
+func (in *instance) num() uint32 {
+	n, err := strconv.ParseUint(in.id, 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
+}
+
+// dropView is what the drop monitor knows of the chains, read under mu.
+type dropView struct {
+	instances map[uint32]traceTarget // by nm_instance
+	ifaces    map[int]traceIface
+}
+
+// dropView selects the interfaces o names (ErrNotFound as for a trace) and
+// names every instance; the caller holds mu.
+func (m *Manager) dropView(o TraceOptions) (dropView, error) {
+	tv, err := m.traceView(TraceOptions{Service: o.Service, Iface: o.Iface})
+	if err != nil {
+		return dropView{}, err
+	}
+	v := dropView{instances: map[uint32]traceTarget{}, ifaces: tv.ifaces}
+	for _, in := range m.sorted() {
+		v.instances[in.num()] = traceTarget{instance: in.id, module: in.name, mod: in.mod, priority: in.rank.priority}
+	}
+	return v, nil
+}
+
+// hookMask is the trace.DropFilter mask of the hooks a direction selects.
+func hookMask(direction string, service bool) (uint8, error) {
+	hs, err := hooksFor(direction, service)
+	if err != nil {
+		return 0, err
+	}
+	var mask uint8
+	for _, h := range hs {
+		if h == module.HookIngress {
+			mask |= 1 << trace.HookIngress
+		} else {
+			mask |= 1 << trace.HookEgress
+		}
+	}
+	return mask, nil
+}
+
+// dropFilter is the kernel's filter for o on the interfaces selected: with a
+// service or interface only those; with a direction only its hook on each
+// (a service veth's "in" is its egress hook; an interface the manager does
+// not know is taken as a host interface). A drop whose hook the kernel does
+// not tell (neither TC_INGRESS nor TC_EGRESS) passes no direction filter.
+func dropFilter(o TraceOptions, ifaces map[int]traceIface, cpus int) (trace.DropFilter, error) {
+	f := trace.DropFilter{Proto: o.Proto, Host: o.Host, Port: o.Port, Only: o.Service != "" || o.Iface != "",
+		HooksFiltered: o.Direction != ""}
+	if o.Rate > 0 {
+		f.Rate, f.Burst = perCPURate(o.Rate, cpus)
+	}
+	var err error
+	if f.OtherHooks, err = hookMask(o.Direction, false); err != nil {
+		return f, err
+	}
+	if !f.Only && !f.HooksFiltered {
+		return f, nil
+	}
+	f.Ifaces = map[int]uint8{}
+	for i, ti := range ifaces {
+		if f.Ifaces[i], err = hookMask(o.Direction, ti.service != ""); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// monitorDrops is Trace for o.Drops: the drop monitor on the kfree_skb
+// tracepoint, which needs no BPF trampoline (so no Supported check).
+func (m *Manager) monitorDrops(ctx context.Context, o TraceOptions, emit func(PacketPath) error) error {
+	m.mu.Lock()
+	v, err := m.dropView(o)
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	f, err := dropFilter(o, v.ifaces, ebpfPossibleCPUs())
+	if err != nil {
+		return err
+	}
+	s, err := m.tracer().StartDrops(f)
+	if err != nil {
+		return fmt.Errorf("%w: start the drop monitor: %v", errdefs.ErrUnprocessable, err)
+	}
+	defer s.Close()
+	if o.Started != nil {
+		o.Started()
+	}
+	mo := &monitoring{m: m, o: o, s: s, emit: emit, v: v, names: map[int]string{}}
+	return mo.run(ctx)
+}
+
+// monitoring is one running drop monitor.
+type monitoring struct {
+	m     *Manager
+	o     TraceOptions
+	s     DropSession
+	emit  func(PacketPath) error
+	v     dropView
+	names map[int]string // interfaces the manager does not know, by ifindex
+	sent  int
+	lost  uint64
+}
+
+func (mo *monitoring) run(ctx context.Context) error {
+	var end time.Time
+	if mo.o.Duration > 0 {
+		end = time.Now().Add(mo.o.Duration)
+	}
+	resync := time.Now().Add(traceResync)
+	for ctx.Err() == nil && (end.IsZero() || time.Now().Before(end)) {
+		dl := time.Now().Add(traceIdle)
+		if !end.IsZero() && end.Before(dl) {
+			dl = end
+		}
+		d, err := mo.s.Read(dl)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			err = mo.suppressed()
+		case err != nil:
+			return err
+		default:
+			err = mo.emit(dropPath(d, mo.v, mo.ifname))
+			mo.sent++
+		}
+		if err != nil {
+			return err
+		}
+		if mo.o.Count > 0 && mo.sent >= mo.o.Count {
+			return nil
+		}
+		if time.Now().After(resync) {
+			resync = time.Now().Add(traceResync)
+			mo.resync()
+		}
+	}
+	return mo.suppressed()
+}
+
+// resync learns the instances and interfaces added since; what it knew is
+// kept, for drops still queued.
+func (mo *monitoring) resync() {
+	mo.m.mu.Lock()
+	v, err := mo.m.dropView(TraceOptions{})
+	mo.m.mu.Unlock()
+	if err != nil {
+		return
+	}
+	for k, t := range v.instances {
+		mo.v.instances[k] = t
+	}
+	for k, ti := range v.ifaces {
+		if _, ok := mo.v.ifaces[k]; !ok {
+			mo.v.ifaces[k] = ti
+		}
+	}
+}
+
+// suppressed emits a notice of the drops the kernel did not report.
+func (mo *monitoring) suppressed() error {
+	lost, err := mo.s.Lost()
+	if err != nil || lost <= mo.lost {
+		return nil
+	}
+	n := lost - mo.lost
+	mo.lost = lost
+	return mo.emit(PacketPath{Time: time.Now(), Suppressed: n})
+}
+
+// ifname names an interface the manager does not know (cached).
+func (mo *monitoring) ifname(i int) string {
+	if n, ok := mo.names[i]; ok {
+		return n
+	}
+	n := ""
+	if ifc, err := net.InterfaceByIndex(i); err == nil {
+		n = ifc.Name
+	}
+	mo.names[i] = n
+	return n
+}
+
+// dropPath is one drop as a path of one hop: the instance nm_drop named, or
+// (instance 0 or unknown) an unattributed chain drop, reason "unspecified".
+// The hook is the one the kernel's drop reason tells; without it the
+// direction is "unknown".
+func dropPath(d trace.Drop, v dropView, ifname func(int) string) PacketPath {
+	ti := v.ifaces[d.Ifindex]
+	if ti.name == "" {
+		ti.name = ifname(d.Ifindex)
+	}
+	p := PacketPath{Time: d.Time, Interface: ti.name, Ifindex: d.Ifindex, Service: ti.service, Direction: "unknown",
+		Sport: d.Sport, Dport: d.Dport, Len: d.Len}
+	if h, ok := map[trace.Hook]module.Hook{trace.HookIngress: module.HookIngress, trace.HookEgress: module.HookEgress}[d.Hook]; ok {
+		in := h == module.HookIngress
+		if ti.service != "" {
+			in = !in
+		}
+		p.Hook, p.Direction = h.String(), "out"
+		if in {
+			p.Direction = "in"
+		}
+	}
+	if d.Src.IsValid() {
+		p.Src, p.Dst, p.Proto = d.Src.String(), d.Dst.String(), protoName(d.Proto)
+	}
+	hop := Hop{Verdict: "drop", Reason: dropReasonName(nil, 0)}
+	if tt, ok := v.instances[d.Instance]; ok && d.Instance != 0 {
+		hop = newHop(trace.Event{Verdict: 2, Reason: d.Reason, Detail: d.Detail}, tt)
+	}
+	p.Hops = []Hop{hop}
+	return p
+}

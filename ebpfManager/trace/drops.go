@@ -1,0 +1,238 @@
+package trace
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+)
+
+//go:generate clang -O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu -c bpf/drops.bpf.c -o bpf/drops.o
+
+// dropsObject is drops.bpf.c compiled (go generate); TestObjectUpToDate
+// checks it.
+//
+//go:embed bpf/drops.o
+var dropsObject []byte
+
+// Hook is where a drop happened, as the kernel's drop reason tells.
+type Hook uint8
+
+// Hooks, as drops.bpf.c has them.
+const (
+	HookUnknown Hook = 0 // a drop reason other than TC_INGRESS/TC_EGRESS (or a test run)
+	HookIngress Hook = 1 // SKB_DROP_REASON_TC_INGRESS
+	HookEgress  Hook = 2 // SKB_DROP_REASON_TC_EGRESS
+)
+
+// Drop-monitor filter flags, as drops.bpf.c has them.
+const (
+	dIfindex = 1 << 0
+	dProto   = 1 << 1
+	dHost4   = 1 << 2
+	dHost6   = 1 << 3
+	dPort    = 1 << 4
+	dHook    = 1 << 5
+)
+
+// DropFilter selects the drops the kernel reports. The zero value reports
+// every chain drop, unlimited.
+type DropFilter struct {
+	// Ifaces maps the interfaces followed to the hooks followed there (a
+	// mask of 1<<Hook; 0 follows every hook). With Only, drops elsewhere
+	// are not reported; without, the other interfaces follow OtherHooks.
+	Ifaces map[int]uint8
+	Only   bool
+	// HooksFiltered turns the hook masks on (a direction was asked for);
+	// OtherHooks is the mask of an interface not in Ifaces.
+	HooksFiltered bool
+	OtherHooks    uint8
+	Proto         uint8      // IP protocol (0: any)
+	Host          netip.Addr // source or destination (invalid: any)
+	Port          uint16     // source or destination port (0: any)
+	// Rate limits the events per second, per CPU (a token bucket of Burst
+	// events); 0 is unlimited. Refused events are counted (Lost).
+	Rate, Burst uint64
+}
+
+// Drop is one dropped packet.
+type Drop struct {
+	Time time.Time
+	CPU  uint32
+	// Instance is the dropping program's nm_instance (bpf/reasons.h), 0 for
+	// a TC drop without nm_drop's mark (unattributed).
+	Instance       uint32
+	Reason, Detail uint32 // nm_drop's (0: none)
+	Hook           Hook
+	Ifindex        int
+	Len            uint32
+	Proto          uint8
+	Src, Dst       netip.Addr // invalid for a packet that is not IP
+	Sport, Dport   uint16
+}
+
+// rawDrop is struct event of drops.bpf.c.
+type rawDrop struct {
+	Ktime                         uint64
+	CPU, Instance, Reason, Detail uint32
+	Ifindex, Len                  uint32
+	Hook, Family, Proto, Pad      uint8
+	Sport, Dport                  [2]byte
+	Saddr, Daddr                  [16]byte
+}
+
+type dropConfig struct {
+	Flags uint32
+	Proto uint8
+	Hooks uint8
+	Port  [2]byte
+	Host  [16]byte
+	Rate  uint64
+	Burst uint64
+}
+
+// DropSession is the drop monitor running: its program on the kfree_skb
+// tracepoint, its maps and the ring buffer's reader. Close detaches it.
+type DropSession struct {
+	coll *ebpf.Collection
+	link link.Link
+	rd   *ringbuf.Reader
+	boot time.Time
+}
+
+// StartDrops loads the drop monitor with f and attaches it to the kfree_skb
+// tracepoint (a raw tracepoint: no BPF trampoline, so it works where
+// Supported refuses fentry/fexit).
+func StartDrops(f DropFilter) (_ *DropSession, err error) {
+	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(dropsObject))
+	if err != nil {
+		return nil, fmt.Errorf("read the drop monitor's object: %w", err)
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		return nil, fmt.Errorf("load the drop monitor: %w", err)
+	}
+	s := &DropSession{coll: coll}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := s.configure(f); err != nil {
+		return nil, err
+	}
+	if s.rd, err = ringbuf.NewReader(coll.Maps["nm_drop_events"]); err != nil {
+		return nil, fmt.Errorf("ring buffer reader: %w", err)
+	}
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return nil, fmt.Errorf("monotonic clock: %w", err)
+	}
+	s.boot = time.Now().Add(-time.Duration(ts.Nano()))
+	if s.link, err = link.AttachTracing(link.TracingOptions{Program: coll.Programs["nm_drop_monitor"]}); err != nil {
+		return nil, fmt.Errorf("attach the drop monitor to kfree_skb: %w", err)
+	}
+	return s, nil
+}
+
+func (s *DropSession) configure(f DropFilter) error {
+	c := dropConfig{Proto: f.Proto, Hooks: f.OtherHooks, Rate: f.Rate, Burst: f.Burst}
+	for i, mask := range f.Ifaces {
+		if mask == 0 {
+			mask = 0xff
+		}
+		if err := s.coll.Maps["nm_drop_ifs"].Put(uint32(i), mask); err != nil {
+			return fmt.Errorf("filter ifindex %d: %w", i, err)
+		}
+	}
+	if f.Only {
+		c.Flags |= dIfindex
+	}
+	if f.HooksFiltered {
+		c.Flags |= dHook
+	}
+	if f.Proto != 0 {
+		c.Flags |= dProto
+	}
+	if f.Host.IsValid() {
+		h := f.Host.Unmap()
+		if h.Is4() {
+			c.Flags |= dHost4
+		} else {
+			c.Flags |= dHost6
+		}
+		copy(c.Host[:], h.AsSlice())
+	}
+	if f.Port != 0 {
+		c.Flags |= dPort
+		binary.BigEndian.PutUint16(c.Port[:], f.Port)
+	}
+	if err := s.coll.Maps["nm_drop_config"].Put(uint32(0), c); err != nil {
+		return fmt.Errorf("filter: %w", err)
+	}
+	return nil
+}
+
+// Read returns the next drop; after deadline (zero: none) it returns an
+// error satisfying errors.Is(err, os.ErrDeadlineExceeded).
+func (s *DropSession) Read(deadline time.Time) (Drop, error) {
+	s.rd.SetDeadline(deadline)
+	rec, err := s.rd.Read()
+	if errors.Is(err, ringbuf.ErrClosed) {
+		return Drop{}, ErrClosed
+	}
+	if err != nil {
+		return Drop{}, err
+	}
+	var r rawDrop
+	if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &r); err != nil {
+		return Drop{}, fmt.Errorf("decode drop: %w", err)
+	}
+	d := Drop{Time: s.boot.Add(time.Duration(r.Ktime)), CPU: r.CPU, Instance: r.Instance, Reason: r.Reason,
+		Detail: r.Detail, Hook: Hook(r.Hook), Ifindex: int(r.Ifindex), Len: r.Len, Proto: r.Proto,
+		Sport: binary.BigEndian.Uint16(r.Sport[:]), Dport: binary.BigEndian.Uint16(r.Dport[:])}
+	switch r.Family {
+	case 4:
+		d.Src, d.Dst = netip.AddrFrom4([4]byte(r.Saddr[:4])), netip.AddrFrom4([4]byte(r.Daddr[:4]))
+	case 6:
+		d.Src, d.Dst = netip.AddrFrom16(r.Saddr), netip.AddrFrom16(r.Daddr)
+	}
+	return d, nil
+}
+
+// Lost is how many drops the rate limit or a full ring buffer refused.
+func (s *DropSession) Lost() (uint64, error) {
+	var per []uint64
+	if err := s.coll.Maps["nm_drop_lost"].Lookup(uint32(0), &per); err != nil {
+		return 0, fmt.Errorf("lost drops: %w", err)
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n, nil
+}
+
+// Close detaches the monitor and frees its maps; Read returns ErrClosed.
+func (s *DropSession) Close() error {
+	if s.link != nil {
+		_ = s.link.Close()
+		s.link = nil
+	}
+	if s.rd != nil {
+		_ = s.rd.Close()
+	}
+	if s.coll != nil {
+		s.coll.Close()
+		s.coll = nil
+	}
+	return nil
+}
