@@ -14,6 +14,20 @@
 // the daemons are started here, with a deadline long enough for software
 // emulation (nstest.StartDaemon allows 15 s).
 //
+// TestTraceAcrossKernels (same tag, same setup: newScenario) follows
+// packets through that chain with GET /ebpf/trace: a denied ping on srv's
+// veth ends in the firewall's drop naming rule "denyin" with no proxy hop; a
+// TCP flow to srv's service IP leaves cli through the chain the daemon
+// reports there and ends in the proxy's redirect (host= the service IP
+// still matches it); each filter (proto, port, verdict, direction, service,
+// iface, host) shows only what it selects; a trace ended by its count, its
+// duration or the client leaves no tracing link on our programs
+// (trace.LinksTo). GET /ebpf/drops under a UDP flood the firewall denies:
+// lines within the rate over the flood plus a second's burst, lines and
+// suppressed adding up to the firewall's drops, and the data path's rate
+// with the monitor against the same flood without it (MATRIX lines). It
+// needs a kernel that runs fentry/fexit on BPF programs, as the matrix's do.
+//
 // The untagged tests check the counting that `make test` and the matrix use
 // (scripts/kernels/tally.sh).
 package kernels
