@@ -27,8 +27,10 @@ func (tr *tracer) filters(t *testing.T) {
 			return p.Proto == "tcp" && (p.Sport == 8080 || p.Dport == 8080)
 		}},
 		{"verdict=drop", url.Values{"verdict": {"drop"}}, "duration", func(p path) bool {
+			// The denied pings, and whatever else the firewall denies into
+			// srv (an IPv6 router solicitation, say).
 			last := p.Hops[len(p.Hops)-1]
-			return last.Verdict == "drop" && last.Module == "firewall" && p.Proto == "icmp"
+			return last.Verdict == "drop" && last.Module == "firewall" && p.Interface == tr.srvVeth
 		}},
 		{"direction=in", url.Values{"direction": {"in"}}, "count", func(p path) bool { return p.Direction == "in" && p.Hook == "egress" }},
 		{"direction=out", url.Values{"direction": {"out"}}, "cancel", func(p path) bool { return p.Direction == "out" && p.Hook == "ingress" }},
