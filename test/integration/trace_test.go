@@ -44,8 +44,8 @@ func tracingLinks(t *testing.T, chain [][]ebpf.ProgramID) int {
 // firewall (denying ICMP to a service, rule "denyin") on its veth. The
 // daemon's probe (GET /version's kernel.features.tracing) agrees with this
 // process's. Where the kernel refuses tracing programs (this sandbox's
-// 6.18.44-fc), both routes answer 422 with the refusal and netmanagerctl
-// trace and monitor --drops print it and exit 3, and the chain is as it was,
+// 6.18.44-fc), GET /ebpf/trace answers 422 with the refusal and netmanagerctl
+// trace prints it and exits 3, and the chain is as it was,
 // with no tracing link; where tracing works (the kernel matrix runs the full
 // scenario in test/kernels), a denied ping is traced: packetcounter next,
 // firewall drop (rule denyin), and nothing is left attached after the trace.
@@ -90,8 +90,8 @@ func TestTrace(t *testing.T) {
 	n.stop(t)
 }
 
-// traceRefused: both routes, by the API and by netmanagerctl, refuse with
-// the probe's error.
+// traceRefused: the trace, by the API and by netmanagerctl, refuses with
+// the probe's error (the drop monitor needs no trampoline: TestDropMonitorFlood).
 func traceRefused(t *testing.T, n *node, probe error) {
 	t.Helper()
 	if !errors.Is(probe, trace.ErrUnsupported) {
@@ -102,14 +102,14 @@ func traceRefused(t *testing.T, n *node, probe error) {
 		!strings.HasSuffix(probe.Error(), "; traces work on Debian's 6.1 and later kernels") {
 		t.Fatalf("refusal %q", probe)
 	}
-	for _, path := range []string{"/ebpf/trace?service=app.ns.tquiet.ns&duration=2s", "/ebpf/drops?duration=2s"} {
+	for _, path := range []string{"/ebpf/trace?service=app.ns.tquiet.ns&duration=2s", "/ebpf/trace?duration=2s"} {
 		var ce *client.Error
 		err := n.d.Client.Stream(ctx(t), path, func(line []byte) error { return errors.New("a line: " + string(line)) })
 		if !errors.As(err, &ce) || ce.Status != http.StatusUnprocessableEntity || ce.Message != want {
 			t.Fatalf("GET %s: %v, want 422 %q", path, err, want)
 		}
 	}
-	for _, args := range [][]string{{"trace", "--service", "app.ns.tquiet.ns", "--duration", "2s"}, {"monitor", "--drops"}} {
+	for _, args := range [][]string{{"trace", "--service", "app.ns.tquiet.ns", "--duration", "2s"}, {"trace", "--verdict", "drop"}} {
 		r := ctl(t, n, args...)
 		if r.rc != 3 || r.out != "" || r.errs != "netmanagerctl: HTTP 422: "+want+"\n" {
 			t.Fatalf("netmanagerctl %v: exit %d, stdout %q, stderr %q; want 3 and the refusal", args, r.rc, r.out, r.errs)

@@ -14,7 +14,8 @@
  * (ingress or egress); any other reason leaves it unknown.
  *
  * Output is bounded by the filter (evaluated here) and by a per-CPU token
- * bucket; events the bucket refuses are counted in nm_drop_lost. */
+ * bucket; events the bucket refuses are counted in nm_drop_lost. Events are
+ * submitted without waking the reader, which polls. */
 #include <linux/bpf.h>
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
@@ -59,6 +60,7 @@ enum skb_drop_reason {
 #define F_HOST6 (1u << 3)
 #define F_PORT (1u << 4)
 #define F_HOOK (1u << 5) /* only the hooks nm_drop_ifs (else config.hooks) allows */
+#define F_PACKET (F_PROTO | F_HOST4 | F_HOST6 | F_PORT)
 
 /* Hooks (struct event.hook, the masks in nm_drop_ifs and config.hooks). */
 #define HOOK_UNKNOWN (0)
@@ -142,12 +144,18 @@ struct {
 
 static __always_inline void parse(struct sk_buff *skb, struct event *p)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__be16 proto = BPF_CORE_READ(skb, protocol);
+	unsigned char *head = skb->head;
+	__u16 nh = skb->network_header;
+	__be16 proto = skb->protocol;
 	unsigned char *l4 = 0;
 	__u8 b[40];
 
+	p->family = 0;
+	p->proto = 0;
+	p->sport = 0;
+	p->dport = 0;
+	__builtin_memset(p->saddr, 0, sizeof(p->saddr));
+	__builtin_memset(p->daddr, 0, sizeof(p->daddr));
 	if (proto == ETH_P_IP_BE) {
 		if (bpf_probe_read_kernel(b, 20, head + nh))
 			return;
@@ -269,16 +277,18 @@ static __always_inline __u8 hook_of(__u32 reason)
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(nm_drop_monitor, struct sk_buff *skb, void *location, unsigned int reason)
 {
-	__u32 zero = 0, cb[5] = {};
+	/* skb is a BTF pointer (tp_btf): its fields are read directly, without
+	 * bpf_probe_read_kernel; __sk_buff cb[i] is qdisc_skb_cb data[4 * i]. */
+	unsigned long off = bpf_core_field_offset(struct qdisc_skb_cb, data);
+	__u32 magic = *(__u32 *)&skb->cb[off + 4 * 3];
+	__u32 zero = 0;
 	struct config *c;
 	struct net_device *dev;
 	struct event *e, *p;
-	unsigned long off = bpf_core_field_offset(struct qdisc_skb_cb, data);
 	__u8 hook;
 	int ours;
 
-	bpf_probe_read_kernel(cb, sizeof(cb), (void *)skb->cb + off);
-	ours = (cb[3] & NM_REASON_MASK_) == NM_REASON_MAGIC_;
+	ours = (magic & NM_REASON_MASK_) == NM_REASON_MAGIC_;
 	hook = hook_of(reason);
 	if (!ours && hook == HOOK_UNKNOWN)
 		return 0; /* not a chain's drop: the common case, and the cheapest */
@@ -286,20 +296,30 @@ int BPF_PROG(nm_drop_monitor, struct sk_buff *skb, void *location, unsigned int 
 	p = bpf_map_lookup_elem(&nm_drop_cur, &zero);
 	if (!c || !p)
 		return 0;
-	__builtin_memset(p, 0, sizeof(*p));
+	dev = skb->dev;
+	p->ifindex = dev ? dev->ifindex : 0;
 	p->hook = hook;
-	dev = BPF_CORE_READ(skb, dev);
-	p->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
 	if (!where(c, p->ifindex, hook))
 		return 0;
-	p->len = BPF_CORE_READ(skb, len);
-	parse(skb, p);
-	if (!match(c, p) || !take(c))
-		return 0;
+	if (!(c->flags & F_PACKET)) {
+		/* Nothing to match in the packet: a drop over the rate is
+		 * refused before the packet is read, the flood's cheap path. */
+		if (!take(c))
+			return 0;
+		parse(skb, p);
+	} else {
+		parse(skb, p);
+		if (!match(c, p) || !take(c))
+			return 0;
+	}
+	p->len = skb->len;
+	p->instance = 0;
+	p->reason = 0;
+	p->detail = 0;
 	if (ours) {
-		p->instance = cb[2];
-		p->reason = cb[3] & ~NM_REASON_MASK_;
-		p->detail = cb[4];
+		p->instance = *(__u32 *)&skb->cb[off + 4 * 2];
+		p->reason = magic & ~NM_REASON_MASK_;
+		p->detail = *(__u32 *)&skb->cb[off + 4 * 4];
 	}
 	p->ktime = bpf_ktime_get_ns();
 	p->cpu = bpf_get_smp_processor_id();
@@ -309,6 +329,8 @@ int BPF_PROG(nm_drop_monitor, struct sk_buff *skb, void *location, unsigned int 
 		return 0;
 	}
 	__builtin_memcpy(e, p, sizeof(*p));
-	bpf_ringbuf_submit(e, 0);
+	/* No wakeup: the reader polls (every 100 ms, GET /ebpf/drops), so a
+	 * flood does not wake it per drop. */
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	return 0;
 }
