@@ -3,6 +3,7 @@ package openapitest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -77,4 +78,43 @@ func (c *Checker) Response(in *openapi3filter.RequestValidationInput, status int
 	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: status, Header: header, Options: opts}
 	out.SetBodyBytes(body)
 	return openapi3filter.ValidateResponse(context.Background(), out)
+}
+
+func init() { openapi3filter.RegisterBodyDecoder("application/x-ndjson", ndjsonDecoder) }
+
+// ndjsonDecoder reads a stream of JSON lines (GET /ebpf/trace, /ebpf/drops),
+// each of which must match the schema: it checks every line but the first
+// and returns the first for openapi3filter to check. An empty stream (no
+// line yet) conforms: it returns the schema's smallest instance, its
+// required properties as "" or, for a date-time, the epoch (a PacketPath's
+// time).
+func ndjsonDecoder(body io.Reader, _ http.Header, schema *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	var first any
+	dec := json.NewDecoder(body)
+	for i := 0; ; i++ {
+		var v any
+		if err := dec.Decode(&v); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: fmt.Errorf("line %d: %w", i+1, err)}
+		}
+		if i == 0 {
+			first = v
+			continue
+		}
+		if err := schema.Value.VisitJSON(v, openapi3.VisitAsResponse()); err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+	}
+	if first == nil {
+		min := map[string]any{}
+		for _, k := range schema.Value.Required {
+			min[k] = ""
+			if p := schema.Value.Properties[k]; p != nil && p.Value != nil && p.Value.Format == "date-time" {
+				min[k] = "1970-01-01T00:00:00Z"
+			}
+		}
+		first = min
+	}
+	return first, nil
 }
