@@ -71,6 +71,7 @@ func (tr *tracer) dropMonitor(t *testing.T) {
 func (tr *tracer) monitoredFlood(t *testing.T, round int, rate uint64) floodResult {
 	t.Helper()
 	mon := tr.startTrace(t, "/ebpf/drops", url.Values{"duration": {monitorTime.String()}, "rate": {strconv.FormatUint(rate, 10)}})
+	tr.awaitMonitor(t, mon)
 	res := tr.flood(t)
 	paths := mon.end(t, traceWait)
 	lines, suppressed, strays := tr.monitorLines(t, paths)
@@ -90,6 +91,30 @@ func (tr *tracer) monitoredFlood(t *testing.T, round int, rate uint64) floodResu
 		t.Fatalf("the monitor's %d lines and %d suppressed (%d) do not add up to the %d drops the firewall counted meanwhile", lines, suppressed, seen, res.dropped)
 	}
 	return res
+}
+
+// awaitMonitor sends single denied datagrams until the drop monitor shows
+// one: it is attached (it traces the kernel's kfree_skb, no program of
+// ours, so there is no link to our programs to wait for).
+func (tr *tracer) awaitMonitor(t *testing.T, r *traceRun) {
+	t.Helper()
+	var c net.Conn
+	if err := tr.cli.ns.Do(func() (err error) { c, err = net.Dial("udp4", net.JoinHostPort(tr.srvAddr, floodPort)); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(traceWait)
+	for len(withHops(r.snapshot())) == 0 {
+		_, _ = c.Write([]byte("probe"))
+		select {
+		case <-r.done:
+			t.Fatalf("the drop monitor ended (%v) before it showed a drop", r.err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the drop monitor showed no drop within %v", traceWait)
+		}
+	}
 }
 
 // monitorLines counts the drop monitor's lines, the suppressed drops it
