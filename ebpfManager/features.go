@@ -28,9 +28,10 @@ const (
 	// passes them needs it optionally (Need.Optional).
 	FeatureAdjustRoomDecap = "adjust_room_decap"
 	// FeatureTracing: BPF trampolines on BPF programs (fentry/fexit on a
-	// TC program, with bpf_get_attach_cookie), what GET /ebpf/trace and
-	// /ebpf/drops attach; without it they are refused with 422 (package
-	// trace's probe, Supported).
+	// TC program, with bpf_get_attach_cookie), what GET /ebpf/trace
+	// attaches; without it a trace is refused with 422 (package trace's
+	// probe, Supported). GET /ebpf/drops (a kfree_skb tracepoint program)
+	// does not need it.
 	FeatureTracing = "tracing"
 )
 

@@ -1,7 +1,8 @@
-// Package trace is the eBPF Manager's tracer: fentry and fexit programs
-// (BPF_PROG_TYPE_TRACING) attached to a chain's TC programs only while a trace
-// or the drop monitor runs, so that nothing is attached, and nothing costs,
-// when no one traces.
+// Package trace is the eBPF Manager's tracer and drop monitor: fentry and
+// fexit programs (BPF_PROG_TYPE_TRACING) attached to a chain's TC programs
+// only while a trace runs (Session), and one program on the kfree_skb
+// tracepoint only while the drop monitor runs (DropSession), so that nothing
+// is attached, and nothing costs, when no one traces.
 //
 // The programs (bpf/trace.bpf.c, compiled by `go generate` and embedded, so
 // the daemon needs no build step) see the traced program's argument as the
@@ -24,4 +25,19 @@
 // program on it); a kernel that refuses it (the 6.18.44-fc CI kernel: the
 // fexit program's load is EPERM) makes Start fail with an UnsupportedError
 // before anything is created, and nothing else.
+//
+// The drop monitor (bpf/drops.bpf.c, StartDrops) needs none of that: it is a
+// tp_btf program on kfree_skb (BPF_TRACE_RAW_TP, no trampoline), so it runs
+// on that kernel too, and it runs only when a packet is freed as dropped.
+// It reports a packet whose control block carries bpf/reasons.h's mark
+// (nm_drop: the instance id nm_instance the loader set, the reason, the
+// detail), and a packet without it only when the kernel's drop reason is
+// SKB_DROP_REASON_TC_INGRESS or _TC_EGRESS (Linux 5.19 and later; the values
+// are read with CO-RE): an unattributed TC drop (Instance 0). The same
+// reasons give the Hook; any other leaves it HookUnknown. The DropFilter
+// (interfaces, hooks per interface, protocol, host, port) is evaluated in the
+// kernel on the packet as it is at the drop; a per-CPU token bucket bounds
+// the events (checked before the packet is read when nothing in it is
+// filtered) and counts what it refuses (Lost). Events are submitted without
+// waking the reader, which polls with Read's deadline.
 package trace

@@ -95,7 +95,9 @@ func (e *env) stream(path, what string) error {
 //	12:31:11.123456 oak5 a/0 out tcp 10.18.0.5:1000 > 10.30.0.1:80 len 60: 1 counter next, 2 firewall drop (rule denyin)
 //
 // A drop's detail is shown by the name the module gives it (detailName),
-// else as its number.
+// else as its number. The drop monitor's drop by a TC program that did not
+// use nm_drop is "unattributed drop (unspecified)"; its direction may be
+// "unknown".
 func renderPath(w io.Writer, p ebpfmanager.PacketPath, what string) error {
 	if len(p.Hops) == 0 {
 		_, err := fmt.Fprintf(w, "%s %d %s not shown (rate limit)\n", p.Time.Format("15:04:05.000000"), p.Suppressed, what)
@@ -120,7 +122,11 @@ func renderPath(w io.Writer, p ebpfmanager.PacketPath, what string) error {
 		if i > 0 {
 			b.WriteString(",")
 		}
-		fmt.Fprintf(&b, " %s %s %s", h.Instance, h.Module, h.Verdict)
+		if h.Instance == "" { // the drop monitor's drop by a TC program without nm_drop
+			fmt.Fprintf(&b, " unattributed %s", h.Verdict)
+		} else {
+			fmt.Fprintf(&b, " %s %s %s", h.Instance, h.Module, h.Verdict)
+		}
 		if h.Reason != "" {
 			fmt.Fprintf(&b, " (%s", h.Reason)
 			switch {
