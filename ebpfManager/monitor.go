@@ -165,7 +165,28 @@ func (mo *monitoring) run(ctx context.Context) error {
 			mo.resync()
 		}
 	}
+	if ctx.Err() == nil {
+		if err := mo.drain(); err != nil {
+			return err
+		}
+	}
 	return mo.suppressed()
+}
+
+// drain emits the drops still in the ring buffer at the end (the kernel
+// does not wake the reader per drop: up to a poll's worth is queued).
+func (mo *monitoring) drain() error {
+	for mo.o.Count == 0 || mo.sent < mo.o.Count {
+		d, err := mo.s.Read(time.Now())
+		if err != nil {
+			return nil // empty (deadline exceeded) or closed
+		}
+		if err := mo.emit(dropPath(d, mo.v, mo.ifname)); err != nil {
+			return err
+		}
+		mo.sent++
+	}
+	return nil
 }
 
 // resync learns the instances and interfaces added since; what it knew is

@@ -22,6 +22,7 @@ func (f *fakeTracer) StartDrops(flt trace.DropFilter) (DropSession, error) {
 type fakeDropSession struct {
 	mu     sync.Mutex
 	drops  chan trace.Drop
+	late   []trace.Drop // returned only to a Read whose deadline has passed (a drain)
 	lost   uint64
 	closed bool
 }
@@ -35,6 +36,19 @@ func newFakeDropSession(ds ...trace.Drop) *fakeDropSession {
 }
 
 func (s *fakeDropSession) Read(deadline time.Time) (trace.Drop, error) {
+	s.mu.Lock()
+	if len(s.late) > 0 && !time.Now().Before(deadline) {
+		d := s.late[0]
+		s.late = s.late[1:]
+		s.mu.Unlock()
+		return d, nil
+	}
+	s.mu.Unlock()
+	select {
+	case d := <-s.drops:
+		return d, nil
+	default:
+	}
 	select {
 	case d := <-s.drops:
 		return d, nil
@@ -146,5 +160,17 @@ func TestInstanceNum(t *testing.T) {
 		if got := (&instance{id: id}).num(); got != want {
 			t.Errorf("num(%q) = %d, want %d", id, got, want)
 		}
+	}
+}
+
+// TestDropMonitorDrains: at the end of its duration the monitor emits the
+// drops still queued (the kernel does not wake the reader per drop).
+func TestDropMonitorDrains(t *testing.T) {
+	h, ft := traceHarness(t, newFakeSession())
+	ft.drops = newFakeDropSession()
+	ft.drops.late = []trace.Drop{drop(2, 3, 7, trace.HookIngress, 5), drop(2, 3, 8, trace.HookIngress, 5)}
+	paths, err := collect(t, h, TraceOptions{Drops: true, Duration: 150 * time.Millisecond})
+	if err != nil || len(paths) != 2 || paths[1].Hops[0].Detail != 8 {
+		t.Fatalf("paths %+v, %v; want the two queued drops", paths, err)
 	}
 }
