@@ -36,6 +36,10 @@ type tracing struct {
 	g        *grouper
 	sent     int
 	lost     uint64
+	// since is when the last sync that attached a new target ended: a
+	// packet before it may have passed programs not yet traced, so its
+	// hops are not shown (they would make a path with hops missing).
+	since time.Time
 }
 
 // sync attaches to the view's targets and detaches from the others. A
@@ -46,9 +50,11 @@ func (t *tracing) sync(v traceView) error {
 		t.byCookie = map[uint64]traceTarget{}
 	}
 	ts := make([]trace.Target, 0, len(v.targets))
+	added := false
 	for _, tt := range v.targets {
 		c, ok := t.cookies[tt.key]
 		if !ok {
+			added = true
 			t.next++
 			c = t.next
 			t.cookies[tt.key] = c
@@ -56,7 +62,13 @@ func (t *tracing) sync(v traceView) error {
 		t.byCookie[c] = tt // kept after detach: its events may still be queued
 		ts = append(ts, trace.Target{Program: tt.program, Func: tt.key.hook.Program(), Cookie: c})
 	}
-	return t.s.SetTargets(ts)
+	if err := t.s.SetTargets(ts); err != nil {
+		return err
+	}
+	if added {
+		t.since = time.Now()
+	}
+	return nil
 }
 
 func (t *tracing) resync() error {
@@ -111,7 +123,7 @@ func (t *tracing) run(ctx context.Context) error {
 // event adds a hop and emits the paths it completed.
 func (t *tracing) event(e trace.Event) error {
 	tt, ok := t.byCookie[e.Cookie]
-	if !ok {
+	if !ok || e.Time.Before(t.since) {
 		return nil
 	}
 	for _, p := range t.g.add(e, tt, t.v.ifaces[e.Ifindex]) {

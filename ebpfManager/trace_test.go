@@ -68,6 +68,9 @@ func (s *fakeSession) last() []trace.Target {
 func (s *fakeSession) Read(deadline time.Time) (trace.Event, error) {
 	select {
 	case e := <-s.events:
+		if e.Time.IsZero() { // queued before the trace: it happens once read
+			e.Time = time.Now()
+		}
 		return e, nil
 	case <-time.After(time.Until(deadline)):
 		return trace.Event{}, os.ErrDeadlineExceeded
@@ -150,6 +153,24 @@ func TestTraceGroupsHops(t *testing.T) {
 	}
 	if len(ft.filter.Ifindexes) != 1 || ft.filter.Ifindexes[0] != 5 || !s.closed {
 		t.Fatalf("filter %+v closed %v", ft.filter, s.closed)
+	}
+}
+
+// A packet that went through the chain before the trace had attached to
+// every program of it is not shown: its path would lack hops.
+func TestTraceHidesPacketsBeforeAttach(t *testing.T) {
+	// The first packet's first hop was not seen (its program not yet
+	// traced); its second hop was, before the sync ended.
+	early := hop(2, 0, 0xa, 2)
+	early.Time = time.Now().Add(-time.Second)
+	s := newFakeSession(early, hop(1, 0, 0xb, -1), hop(2, 0, 0xb, 2))
+	h, _ := traceHarness(t, s)
+	paths, err := collect(t, h, TraceOptions{Service: "a", Direction: "out"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) != 1 || len(paths[0].Hops) != 2 || paths[0].Hops[0].Module != "counter" {
+		t.Fatalf("paths %+v, want only the packet after the attach, with both hops", paths)
 	}
 }
 
