@@ -3,16 +3,12 @@ package trace
 import (
 	"bytes"
 	_ "embed"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
-	"golang.org/x/sys/unix"
 )
 
 //go:generate clang -O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu -c bpf/drops.bpf.c -o bpf/drops.o
@@ -33,15 +29,9 @@ const (
 	HookEgress  Hook = 2 // SKB_DROP_REASON_TC_EGRESS
 )
 
-// Drop-monitor filter flags, as drops.bpf.c has them.
-const (
-	dIfindex = 1 << 0
-	dProto   = 1 << 1
-	dHost4   = 1 << 2
-	dHost6   = 1 << 3
-	dPort    = 1 << 4
-	dHook    = 1 << 5
-)
+// dHook is the drop monitor's own filter flag (drops.bpf.c's F_HOOK; the
+// others are common.go's).
+const dHook = 1 << 5
 
 // DropFilter selects the drops the kernel reports. The zero value reports
 // every chain drop, unlimited.
@@ -84,19 +74,8 @@ type rawDrop struct {
 	Ktime                         uint64
 	CPU, Instance, Reason, Detail uint32
 	Ifindex, Len                  uint32
-	Hook, Family, Proto, Pad      uint8
-	Sport, Dport                  [2]byte
-	Saddr, Daddr                  [16]byte
-}
-
-type dropConfig struct {
-	Flags uint32
-	Proto uint8
-	Hooks uint8
-	Port  [2]byte
-	Host  [16]byte
-	Rate  uint64
-	Burst uint64
+	Hook, Pad                     uint8
+	Flow                          rawFlow
 }
 
 // DropSession is the drop monitor running: its program on the kfree_skb
@@ -104,8 +83,7 @@ type dropConfig struct {
 type DropSession struct {
 	coll *ebpf.Collection
 	link link.Link
-	rd   *ringbuf.Reader
-	boot time.Time
+	ev   *events
 }
 
 // StartDrops loads the drop monitor with f and attaches it to the kfree_skb
@@ -129,14 +107,9 @@ func StartDrops(f DropFilter) (_ *DropSession, err error) {
 	if err := s.configure(f); err != nil {
 		return nil, err
 	}
-	if s.rd, err = ringbuf.NewReader(coll.Maps["nm_drop_events"]); err != nil {
-		return nil, fmt.Errorf("ring buffer reader: %w", err)
+	if s.ev, err = newEvents(coll.Maps["nm_drop_events"]); err != nil {
+		return nil, err
 	}
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return nil, fmt.Errorf("monotonic clock: %w", err)
-	}
-	s.boot = time.Now().Add(-time.Duration(ts.Nano()))
 	if s.link, err = link.AttachTracing(link.TracingOptions{Program: coll.Programs["nm_drop_monitor"]}); err != nil {
 		return nil, fmt.Errorf("attach the drop monitor to kfree_skb: %w", err)
 	}
@@ -144,7 +117,8 @@ func StartDrops(f DropFilter) (_ *DropSession, err error) {
 }
 
 func (s *DropSession) configure(f DropFilter) error {
-	c := dropConfig{Proto: f.Proto, Hooks: f.OtherHooks, Rate: f.Rate, Burst: f.Burst}
+	c := config{Hooks: f.OtherHooks, Rate: f.Rate, Burst: f.Burst}
+	c.setPacket(f.Proto, f.Host, f.Port)
 	for i, mask := range f.Ifaces {
 		if mask == 0 {
 			mask = 0xff
@@ -154,26 +128,10 @@ func (s *DropSession) configure(f DropFilter) error {
 		}
 	}
 	if f.Only {
-		c.Flags |= dIfindex
+		c.Flags |= fIfindex
 	}
 	if f.HooksFiltered {
 		c.Flags |= dHook
-	}
-	if f.Proto != 0 {
-		c.Flags |= dProto
-	}
-	if f.Host.IsValid() {
-		h := f.Host.Unmap()
-		if h.Is4() {
-			c.Flags |= dHost4
-		} else {
-			c.Flags |= dHost6
-		}
-		copy(c.Host[:], h.AsSlice())
-	}
-	if f.Port != 0 {
-		c.Flags |= dPort
-		binary.BigEndian.PutUint16(c.Port[:], f.Port)
 	}
 	if err := s.coll.Maps["nm_drop_config"].Put(uint32(0), c); err != nil {
 		return fmt.Errorf("filter: %w", err)
@@ -184,39 +142,21 @@ func (s *DropSession) configure(f DropFilter) error {
 // Read returns the next drop; after deadline (zero: none) it returns an
 // error satisfying errors.Is(err, os.ErrDeadlineExceeded).
 func (s *DropSession) Read(deadline time.Time) (Drop, error) {
-	s.rd.SetDeadline(deadline)
-	rec, err := s.rd.Read()
-	if errors.Is(err, ringbuf.ErrClosed) {
-		return Drop{}, ErrClosed
-	}
-	if err != nil {
+	var r rawDrop
+	if err := s.ev.read(deadline, "drop", &r); err != nil {
 		return Drop{}, err
 	}
-	var r rawDrop
-	if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &r); err != nil {
-		return Drop{}, fmt.Errorf("decode drop: %w", err)
-	}
-	d := Drop{Time: s.boot.Add(time.Duration(r.Ktime)), CPU: r.CPU, Instance: r.Instance, Reason: r.Reason,
-		Detail: r.Detail, Hook: Hook(r.Hook), Ifindex: int(r.Ifindex), Len: r.Len, Proto: r.Proto,
-		Sport: binary.BigEndian.Uint16(r.Sport[:]), Dport: binary.BigEndian.Uint16(r.Dport[:])}
-	switch r.Family {
-	case 4:
-		d.Src, d.Dst = netip.AddrFrom4([4]byte(r.Saddr[:4])), netip.AddrFrom4([4]byte(r.Daddr[:4]))
-	case 6:
-		d.Src, d.Dst = netip.AddrFrom16(r.Saddr), netip.AddrFrom16(r.Daddr)
-	}
+	d := Drop{Time: s.ev.time(r.Ktime), CPU: r.CPU, Instance: r.Instance, Reason: r.Reason, Detail: r.Detail,
+		Hook: Hook(r.Hook), Ifindex: int(r.Ifindex), Len: r.Len, Proto: r.Flow.Proto}
+	d.Src, d.Dst, d.Sport, d.Dport = r.Flow.addrs()
 	return d, nil
 }
 
 // Lost is how many drops the rate limit or a full ring buffer refused.
 func (s *DropSession) Lost() (uint64, error) {
-	var per []uint64
-	if err := s.coll.Maps["nm_drop_lost"].Lookup(uint32(0), &per); err != nil {
+	n, err := sumLost(s.coll.Maps["nm_drop_lost"])
+	if err != nil {
 		return 0, fmt.Errorf("lost drops: %w", err)
-	}
-	var n uint64
-	for _, v := range per {
-		n += v
 	}
 	return n, nil
 }
@@ -227,9 +167,7 @@ func (s *DropSession) Close() error {
 		_ = s.link.Close()
 		s.link = nil
 	}
-	if s.rd != nil {
-		_ = s.rd.Close()
-	}
+	s.ev.close()
 	if s.coll != nil {
 		s.coll.Close()
 		s.coll = nil

@@ -1,16 +1,12 @@
 package trace
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 )
 
 // ErrClosed is returned by Read after Close.
@@ -87,44 +83,25 @@ func (s *Session) attach(t Target) (_ *attached, err error) {
 // Read returns the next event; after deadline (zero: none) it returns an
 // error satisfying errors.Is(err, os.ErrDeadlineExceeded).
 func (s *Session) Read(deadline time.Time) (Event, error) {
-	s.rd.SetDeadline(deadline)
-	rec, err := s.rd.Read()
-	if errors.Is(err, ringbuf.ErrClosed) {
-		return Event{}, ErrClosed
-	}
-	if err != nil {
-		return Event{}, err
-	}
 	var r rawEvent
-	if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &r); err != nil {
-		return Event{}, fmt.Errorf("decode event: %w", err)
+	if err := s.ev.read(deadline, "event", &r); err != nil {
+		return Event{}, err
 	}
 	return s.decode(r), nil
 }
 
 func (s *Session) decode(r rawEvent) Event {
-	e := Event{Time: s.boot.Add(time.Duration(r.Ktime)), Cookie: r.Cookie, Verdict: r.Verdict, CPU: r.CPU,
-		Reason: r.Reason, Detail: r.Detail, Skb: r.Skb, Ifindex: int(r.Ifindex), Len: r.Len, Proto: r.Proto,
-		Sport: binary.BigEndian.Uint16(r.Sport[:]), Dport: binary.BigEndian.Uint16(r.Dport[:])}
-	switch r.Family {
-	case 4:
-		e.Src = netip.AddrFrom4([4]byte(r.Saddr[:4]))
-		e.Dst = netip.AddrFrom4([4]byte(r.Daddr[:4]))
-	case 6:
-		e.Src, e.Dst = netip.AddrFrom16(r.Saddr), netip.AddrFrom16(r.Daddr)
-	}
+	e := Event{Time: s.ev.time(r.Ktime), Cookie: r.Cookie, Verdict: r.Verdict, CPU: r.CPU, Reason: r.Reason,
+		Detail: r.Detail, Skb: r.Skb, Ifindex: int(r.Ifindex), Len: r.Len, Proto: r.Flow.Proto}
+	e.Src, e.Dst, e.Sport, e.Dport = r.Flow.addrs()
 	return e
 }
 
 // Lost is how many events the rate limit or a full ring buffer refused.
 func (s *Session) Lost() (uint64, error) {
-	var per []uint64
-	if err := s.maps["nm_trace_lost"].Lookup(uint32(0), &per); err != nil {
+	n, err := sumLost(s.maps["nm_trace_lost"])
+	if err != nil {
 		return 0, fmt.Errorf("lost events: %w", err)
-	}
-	var n uint64
-	for _, v := range per {
-		n += v
 	}
 	return n, nil
 }
@@ -141,9 +118,7 @@ func (s *Session) Close() error {
 		a.close()
 		delete(s.att, k)
 	}
-	if s.rd != nil {
-		_ = s.rd.Close()
-	}
+	s.ev.close()
 	for _, m := range s.maps {
 		m.Close()
 	}

@@ -3,7 +3,6 @@ package trace
 import (
 	"bytes"
 	_ "embed"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,8 +11,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
-	"golang.org/x/sys/unix"
 )
 
 //go:generate clang -O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu -c bpf/trace.bpf.c -o bpf/trace.o
@@ -23,15 +20,9 @@ import (
 //go:embed bpf/trace.o
 var object []byte
 
-// Filter flags, as trace.bpf.c has them.
-const (
-	fIfindex = 1 << 0
-	fProto   = 1 << 1
-	fHost4   = 1 << 2
-	fHost6   = 1 << 3
-	fPort    = 1 << 4
-	fDrops   = 1 << 5
-)
+// fDrops is the tracer's own filter flag (trace.bpf.c's F_DROPS; the
+// others are common.go's).
+const fDrops = 1 << 5
 
 // Filter selects the hops the kernel emits. The zero value emits every hop,
 // unlimited.
@@ -77,20 +68,8 @@ type rawEvent struct {
 	CPU, Reason, Detail uint32
 	Skb                 uint64
 	Ifindex, Len        uint32
-	Family, Proto       uint8
-	Sport, Dport        [2]byte
+	Flow                rawFlow
 	Matched, Rewritten  uint8
-	Saddr, Daddr        [16]byte
-}
-
-type config struct {
-	Flags uint32
-	Proto uint8
-	Pad   uint8
-	Port  [2]byte
-	Host  [16]byte
-	Rate  uint64
-	Burst uint64
 }
 
 // attached is one target's fentry and fexit.
@@ -111,8 +90,7 @@ func (a *attached) close() {
 type Session struct {
 	spec   *ebpf.CollectionSpec
 	maps   map[string]*ebpf.Map
-	rd     *ringbuf.Reader
-	boot   time.Time // wall time of ktime 0
+	ev     *events
 	mu     sync.Mutex
 	att    map[uint64]*attached // by cookie
 	closed bool
@@ -145,45 +123,24 @@ func Start(f Filter) (_ *Session, err error) {
 	if err := s.configure(f); err != nil {
 		return nil, err
 	}
-	if s.rd, err = ringbuf.NewReader(s.maps["nm_trace_events"]); err != nil {
-		return nil, fmt.Errorf("ring buffer reader: %w", err)
+	if s.ev, err = newEvents(s.maps["nm_trace_events"]); err != nil {
+		return nil, err
 	}
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return nil, fmt.Errorf("monotonic clock: %w", err)
-	}
-	s.boot = time.Now().Add(-time.Duration(ts.Nano()))
 	return s, nil
 }
 
 func (s *Session) configure(f Filter) error {
-	var c config
+	c := config{Rate: f.Rate, Burst: f.Burst}
+	c.setPacket(f.Proto, f.Host, f.Port)
 	for _, i := range f.Ifindexes {
 		if err := s.maps["nm_trace_ifs"].Put(uint32(i), uint8(1)); err != nil {
 			return fmt.Errorf("filter ifindex %d: %w", i, err)
 		}
 		c.Flags |= fIfindex
 	}
-	if f.Proto != 0 {
-		c.Flags, c.Proto = c.Flags|fProto, f.Proto
-	}
-	if f.Host.IsValid() {
-		h := f.Host.Unmap()
-		if h.Is4() {
-			c.Flags |= fHost4
-		} else {
-			c.Flags |= fHost6
-		}
-		copy(c.Host[:], h.AsSlice())
-	}
-	if f.Port != 0 {
-		c.Flags |= fPort
-		binary.BigEndian.PutUint16(c.Port[:], f.Port)
-	}
 	if f.DropsOnly {
 		c.Flags |= fDrops
 	}
-	c.Rate, c.Burst = f.Rate, f.Burst
 	if err := s.maps["nm_trace_config"].Put(uint32(0), c); err != nil {
 		return fmt.Errorf("filter: %w", err)
 	}
