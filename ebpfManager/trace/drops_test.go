@@ -1,9 +1,7 @@
 package trace
 
 import (
-	"errors"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -49,14 +47,7 @@ func startDrops(t testing.TB, f DropFilter) *DropSession {
 
 func nextDrop(t *testing.T, s *DropSession) (Drop, bool) {
 	t.Helper()
-	d, err := s.Read(time.Now().Add(300 * time.Millisecond))
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return Drop{}, false
-	}
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return d, true
+	return readNext(t, s.Read)
 }
 
 // TestDropMonitor: a drop by nm_drop in a program run by BPF_PROG_TEST_RUN
@@ -116,14 +107,7 @@ func TestDropMonitorFilter(t *testing.T) {
 			s := startDrops(t, c.f)
 			bpftest.Run(t, p, udpFrame(t, "10.30.0.9", 53))
 			bpftest.Run(t, p, udpFrame(t, "10.30.0.8", 54))
-			n := 0
-			for {
-				if _, ok := nextDrop(t, s); !ok {
-					break
-				}
-				n++
-			}
-			if n != c.want {
+			if n := drain(t, s.Read); n != c.want {
 				t.Fatalf("%d drops reported, want %d", n, c.want)
 			}
 		})
@@ -141,18 +125,5 @@ func TestDropMonitorRateLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n := 0
-	for {
-		if _, ok := nextDrop(t, s); !ok {
-			break
-		}
-		n++
-	}
-	lost, err := s.Lost()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n < 5 || n > 6 || uint64(n)+lost != 100 {
-		t.Fatalf("%d drops reported and %d suppressed of 100, want 5 (6 if a second passed) and the rest suppressed", n, lost)
-	}
+	checkBucket(t, s.Read, s.Lost)
 }

@@ -17,9 +17,7 @@ import (
 // TCP redirected, the rest next.
 func dropper(t testing.TB) *ebpf.Program {
 	t.Helper()
-	bpftest.RequireRoot(t)
-	coll := bpftest.Load(t, bpftest.Compile(t, "testdata/dropper.bpf.c"))
-	return coll.Programs["nm_ingress"]
+	return dropperAs(t, 0)
 }
 
 func start(t testing.TB, f Filter, p *ebpf.Program) *Session {
@@ -43,16 +41,49 @@ func tcpFrame(t testing.TB, dst string, dport uint16) []byte {
 	return bpftest.Serialize(t, bpftest.Eth(layers.EthernetTypeIPv4), bpftest.IPv4("10.30.0.2", dst, layers.IPProtocolTCP), bpftest.TCP(4001, dport))
 }
 
-func next(t *testing.T, s *Session) (Event, bool) {
+// readNext is read's next record, false when none comes within 300 ms.
+func readNext[T any](t *testing.T, read func(deadline time.Time) (T, error)) (T, bool) {
 	t.Helper()
-	e, err := s.Read(time.Now().Add(300 * time.Millisecond))
+	v, err := read(time.Now().Add(300 * time.Millisecond))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return Event{}, false
+		var zero T
+		return zero, false
 	}
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
-	return e, true
+	return v, true
+}
+
+// drain reads until nothing comes within 300 ms; it returns how many came.
+func drain[T any](t *testing.T, read func(deadline time.Time) (T, error)) int {
+	t.Helper()
+	n := 0
+	for {
+		if _, ok := readNext(t, read); !ok {
+			return n
+		}
+		n++
+	}
+}
+
+// checkBucket checks, after 100 events were offered to a bucket of 5 at 1/s,
+// that 5 came through (6 if a second passed) and the rest were counted lost.
+func checkBucket[T any](t *testing.T, read func(deadline time.Time) (T, error), lost func() (uint64, error)) {
+	t.Helper()
+	n := drain(t, read)
+	l, err := lost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 5 || n > 6 || uint64(n)+l != 100 {
+		t.Fatalf("%d events and %d lost of 100, want 5 (6 if a second passed) and the rest lost", n, l)
+	}
+}
+
+func next(t *testing.T, s *Session) (Event, bool) {
+	t.Helper()
+	return readNext(t, s.Read)
 }
 
 // TestTraceDropWithReason: the fexit on a program run by BPF_PROG_TEST_RUN
@@ -166,18 +197,5 @@ func TestTraceRateLimit(t *testing.T) {
 	if _, err := p.Run(&ebpf.RunOptions{Data: f, Repeat: 100}); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for {
-		if _, ok := next(t, s); !ok {
-			break
-		}
-		n++
-	}
-	lost, err := s.Lost()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n < 5 || n > 6 || uint64(n)+lost != 100 {
-		t.Fatalf("%d events and %d lost of 100, want 5 (6 if a second passed) and the rest lost", n, lost)
-	}
+	checkBucket(t, s.Read, s.Lost)
 }
