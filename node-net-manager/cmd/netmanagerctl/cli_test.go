@@ -54,6 +54,21 @@ func (f *fakeDaemon) ctl(args ...string) (int, string, string) {
 	return runCtl(append([]string{"--addr", f.srv.URL}, args...)...)
 }
 
+// expect runs netmanagerctl args against f and checks its exit code, that
+// its stderr contains errs and its stdout each of out.
+func (f *fakeDaemon) expect(t *testing.T, args []string, rc int, out []string, errs string) {
+	t.Helper()
+	got, stdout, stderr := f.ctl(args...)
+	if got != rc || !strings.Contains(stderr, errs) {
+		t.Fatalf("%v: rc %d (want %d), stderr %q (want %q)", args, got, rc, stderr, errs)
+	}
+	for _, want := range out {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("%v: stdout lacks %q:\n%s", args, want, stdout)
+		}
+	}
+}
+
 func (f *fakeDaemon) take() []request {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1,9 +1,6 @@
 package main
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 const (
 	healthyReport = `{"healthy": true, "problems": [{"kind": "kernel-feature", "severity": "warning", "subject": "module proxy",
@@ -34,15 +31,7 @@ func TestDoctor(t *testing.T) {
 		{`{"healthy": tru`, []string{"doctor"}, 1, nil, "bad answer from the NetManager"},
 	} {
 		f := newFakeDaemon(t, map[string]answer{"GET /ebpf/doctor": {body: tc.report}})
-		rc, out, errs := f.ctl(tc.args...)
-		if rc != tc.rc || !strings.Contains(errs, tc.errs) {
-			t.Fatalf("%v: rc %d (want %d), stderr %q (want %q)", tc.args, rc, tc.rc, errs, tc.errs)
-		}
-		for _, want := range tc.out {
-			if !strings.Contains(out, want) {
-				t.Errorf("%v: stdout lacks %q:\n%s", tc.args, want, out)
-			}
-		}
+		f.expect(t, tc.args, tc.rc, tc.out, tc.errs)
 		if got := f.take(); len(got) != 1 || got[0].path != "/ebpf/doctor" || got[0].method != "GET" {
 			t.Errorf("%v: requests %+v", tc.args, got)
 		}

@@ -31,15 +31,7 @@ func TestTraceAndMonitor(t *testing.T) {
 		{[]string{"monitor"}, 2, nil, "monitor: say what to monitor: --drops"},
 		{[]string{"trace", "--port", "x"}, 2, nil, "invalid value"},
 	} {
-		rc, out, errs := f.ctl(tc.args...)
-		if rc != tc.rc || !strings.Contains(errs, tc.errs) {
-			t.Fatalf("%v: rc %d (want %d), stderr %q (want %q)", tc.args, rc, tc.rc, errs, tc.errs)
-		}
-		for _, want := range tc.out {
-			if !strings.Contains(out, want) {
-				t.Errorf("%v: stdout lacks %q:\n%s", tc.args, want, out)
-			}
-		}
+		f.expect(t, tc.args, tc.rc, tc.out, tc.errs)
 	}
 	f = newFakeDaemon(t, map[string]answer{"GET /ebpf/trace": {400, `{"error": "invalid request: parameter direction=\"up\": want in or out"}`}})
 	if rc, _, errs := f.ctl("trace", "--direction", "up"); rc != 3 || !strings.Contains(errs, "parameter direction") {
