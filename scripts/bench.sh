@@ -14,6 +14,7 @@ cmd7=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench Chain ./test/
 cmd8=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench Scale ./test/bench/)
 cmd9=(go test -run '^$' -count 1 -benchtime 1x -timeout 20m -bench Scrape ./test/bench/)
 cmd10=(go test -run '^$' -count 5 -bench 'Collect|CheckMetrics|BenchmarkMetrics' ./node-net-manager/cmd/netmanager/ ./ebpfManager/module/ ./modules/packetcounter/)
+cmd11=(go test -run '^$' -count 8 -benchtime 200000x -bench 'DropMonitor' ./ebpfManager/trace/)
 "${cmd[@]}" | tee "$out"
 "${cmd2[@]}" | tee -a "$out"
 BENCH_OUT="$sp/servicepath.json" "${cmd3[@]}" | grep -v 'level=' | tee -a "$out"
@@ -24,6 +25,7 @@ BENCH_CHAIN_OUT="$sp/chain.md" "${cmd7[@]}" | grep -v 'level=' | tee -a "$out"
 BENCH_SCALE_OUT="$sp/scale.md" "${cmd8[@]}" | grep -v 'level=' | tee -a "$out"
 BENCH_SCRAPE_OUT="$sp/scrape.md" "${cmd9[@]}" | grep -v 'level=' | tee -a "$out"
 "${cmd10[@]}" | tee -a "$out"
+"${cmd11[@]}" | tee -a "$out"
 scripts/bench-verifier.sh >"$sp/verifier.md"
 # nsmin NAME: the smallest ns/packet of the runs of one benchmark (the least disturbed).
 nsmin() {
@@ -220,6 +222,20 @@ nsmin_ms() {
   echo "eBPF Manager handling a new service with 1 or 3 modules loaded (placement, attach, control plane)."
   echo "Each TCX attach waits for an RCU grace period, which legacy cls_bpf filters do not."
   echo
+  echo "## The drop monitor: cost per dropped packet (BPF_PROG_TEST_RUN)"
+  echo
+  echo "A program that drops with nm_drop, run once per iteration; the test run frees the packet with"
+  echo "kfree_skb, which fires the monitor's tracepoint. Packets that pass never reach it. The smallest of 8."
+  echo
+  echo "| case | ns/op |"
+  echo "|---|---|"
+  for c in noop drop drop+monitor drop+monitor-unlimited; do
+    echo "| $c | $(grep -E "^BenchmarkDropMonitor/$c(-[0-9]+)? " "$out" | awk '{print $3}' | sort -g | head -1) |"
+  done
+  echo
+  echo "\`drop+monitor\` is the default rate limit (most drops refused by the token bucket); \`-unlimited\`"
+  echo "reports every drop. The flood test (TestDropMonitorFlood) measures the data path under a flood."
+  echo
   echo "Reproduce: \`make bench\` (as root), i.e."
   echo
   echo '```'
@@ -233,6 +249,7 @@ nsmin_ms() {
   echo "BENCH_SCALE_OUT=... ${cmd8[*]}"
   echo "BENCH_SCRAPE_OUT=... ${cmd9[*]}"
   echo "${cmd10[*]}"
+  echo "${cmd11[*]}"
   echo "scripts/bench-verifier.sh"
   echo '```'
   echo
