@@ -230,7 +230,8 @@ nsmin_ms() {
   echo "| case | ns/op |"
   echo "|---|---|"
   for c in noop drop drop+monitor drop+monitor-unlimited; do
-    echo "| $c | $(grep -E "^BenchmarkDropMonitor/$c(-[0-9]+)? " "$out" | awk '{print $3}' | sort -g | head -1) |"
+    r=${c//+/\\+}
+    echo "| $c | $(grep -E "^BenchmarkDropMonitor/$r(-[0-9]+)? " "$out" | awk '{print $3}' | sort -g | head -1) |"
   done
   echo
   echo "\`drop+monitor\` is the default rate limit (most drops refused by the token bucket); \`-unlimited\`"
