@@ -2,10 +2,8 @@ package ebpfmanager
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
@@ -134,36 +132,21 @@ type monitoring struct {
 }
 
 func (mo *monitoring) run(ctx context.Context) error {
-	var end time.Time
-	if mo.o.Duration > 0 {
-		end = time.Now().Add(mo.o.Duration)
+	got := func(d trace.Drop) error {
+		if err := mo.emit(dropPath(d, mo.v, mo.ifname)); err != nil {
+			return err
+		}
+		if mo.sent++; mo.o.Count > 0 && mo.sent >= mo.o.Count {
+			return errTraceDone
+		}
+		return nil
 	}
-	resync := time.Now().Add(traceResync)
-	for ctx.Err() == nil && (end.IsZero() || time.Now().Before(end)) {
-		dl := time.Now().Add(traceIdle)
-		if !end.IsZero() && end.Before(dl) {
-			dl = end
-		}
-		d, err := mo.s.Read(dl)
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			err = mo.suppressed()
-		case err != nil:
-			return err
-		default:
-			err = mo.emit(dropPath(d, mo.v, mo.ifname))
-			mo.sent++
-		}
-		if err != nil {
-			return err
-		}
-		if mo.o.Count > 0 && mo.sent >= mo.o.Count {
-			return nil
-		}
-		if time.Now().After(resync) {
-			resync = time.Now().Add(traceResync)
-			mo.resync()
-		}
+	resync := func() error { mo.resync(); return nil }
+	if err := readLoop(ctx, mo.o.Duration, mo.s.Read, got, mo.suppressed, resync); err != nil {
+		return err
+	}
+	if mo.o.Count > 0 && mo.sent >= mo.o.Count {
+		return nil
 	}
 	if ctx.Err() == nil {
 		if err := mo.drain(); err != nil {

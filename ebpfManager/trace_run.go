@@ -82,24 +82,40 @@ func (t *tracing) resync() error {
 }
 
 func (t *tracing) run(ctx context.Context) error {
-	var end time.Time
-	if t.o.Duration > 0 {
-		end = time.Now().Add(t.o.Duration)
+	err := readLoop(ctx, t.o.Duration, t.s.Read, t.event, t.idle, t.resync)
+	if err != nil {
+		return err
 	}
-	resync := time.Now().Add(traceResync)
+	if err := t.idle(); err != nil && !errors.Is(err, errTraceDone) {
+		return err
+	}
+	return nil
+}
+
+// readLoop runs a trace or the drop monitor until ctx ends or duration (0:
+// none) passes: it reads a record with a deadline of traceIdle (or the end)
+// and hands it to got, calls idle when none came, and resync every
+// traceResync. got or idle returning errTraceDone ends it without error.
+func readLoop[T any](ctx context.Context, duration time.Duration, read func(time.Time) (T, error),
+	got func(T) error, idle, resync func() error) error {
+	var end time.Time
+	if duration > 0 {
+		end = time.Now().Add(duration)
+	}
+	next := time.Now().Add(traceResync)
 	for ctx.Err() == nil && (end.IsZero() || time.Now().Before(end)) {
 		dl := time.Now().Add(traceIdle)
 		if !end.IsZero() && end.Before(dl) {
 			dl = end
 		}
-		e, err := t.s.Read(dl)
+		r, err := read(dl)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			err = t.idle()
+			err = idle()
 		case err != nil:
 			return err
 		default:
-			err = t.event(e)
+			err = got(r)
 		}
 		if errors.Is(err, errTraceDone) {
 			return nil
@@ -107,15 +123,12 @@ func (t *tracing) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if time.Now().After(resync) {
-			resync = time.Now().Add(traceResync)
-			if err := t.resync(); err != nil {
+		if time.Now().After(next) {
+			next = time.Now().Add(traceResync)
+			if err := resync(); err != nil {
 				return err
 			}
 		}
-	}
-	if err := t.idle(); err != nil && !errors.Is(err, errTraceDone) {
-		return err
 	}
 	return nil
 }
