@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,11 +19,9 @@ func (f *fakeTracer) StartDrops(flt trace.DropFilter) (DropSession, error) {
 
 // fakeDropSession replays queued drops.
 type fakeDropSession struct {
-	mu     sync.Mutex
-	drops  chan trace.Drop
-	late   []trace.Drop // returned only to a Read whose deadline has passed (a drain)
-	lost   uint64
-	closed bool
+	fakeRing
+	drops chan trace.Drop
+	late  []trace.Drop // returned only to a Read whose deadline has passed (a drain)
 }
 
 func newFakeDropSession(ds ...trace.Drop) *fakeDropSession {
@@ -55,19 +52,6 @@ func (s *fakeDropSession) Read(deadline time.Time) (trace.Drop, error) {
 	case <-time.After(time.Until(deadline)):
 		return trace.Drop{}, os.ErrDeadlineExceeded
 	}
-}
-
-func (s *fakeDropSession) Lost() (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lost, nil
-}
-
-func (s *fakeDropSession) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	return nil
 }
 
 func drop(instance, reason, detail uint32, hook trace.Hook, ifindex int) trace.Drop {

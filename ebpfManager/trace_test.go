@@ -36,12 +36,31 @@ func (f *fakeTracer) Start(flt trace.Filter) (TraceSession, error) {
 	return f.s, nil
 }
 
+// fakeRing is what the fake trace and drop sessions share: the lost count
+// Lost returns and whether Close was called.
+type fakeRing struct {
+	mu     sync.Mutex
+	lost   uint64
+	closed bool
+}
+
+func (s *fakeRing) Lost() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lost, nil
+}
+
+func (s *fakeRing) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
 type fakeSession struct {
-	mu      sync.Mutex
+	fakeRing
 	events  chan trace.Event
 	targets [][]trace.Target // every SetTargets
-	lost    uint64
-	closed  bool
 }
 
 func newFakeSession(evs ...trace.Event) *fakeSession {
@@ -75,19 +94,6 @@ func (s *fakeSession) Read(deadline time.Time) (trace.Event, error) {
 	case <-time.After(time.Until(deadline)):
 		return trace.Event{}, os.ErrDeadlineExceeded
 	}
-}
-
-func (s *fakeSession) Lost() (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lost, nil
-}
-
-func (s *fakeSession) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	return nil
 }
 
 // traceHarness: counter (10) and dropper (20) on service a's veth oak5.
