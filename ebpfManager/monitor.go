@@ -193,13 +193,7 @@ func (mo *monitoring) resync() {
 
 // suppressed emits a notice of the drops the kernel did not report.
 func (mo *monitoring) suppressed() error {
-	lost, err := mo.s.Lost()
-	if err != nil || lost <= mo.lost {
-		return nil
-	}
-	n := lost - mo.lost
-	mo.lost = lost
-	return mo.emit(PacketPath{Time: time.Now(), Suppressed: n})
+	return emitSuppressed(mo.s, &mo.lost, mo.emit)
 }
 
 // ifname names an interface the manager does not know (cached).

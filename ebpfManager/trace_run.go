@@ -154,13 +154,20 @@ func (t *tracing) idle() error {
 			return err
 		}
 	}
-	lost, err := t.s.Lost()
-	if err != nil || lost <= t.lost {
+	return emitSuppressed(t.s, &t.lost, t.emit)
+}
+
+// emitSuppressed emits a notice of what the kernel refused (l.Lost) since
+// *seen, the count noticed before, and moves *seen on. Nothing new, or an
+// error reading the count, emits nothing.
+func emitSuppressed(l interface{ Lost() (uint64, error) }, seen *uint64, emit func(PacketPath) error) error {
+	lost, err := l.Lost()
+	if err != nil || lost <= *seen {
 		return nil
 	}
-	n := lost - t.lost
-	t.lost = lost
-	return t.emit(PacketPath{Time: time.Now(), Suppressed: n})
+	n := lost - *seen
+	*seen = lost
+	return emit(PacketPath{Time: time.Now(), Suppressed: n})
 }
 
 func (t *tracing) send(p PacketPath) error {
