@@ -40,4 +40,11 @@
 // the events (checked before the packet is read when nothing in it is
 // filtered) and counts what it refuses (Lost). Events are submitted without
 // waking the reader, which polls with Read's deadline.
+//
+// What the two programs share is bpf/common.bpf.h: the kernel types they
+// read, the filter's struct config, the packet's struct flow and its parser
+// (a cursor over kernel memory: bpf/parse.h reads a TC program's packet
+// directly and does not fit a struct sk_buff pointer), the filter's packet
+// match and the per-CPU token bucket. Its Go side is common.go: config,
+// rawFlow, the ring-buffer reader (events) and the lost count.
 package trace
