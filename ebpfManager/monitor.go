@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 // DropSession is the drop monitor running (trace.DropSession): its program
 // on the kfree_skb tracepoint.
 type DropSession interface {
+	Own(instances []uint32, ifaces map[int]uint8) error
 	Read(deadline time.Time) (trace.Drop, error)
 	Lost() (uint64, error)
 	Close() error
@@ -72,9 +74,12 @@ func hookMask(direction string, service bool) (uint8, error) {
 // (a service veth's "in" is its egress hook; an interface the manager does
 // not know is taken as a host interface). A drop whose hook the kernel does
 // not tell (neither TC_INGRESS nor TC_EGRESS) passes no direction filter.
-func dropFilter(o TraceOptions, ifaces map[int]traceIface, cpus int) (trace.DropFilter, error) {
+//
+// Only our drops are reported (Ours): those our instances marked, and the
+// unattributed ones on our interfaces.
+func dropFilter(o TraceOptions, v dropView, cpus int) (trace.DropFilter, error) {
 	f := trace.DropFilter{Proto: o.Proto, Host: o.Host, Port: o.Port, Only: o.Service != "" || o.Iface != "",
-		HooksFiltered: o.Direction != ""}
+		HooksFiltered: o.Direction != "", Ours: true, Instances: v.nums()}
 	if o.Rate > 0 {
 		f.Rate, f.Burst = perCPURate(o.Rate, cpus)
 	}
@@ -82,16 +87,31 @@ func dropFilter(o TraceOptions, ifaces map[int]traceIface, cpus int) (trace.Drop
 	if f.OtherHooks, err = hookMask(o.Direction, false); err != nil {
 		return f, err
 	}
-	if !f.Only && !f.HooksFiltered {
-		return f, nil
-	}
-	f.Ifaces = map[int]uint8{}
+	f.Ifaces, err = ifaceMasks(o.Direction, v.ifaces)
+	return f, err
+}
+
+// ifaceMasks are the hooks a direction follows on each interface.
+func ifaceMasks(direction string, ifaces map[int]traceIface) (map[int]uint8, error) {
+	out := make(map[int]uint8, len(ifaces))
 	for i, ti := range ifaces {
-		if f.Ifaces[i], err = hookMask(o.Direction, ti.service != ""); err != nil {
-			return f, err
+		m, err := hookMask(direction, ti.service != "")
+		if err != nil {
+			return nil, err
 		}
+		out[i] = m
 	}
-	return f, nil
+	return out, nil
+}
+
+// nums are the view's instances by nm_instance, sorted.
+func (v dropView) nums() []uint32 {
+	out := make([]uint32, 0, len(v.instances))
+	for n := range v.instances {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // monitorDrops is Trace for o.Drops: the drop monitor on the kfree_skb
@@ -103,7 +123,7 @@ func (m *Manager) monitorDrops(ctx context.Context, o TraceOptions, emit func(Pa
 	if err != nil {
 		return err
 	}
-	f, err := dropFilter(o, v.ifaces, ebpfPossibleCPUs())
+	f, err := dropFilter(o, v, ebpfPossibleCPUs())
 	if err != nil {
 		return err
 	}
@@ -181,13 +201,29 @@ func (mo *monitoring) resync() {
 	if err != nil {
 		return
 	}
+	var nums []uint32
 	for k, t := range v.instances {
+		if _, ok := mo.v.instances[k]; !ok {
+			nums = append(nums, k)
+		}
 		mo.v.instances[k] = t
 	}
+	added := map[int]traceIface{}
 	for k, ti := range v.ifaces {
 		if _, ok := mo.v.ifaces[k]; !ok {
 			mo.v.ifaces[k] = ti
+			added[k] = ti
 		}
+	}
+	if mo.o.Service != "" || mo.o.Iface != "" {
+		added = nil // the filter's interfaces are fixed at the start
+	}
+	masks, err := ifaceMasks(mo.o.Direction, added)
+	if err == nil {
+		err = mo.s.Own(nums, masks)
+	}
+	if err != nil {
+		mo.m.opts.Log.WithError(err).Warn("drop monitor: cannot follow new instances and interfaces")
 	}
 }
 

@@ -22,6 +22,14 @@ type fakeDropSession struct {
 	fakeRing
 	drops chan trace.Drop
 	late  []trace.Drop // returned only to a Read whose deadline has passed (a drain)
+	owned []uint32     // instances Own added
+}
+
+func (s *fakeDropSession) Own(instances []uint32, ifaces map[int]uint8) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.owned = append(s.owned, instances...)
+	return nil
 }
 
 func newFakeDropSession(ds ...trace.Drop) *fakeDropSession {
@@ -106,34 +114,35 @@ func TestDropMonitorCount(t *testing.T) {
 	}
 }
 
-// TestDropFilter: the kernel's filter for a drop monitor's options.
+// TestDropFilter: the kernel's filter for a drop monitor's options; only our
+// instances' drops, and unattributed ones on our interfaces (Ours).
 func TestDropFilter(t *testing.T) {
 	ifs := map[int]traceIface{5: {name: "oak5", service: "a/0"}, 2: {name: "eth0"}}
+	v := dropView{instances: map[uint32]traceTarget{3: {}, 1: {}}, ifaces: ifs}
 	in, eg := uint8(1<<trace.HookIngress), uint8(1<<trace.HookEgress)
+	ours := []uint32{1, 3}
+	all := map[int]uint8{5: in | eg, 2: in | eg}
 	for _, c := range []struct {
 		name string
 		o    TraceOptions
 		want trace.DropFilter
 	}{
-		{"everything", TraceOptions{Rate: 1000}, trace.DropFilter{OtherHooks: in | eg, Rate: 500, Burst: 500}},
-		{"a service", TraceOptions{Service: "a"}, trace.DropFilter{Only: true, OtherHooks: in | eg, Ifaces: map[int]uint8{5: in | eg, 2: in | eg}}},
+		{"everything", TraceOptions{Rate: 1000}, trace.DropFilter{OtherHooks: in | eg, Ifaces: all, Rate: 500, Burst: 500}},
+		{"a service", TraceOptions{Service: "a"}, trace.DropFilter{Only: true, OtherHooks: in | eg, Ifaces: all}},
 		{"in, everywhere", TraceOptions{Direction: "in"}, trace.DropFilter{HooksFiltered: true, OtherHooks: in, Ifaces: map[int]uint8{5: eg, 2: in}}},
 		{"out, packet", TraceOptions{Direction: "out", Proto: 6, Port: 80, Host: netip.MustParseAddr("10.0.0.1")},
 			trace.DropFilter{HooksFiltered: true, OtherHooks: eg, Ifaces: map[int]uint8{5: in, 2: eg}, Proto: 6, Port: 80, Host: netip.MustParseAddr("10.0.0.1")}},
 	} {
-		got, err := dropFilter(c.o, ifs, 2)
+		got, err := dropFilter(c.o, v, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ok := len(got.Ifaces) == len(c.want.Ifaces)
-		for k, v := range c.want.Ifaces {
-			ok = ok && got.Ifaces[k] == v
-		}
-		if !ok || !reflect.DeepEqual(got, c.want) {
+		c.want.Ours, c.want.Instances = true, ours
+		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
 		}
 	}
-	if _, err := dropFilter(TraceOptions{Direction: "up"}, ifs, 1); err == nil {
+	if _, err := dropFilter(TraceOptions{Direction: "up"}, v, 1); err == nil {
 		t.Fatal("direction up accepted")
 	}
 }

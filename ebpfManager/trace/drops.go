@@ -29,9 +29,12 @@ const (
 	HookEgress  Hook = 2 // SKB_DROP_REASON_TC_EGRESS
 )
 
-// dHook is the drop monitor's own filter flag (drops.bpf.c's F_HOOK; the
-// others are common.go's).
-const dHook = 1 << 5
+// dHook and dOurs are the drop monitor's own filter flags (drops.bpf.c's
+// F_HOOK and F_OURS; the others are common.go's).
+const (
+	dHook = 1 << 5
+	dOurs = 1 << 6
+)
 
 // DropFilter selects the drops the kernel reports. The zero value reports
 // every chain drop, unlimited.
@@ -51,6 +54,13 @@ type DropFilter struct {
 	// Rate limits the events per second, per CPU (a token bucket of Burst
 	// events); 0 is unlimited. Refused events are counted (Lost).
 	Rate, Burst uint64
+	// Ours reports only the drops nm_drop marked with one of Instances, and
+	// the unattributed ones on an interface of Ifaces: the tracepoint sees
+	// every drop of the host, those of data planes another process loaded
+	// included. It is checked before the rate limit, so those take none of
+	// it. Own adds instances and interfaces while the monitor runs.
+	Ours      bool
+	Instances []uint32
 }
 
 // Drop is one dropped packet.
@@ -119,22 +129,42 @@ func StartDrops(f DropFilter) (_ *DropSession, err error) {
 func (s *DropSession) configure(f DropFilter) error {
 	c := config{Hooks: f.OtherHooks, Rate: f.Rate, Burst: f.Burst}
 	c.setPacket(f.Proto, f.Host, f.Port)
-	for i, mask := range f.Ifaces {
-		if mask == 0 {
-			mask = 0xff
-		}
-		if err := s.coll.Maps["nm_drop_ifs"].Put(uint32(i), mask); err != nil {
-			return fmt.Errorf("filter ifindex %d: %w", i, err)
-		}
+	if err := s.Own(nil, f.Ifaces); err != nil {
+		return err
 	}
 	if f.Only {
 		c.Flags |= fIfindex
+	}
+	if f.Ours {
+		c.Flags |= dOurs
+		if err := s.Own(f.Instances, nil); err != nil {
+			return err
+		}
 	}
 	if f.HooksFiltered {
 		c.Flags |= dHook
 	}
 	if err := s.coll.Maps["nm_drop_config"].Put(uint32(0), c); err != nil {
 		return fmt.Errorf("filter: %w", err)
+	}
+	return nil
+}
+
+// Own adds instances, and interfaces with the hooks followed there
+// (ifindex -> mask, 0: every hook), to those whose drops are reported.
+func (s *DropSession) Own(instances []uint32, ifaces map[int]uint8) error {
+	for _, in := range instances {
+		if err := s.coll.Maps["nm_drop_instances"].Put(in, uint8(1)); err != nil {
+			return fmt.Errorf("own instance %d: %w", in, err)
+		}
+	}
+	for i, mask := range ifaces {
+		if mask == 0 {
+			mask = 0xff
+		}
+		if err := s.coll.Maps["nm_drop_ifs"].Put(uint32(i), mask); err != nil {
+			return fmt.Errorf("filter ifindex %d: %w", i, err)
+		}
 	}
 	return nil
 }

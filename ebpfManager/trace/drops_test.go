@@ -55,7 +55,7 @@ func nextDrop(t *testing.T, s *DropSession) (Drop, bool) {
 // reason and detail; a packet that goes on is none.
 func TestDropMonitor(t *testing.T) {
 	p := dropperAs(t, 4242)
-	s := startDrops(t, DropFilter{})
+	s := startDrops(t, DropFilter{Ours: true, Instances: []uint32{4242}})
 	if v, _ := bpftest.Run(t, p, tcpFrame(t, "10.30.0.9", 80)); v != 7 {
 		t.Fatalf("dropper verdict %d on TCP", v)
 	}
@@ -85,9 +85,11 @@ func TestDropMonitor(t *testing.T) {
 	}
 }
 
-// TestDropMonitorFilter: the kernel reports only what the filter selects.
+// TestDropMonitorFilter: the kernel reports only what the filter selects,
+// and only our instances' drops: another's take none of the rate limit.
 func TestDropMonitorFilter(t *testing.T) {
-	p := dropperAs(t, 1)
+	const ours, another = 5101, 5102
+	p := dropperAs(t, ours)
 	cases := []struct {
 		name string
 		f    DropFilter
@@ -101,14 +103,23 @@ func TestDropMonitorFilter(t *testing.T) {
 		{"hook unknown allowed", DropFilter{HooksFiltered: true, OtherHooks: 1 << HookUnknown}, 2},
 		{"ingress only", DropFilter{HooksFiltered: true, OtherHooks: 1 << HookIngress}, 0},
 		{"ipv6 host", DropFilter{Host: netip.MustParseAddr("fd00::1")}, 0},
+		{"another instance's", DropFilter{Instances: []uint32{another}, Rate: 1, Burst: 1}, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := startDrops(t, c.f)
+			f := c.f
+			f.Ours = true
+			if f.Instances == nil {
+				f.Instances = []uint32{ours}
+			}
+			s := startDrops(t, f)
 			bpftest.Run(t, p, udpFrame(t, "10.30.0.9", 53))
 			bpftest.Run(t, p, udpFrame(t, "10.30.0.8", 54))
 			if n := drain(t, s.Read); n != c.want {
 				t.Fatalf("%d drops reported, want %d", n, c.want)
+			}
+			if lost, err := s.Lost(); err != nil || (f.Instances[0] == another && lost != 0) {
+				t.Fatalf("another instance's drops took %d of the rate limit (%v)", lost, err)
 			}
 		})
 	}
@@ -117,8 +128,8 @@ func TestDropMonitorFilter(t *testing.T) {
 // TestDropMonitorRateLimit: a bucket of 5 events at 1/s lets 5 of 100 drops
 // through and counts the other 95 (suppressed).
 func TestDropMonitorRateLimit(t *testing.T) {
-	p := dropperAs(t, 1)
-	s := startDrops(t, DropFilter{Rate: 1, Burst: 5})
+	p := dropperAs(t, 5103)
+	s := startDrops(t, DropFilter{Rate: 1, Burst: 5, Ours: true, Instances: []uint32{5103}})
 	f := udpFrame(t, "10.30.0.9", 53)
 	for range 100 { // one test run frees its packet once, whatever its Repeat
 		if _, err := p.Run(&ebpf.RunOptions{Data: f}); err != nil {

@@ -65,8 +65,8 @@ func TestDropMonitorOnVeth(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			a, b, vb := vethPair(t)
-			s := startDrops(t, DropFilter{Ifaces: map[int]uint8{vb: 1 << HookIngress}, Only: true, HooksFiltered: true})
-			egress := startDrops(t, DropFilter{Ifaces: map[int]uint8{vb: 1 << HookEgress}, Only: true, HooksFiltered: true})
+			s := startDrops(t, DropFilter{Ifaces: map[int]uint8{vb: 1 << HookIngress}, Only: true, HooksFiltered: true, Ours: true, Instances: []uint32{31}})
+			egress := startDrops(t, DropFilter{Ifaces: map[int]uint8{vb: 1 << HookEgress}, Only: true, HooksFiltered: true, Ours: true, Instances: []uint32{31}})
 			bpftest.AttachIngress(t, b.Do, vb, c.prog(t))
 			if err := a.Do(func() error {
 				c, err := net.Dial("udp4", "10.77.0.2:5353")

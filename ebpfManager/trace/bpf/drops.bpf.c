@@ -29,6 +29,7 @@ enum skb_drop_reason {
 
 /* The filter's own flag (struct config.flags; the others are common.bpf.h's). */
 #define F_HOOK (1u << 5) /* only the hooks nm_drop_ifs (else config.hooks) allows */
+#define F_OURS (1u << 6) /* only nm_drop_instances' drops, and unattributed ones on nm_drop_ifs' interfaces */
 
 /* Hooks (struct event.hook, the masks in nm_drop_ifs and config.hooks). */
 #define HOOK_UNKNOWN (0)
@@ -62,6 +63,16 @@ struct {
 	__type(value, __u8);
 } nm_drop_ifs SEC(".maps");
 
+/* The instances whose drops are reported under F_OURS (nm_instance -> 1):
+ * the tracepoint sees every drop of the host, those of data planes another
+ * process loaded (with nm_instance 0 or its own numbers) included. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} nm_drop_instances SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 18);
@@ -82,6 +93,15 @@ static __always_inline int where(const struct config *c, __u32 ifindex, __u8 hoo
 	else
 		mask = c->hooks;
 	return !(c->flags & F_HOOK) || (mask & (1u << hook));
+}
+
+/* mine says whether a drop is ours under F_OURS: marked by one of our
+ * instances, or unattributed on one of our interfaces. */
+static __always_inline int mine(int marked, __u32 instance, __u32 ifindex)
+{
+	if (marked)
+		return bpf_map_lookup_elem(&nm_drop_instances, &instance) != NULL;
+	return bpf_map_lookup_elem(&nm_drop_ifs, &ifindex) != NULL;
 }
 
 /* hook_of is the hook a drop reason names (HOOK_UNKNOWN for any other). */
@@ -121,6 +141,8 @@ int BPF_PROG(nm_drop_monitor, struct sk_buff *skb, void *location, unsigned int 
 	dev = skb->dev;
 	p->ifindex = dev ? dev->ifindex : 0;
 	p->hook = hook;
+	if ((c->flags & F_OURS) && !mine(ours, *(__u32 *)&skb->cb[off + 4 * 2], p->ifindex))
+		return 0; /* before the bucket: another's drops take none of ours */
 	if (!where(c, p->ifindex, hook))
 		return 0;
 	if (!(c->flags & F_PACKET)) {
