@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Daemon and module plugins must share these flags exactly (Go plugin rule).
 GOBUILDFLAGS := -trimpath
 LDFLAGS := -X github.com/oakestra/netmanager/node-net-manager/version.Version=$(VERSION)
-APT_PACKAGES := clang llvm libbpf-dev iproute2 iptables iperf3 iputils-ping util-linux procps curl mosquitto ethtool
+APT_PACKAGES := clang llvm libbpf-dev iproute2 iptables iperf3 iputils-ping util-linux procps curl mosquitto ethtool nftables
 RUN_ARGS ?= --listen 127.0.0.1:6000
 # The kernel matrix (docs/kernels.md): Debian kernels booted under qemu, by
 # series ("6.1", "6.12", "7.2"), "sid" (the newest kernel Debian sid has) or
