@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,24 +58,27 @@ func blastUDP(conn *net.UDPConn, payload []byte, d time.Duration) (int, error) {
 // process pid took in: delivered to a socket (InDatagrams) or refused for
 // a full receive buffer or another error (InErrors), i.e. every datagram
 // that came through the path, however fast its reader is.
-func udpPassed(pid int) (uint64, error) {
+func udpPassed(pid int) (uint64, error) { return udpCounters(pid, "InDatagrams", "InErrors") }
+
+// udpCounters is the sum of the named Udp counters of /proc/<pid>/net/snmp.
+func udpCounters(pid int, names ...string) (uint64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/snmp", pid))
 	if err != nil {
 		return 0, err
 	}
-	var names []string
+	var head []string
 	for _, l := range strings.Split(string(data), "\n") {
 		f := strings.Fields(l)
 		if len(f) == 0 || f[0] != "Udp:" {
 			continue
 		}
-		if names == nil {
-			names = f
+		if head == nil {
+			head = f
 			continue
 		}
 		var sum uint64
-		for i, n := range names {
-			if (n == "InDatagrams" || n == "InErrors") && i < len(f) {
+		for i, n := range head {
+			if slices.Contains(names, n) && i < len(f) {
 				v, err := strconv.ParseUint(f[i], 10, 64)
 				if err != nil {
 					return 0, err

@@ -147,6 +147,7 @@ func (c *nftBench) measure(b *testing.B, s *NftSample) {
 	if check != nil {
 		check()
 	}
+	c.checkDeny(b, s.Variant != "none")
 	b.Logf("%s, %d rules: %.0f pkts/s, %.2f Gbit/s, %.0f conn/s", s.Variant, s.Rules,
 		s.PPS[len(s.PPS)-1], s.Gbits[len(s.Gbits)-1], s.ConnPerSec[len(s.ConnPerSec)-1])
 }
@@ -186,6 +187,32 @@ func (c *nftBench) firewallHits(b *testing.B, id string) {
 		if strings.HasPrefix(r.ID, "allow-") && r.Hits == 0 {
 			b.Fatalf("firewall rule %s saw no packet", r.ID)
 		}
+	}
+}
+
+// checkDeny sends 50 datagrams from the client to the server's port 7001,
+// which no rule allows and nothing listens on, and fails unless the
+// server's UDP layer saw none of them (the default deny works) when
+// filtered, or some (the check can tell; its port unreachable makes the
+// client's later writes fail) when not.
+func (c *nftBench) checkDeny(b *testing.B, filtered bool) {
+	var conn net.Conn
+	if err := c.client.Do(func() (err error) { conn, err = net.Dial("udp4", net.JoinHostPort(c.serverIP, "7001")); return }); err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	n0, err := udpCounters(c.serverPID, "NoPorts")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sent := pace(conn, 1000, 50*time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	n1, err := udpCounters(c.serverPID, "NoPorts")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := n1 - n0; (filtered && got != 0) || (!filtered && got == 0) {
+		b.Fatalf("filtered %v: %d of %d datagrams to a denied port reached the server", filtered, got, sent)
 	}
 }
 
