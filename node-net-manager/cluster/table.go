@@ -34,6 +34,8 @@ type Table struct {
 	janitor *janitor // releases unused jobs; nil until the first job is followed
 	closed  bool
 	rej     rejections // what the table refused of the cluster's answers (under mu)
+	// refreshing orders the refreshes of a job (under mu): see Refresh.
+	refreshing map[string]*sync.Mutex
 }
 
 // interest is the node's in one job.
@@ -197,15 +199,37 @@ func (t *Table) query(ctx context.Context, c *Client, tq TableQuery, use bool) (
 }
 
 // Refresh asks the cluster about a job again (on its update); a job the
-// node no longer follows is left alone.
+// node no longer follows is left alone. The refreshes of one job run one
+// at a time: two in flight (the one a deploy here starts and the one the
+// cluster's announcement of another node's instance starts) could store
+// their answers in either order, the older last, and the node would keep
+// a stale view until the job changed again.
 func (t *Table) Refresh(job string) {
 	c := t.o.Link.Client()
 	if c == nil || !t.following(job) {
 		return
 	}
+	l := t.refreshLock(job)
+	l.Lock()
+	defer l.Unlock()
 	if _, err := t.query(context.Background(), c, TableQuery{Sname: job}, false); err != nil {
 		t.o.Log.WithError(err).WithField("job", job).Warn("cluster: refresh a job")
 	}
+}
+
+// refreshLock is the lock that orders a job's refreshes.
+func (t *Table) refreshLock(job string) *sync.Mutex {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.refreshing == nil {
+		t.refreshing = map[string]*sync.Mutex{}
+	}
+	l := t.refreshing[job]
+	if l == nil {
+		l = &sync.Mutex{}
+		t.refreshing[job] = l
+	}
+	return l
 }
 
 // HandleEvent follows the jobs of the node's own instances: the proxy needs
