@@ -1,8 +1,11 @@
 package trace
 
 import (
+	"errors"
+	"io/fs"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -17,6 +20,11 @@ import (
 func vethPair(t *testing.T) (a, b *nstest.Netns, vbIndex int) {
 	t.Helper()
 	a, b = nstest.NewNetns(t, "nm-dra"), nstest.NewNetns(t, "nm-drb")
+	// No IPv6 on the pair: the MLD reports and router solicitations a new
+	// link sends would be dropped too (and reported, rightly, as drops on
+	// vb) before the test's UDP packet.
+	noIPv6(t, a)
+	noIPv6(t, b)
 	a.MustExec(t, "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b.Name)
 	a.MustExec(t, "ip", "addr", "add", "10.77.0.1/24", "dev", "va")
 	a.MustExec(t, "ip", "link", "set", "va", "up")
@@ -33,6 +41,20 @@ func vethPair(t *testing.T) (a, b *nstest.Netns, vbIndex int) {
 	}
 	a.MustExec(t, "ip", "neigh", "add", "10.77.0.2", "lladdr", "02:00:00:00:00:02", "dev", "va", "nud", "permanent")
 	return a, b, vbIndex
+}
+
+// noIPv6 turns IPv6 off for links created in n from now on.
+func noIPv6(t *testing.T, n *nstest.Netns) {
+	t.Helper()
+	if err := n.Do(func() error {
+		err := os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // no IPv6 in this kernel
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("disable IPv6 in %s: %v", n.Name, err)
+	}
 }
 
 // shot is a TC program that drops every packet without nm_drop (another
