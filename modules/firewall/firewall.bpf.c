@@ -89,7 +89,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536); /* knob */
 	__type(key, struct fw_flow);
-	__type(value, __u64);
+	__type(value, struct fw_seen);
 } flows SEC(".maps");
 
 /* The AND over the words in use runs in bpf_loop, FW_CHUNK words per
@@ -280,6 +280,33 @@ static __always_inline void reverse(struct fw_flow *r, struct fw_flow *f)
 	r->dport = f->sport;
 }
 
+/* stateful_pass: whether the flow table lets p through without the rules:
+ * a reply of an allowed flow, or a further packet of a flow the running rule
+ * set allowed (then counted as its rule's hit). It refreshes the entry. */
+static __always_inline int stateful_pass(struct fw_state *st, struct pkt *p, __u64 now)
+{
+	struct fw_seen *e = bpf_map_lookup_elem(&flows, &p->flow);
+	if (e && now - e->seen < st->flow_timeout) {
+		e->seen = now;
+		return 1;
+	}
+	if (p->echo == 2)
+		return 0; /* echo replies never make entries */
+	struct fw_flow rev;
+	reverse(&rev, &p->flow);
+	e = bpf_map_lookup_elem(&flows, &rev);
+	if (!e || e->version != st->version || now - e->seen >= st->flow_timeout)
+		return 0;
+	e->seen = now;
+	if (e->slot != FW_SLOT_NONE) {
+		__u32 k = e->slot;
+		__u64 *h = bpf_map_lookup_elem(&hits, &k);
+		if (h)
+			(*h)++;
+	}
+	return 1;
+}
+
 static __always_inline int judge(struct __sk_buff *skb, __u32 dir)
 {
 	__u32 zero = 0;
@@ -298,20 +325,22 @@ static __always_inline int judge(struct __sk_buff *skb, __u32 dir)
 	int flowable = p.has_ports || p.echo;
 	__u64 now = bpf_ktime_get_ns();
 
-	if (st->stateful && flowable) {
-		__u64 *seen = bpf_map_lookup_elem(&flows, &p.flow);
-		if (seen && now - *seen < st->flow_timeout) {
-			*seen = now;
-			count(skb, dir, 1);
-			return NM_NEXT;
-		}
+	if (st->stateful && flowable && stateful_pass(st, &p, now)) {
+		count(skb, dir, 1);
+		return NM_NEXT;
 	}
 
+	/* version before gen: the control plane bumps version only after the
+	 * flip of gen is written, so a version read here never belongs to a
+	 * newer rule set than the gen read after it; an entry stamped with it
+	 * is trusted only while that version runs. */
+	__u32 version = *(volatile __u32 *)&st->version;
+	asm volatile("" ::: "memory");
 	__u32 gen = st->gen & 1;
 	__u32 words = st->words[gen];
 	int idx = classify(&p, gen, words, dir);
 	int deny = st->default_deny;
-	__u32 reason = FW_REASON_DEFAULT_DENY, slot = 0;
+	__u32 reason = FW_REASON_DEFAULT_DENY, slot = FW_SLOT_NONE;
 	if (idx >= 0) {
 		__u32 k = gen * FW_MAX_RULES + idx;
 		struct fw_rule *rule = bpf_map_lookup_elem(&rules, &k);
@@ -325,11 +354,12 @@ static __always_inline int judge(struct __sk_buff *skb, __u32 dir)
 	}
 	count(skb, dir, !deny);
 	if (deny)
-		return nm_drop(skb, reason, slot);
+		return nm_drop(skb, reason, slot == FW_SLOT_NONE ? 0 : slot);
 	if (st->stateful && flowable && p.echo != 2) {
 		struct fw_flow rev;
+		struct fw_seen e = {.seen = now, .version = version, .slot = slot};
 		reverse(&rev, &p.flow);
-		bpf_map_update_elem(&flows, &rev, &now, BPF_ANY);
+		bpf_map_update_elem(&flows, &rev, &e, BPF_ANY);
 	}
 	return NM_NEXT;
 }

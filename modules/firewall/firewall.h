@@ -44,7 +44,8 @@ struct fw_state {
 	__u32 words[2];      /* 64-bit words in use per generation */
 	__u32 default_deny;  /* policy when no rule matches */
 	__u32 stateful;      /* let replies of allowed flows through */
-	__u32 pad;
+	__u32 version;       /* rule set version: one more after each flip, in a
+	                      * write of its own once gen is flipped */
 	__u64 flow_timeout;  /* ns a flow entry stays valid without traffic */
 };
 
@@ -76,7 +77,7 @@ struct fw_stat {
 };
 
 /* A flow as seen on one interface; the stateful table holds the reverse of
- * every allowed packet's flow. */
+ * every allowed packet's flow, with a struct fw_seen. */
 struct fw_flow {
 	__u32 ifindex;
 	__u8 family; /* 4 or 6 */
@@ -86,4 +87,16 @@ struct fw_flow {
 	__u8 daddr[16];
 	__u16 sport; /* ICMP echo: the identifier, both ports */
 	__u16 dport;
+};
+
+#define FW_SLOT_NONE (0xffffffff) /* allowed by the default policy */
+
+/* The value of the stateful table, keyed by the reverse of a flow F that was
+ * allowed: packets of that reverse flow (replies) pass while seen is fresh;
+ * packets of F itself pass without classification while version is the
+ * running rule set's, counted as hits of slot (F's rule) as if classified. */
+struct fw_seen {
+	__u64 seen;    /* ns, bpf_ktime_get_ns of the flow's last packet */
+	__u32 version; /* fw_state.version that allowed F */
+	__u32 slot;    /* the rule that allowed F (gen * FW_MAX_RULES + index), or FW_SLOT_NONE */
 };

@@ -249,6 +249,46 @@ func TestStatefulReplies(t *testing.T) {
 	}
 }
 
+// Further packets of an allowed flow pass on the flow table's cached
+// verdict (stamped with the rule set's version) and still count as hits of
+// their rule; a change of the rule set judges them again.
+func TestStatefulForwardVerdict(t *testing.T) {
+	w := newFW(t, `{"defaultPolicy": "deny", "rules": [{"id": "web", "action": "allow", "direction": "ingress", "proto": "tcp", "dstPorts": "80"}]}`)
+	in := tcp4(t, "192.0.2.9", "10.18.0.2", 40000, 80)
+	for i := 0; i < 5; i++ {
+		if v := w.toService(t, in); v != next {
+			t.Fatalf("packet %d of an allowed flow: %s", i, verdict(v))
+		}
+	}
+	hits := func(id string) uint64 {
+		var rs []Rule
+		_, body := w.do(t, "GET", "/rules", "")
+		if err := json.Unmarshal([]byte(body), &rs); err != nil || len(rs) == 0 || rs[0].ID != id {
+			t.Fatalf("GET /rules: %s", body)
+		}
+		return rs[0].Hits
+	}
+	if h := hits("web"); h != 5 {
+		t.Fatalf("web decided %d packets, want 5 (every packet, cached or not)", h)
+	}
+	w.put(t, `[{"id": "noweb", "action": "deny", "direction": "ingress", "proto": "tcp", "dstPorts": "80"}]`)
+	if v := w.toService(t, in); v != drop {
+		t.Fatalf("a flow allowed by the old rule set, after a deny rule replaced it: %s", verdict(v))
+	}
+	if v := w.fromService(t, tcp4(t, "10.18.0.2", "192.0.2.9", 80, 40000)); v != next {
+		t.Fatalf("a reply of the flow while it is remembered: %s", verdict(v))
+	}
+	w.put(t, `[{"id": "web2", "action": "allow", "direction": "ingress", "proto": "tcp", "dstPorts": "80"}]`)
+	for i := 0; i < 2; i++ {
+		if v := w.toService(t, in); v != next {
+			t.Fatalf("packet %d after the flow was allowed again: %s", i, verdict(v))
+		}
+	}
+	if h := hits("web2"); h != 2 {
+		t.Fatalf("web2 decided %d packets, want 2", h)
+	}
+}
+
 func TestFragmentsAndMalformed(t *testing.T) {
 	w := newFW(t, `{"stateful": false, "rules": [{"action": "deny", "proto": "udp", "dstPorts": "53"}]}`)
 	later := bpftest.IPv4("1.1.1.1", "10.18.0.2", layers.IPProtocolUDP)
@@ -388,7 +428,7 @@ func TestStructsMatchC(t *testing.T) {
 		t.Fatal(err)
 	}
 	for cName, v := range map[string]any{"fw_state": fwState{}, "fw_lpm4": fwLPM4{}, "fw_lpm6": fwLPM6{}, "fw_rule": fwRule{},
-		"fw_stat_key": fwStatKey{}, "fw_stat": fwStat{}, "fw_flow": fwFlow{}, "fw_bits": bits{}} {
+		"fw_stat_key": fwStatKey{}, "fw_stat": fwStat{}, "fw_flow": fwFlow{}, "fw_bits": bits{}, "fw_seen": fwSeen{}} {
 		var s *btf.Struct
 		if err := spec.Types.TypeByName(cName, &s); err != nil {
 			t.Fatalf("%s: %v", cName, err)
@@ -453,6 +493,50 @@ func BenchmarkRules(b *testing.B) {
 				b.ReportMetric(float64(per.Nanoseconds()), "ns/packet")
 			})
 		}
+	}
+}
+
+// BenchmarkStateful measures ns/packet of the stateful paths beside the
+// harness's own cost (noop): "reply" is a reply of an allowed flow (found in
+// flows, no classification), "forward" a further packet of an allowed flow
+// (its cached verdict: two lookups, no classification), "stateless" that
+// packet with stateful off (classified against 10 rules every time).
+func BenchmarkStateful(b *testing.B) {
+	rules := make([]string, 0, 10)
+	for i := 0; i < 9; i++ {
+		rules = append(rules, fmt.Sprintf(`{"action":"deny","src":"10.0.%d.0/24","proto":"tcp","dstPorts":"%d"}`, i, 1000+i))
+	}
+	rules = append(rules, `{"action":"allow","src":"192.0.2.0/24","proto":"tcp","dstPorts":"443","direction":"ingress"}`)
+	on := newFW(b, `{"defaultPolicy": "deny"}`)
+	on.put(b, "["+strings.Join(rules, ",")+"]")
+	off := newFW(b, `{"defaultPolicy": "deny", "stateful": false}`)
+	off.put(b, "["+strings.Join(rules, ",")+"]")
+	first := tcp4(b, "192.0.2.9", "10.18.0.2", 40000, 443)
+	reply := tcp4(b, "10.18.0.2", "192.0.2.9", 443, 40000)
+	if v := on.toService(b, first); v != next {
+		b.Fatalf("first packet: verdict %d", v)
+	}
+	for _, c := range []struct {
+		name  string
+		prog  *ebpf.Program
+		frame []byte
+	}{
+		{"noop", bpftest.Noop(b), first},
+		{"reply", on.coll.Programs[module.ProgramIngress], reply},
+		{"forward", on.coll.Programs[module.ProgramEgress], first},
+		{"stateless", off.coll.Programs[module.ProgramEgress], first},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			if v, _, err := c.prog.Benchmark(c.frame, 1, nil); err != nil || int32(v) != next {
+				b.Fatalf("verdict %d, %v", int32(v), err)
+			}
+			b.ResetTimer()
+			_, per, err := c.prog.Benchmark(c.frame, b.N, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(per.Nanoseconds()), "ns/packet")
+		})
 	}
 }
 

@@ -186,7 +186,7 @@ func (f *Firewall) Detach(a module.Attachment) error {
 	var k fwFlow
 	var stale []fwFlow
 	it := f.gens.m["flows"].Iterate()
-	var v uint64
+	var v fwSeen
 	for it.Next(&k, &v) {
 		if k.Ifindex == idx {
 			stale = append(stale, k)

@@ -114,6 +114,6 @@ func startGenerations(base module.Base, st fwState) (*generations, error) {
 	if err := g.m["state"].Lookup(uint32(0), &cur); err != nil {
 		return nil, fmt.Errorf("read the running state: %w", err)
 	}
-	g.state.Gen, g.state.Words = cur.Gen, cur.Words
+	g.state.Gen, g.state.Words, g.state.Version = cur.Gen, cur.Words, cur.Version
 	return g, nil
 }

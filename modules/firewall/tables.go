@@ -16,7 +16,7 @@ type (
 		Words       [2]uint32
 		DefaultDeny uint32
 		Stateful    uint32
-		Pad         uint32
+		Version     uint32
 		FlowTimeout uint64
 	}
 	fwLPM4 struct {
@@ -39,6 +39,11 @@ type (
 		Pad          uint16
 		Saddr, Daddr [16]uint8
 		Sport, Dport uint16
+	}
+	fwSeen struct {
+		Seen    uint64
+		Version uint32
+		Slot    uint32
 	}
 )
 
@@ -104,6 +109,14 @@ func (g *generations) install(t tables) error {
 	}
 	g.order[next] = t.order
 	g.lastFlip = time.Now()
+	// The version moves in a write of its own, after the flip: a packet
+	// that reads the new version then sees the new generation too, so a
+	// flow's cached verdict is never stamped with a version it was not
+	// judged by (firewall.bpf.c, judge).
+	g.state.Version++
+	if err := g.m["state"].Put(uint32(0), g.state); err != nil {
+		return fmt.Errorf("bump rule set version: %w", err)
+	}
 	return nil
 }
 
