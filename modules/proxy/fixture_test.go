@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/netip"
 	"sync"
 	"testing"
@@ -122,9 +123,15 @@ func newDPWithMisses(t testing.TB) *dp {
 
 func setupDP(t testing.TB, object string, misses bool) *dp {
 	t.Helper()
-	coll := bpftest.Load(t, object)
-	table := &fakeTable{entries: tableEntries()}
-	base := module.Base{ID: "1", Name: "proxy", Config: []byte("null"), Router: mux.NewRouter(), Log: logrus.New(),
+	return wireDP(t, bpftest.Load(t, object), []byte("null"), tableEntries(), attachedAll(), misses)
+}
+
+// wireDP gives a loaded data plane its control plane (config, a table of
+// these entries, these attachments) and pushes the translations.
+func wireDP(t testing.TB, coll *ebpf.Collection, config json.RawMessage, entries []module.ServiceEntry, attached map[netip.Addr]local, misses bool) *dp {
+	t.Helper()
+	table := &fakeTable{entries: entries}
+	base := module.Base{ID: "1", Name: "proxy", Config: config, Router: mux.NewRouter(), Log: logrus.New(),
 		Services: table, DataPlane: &module.DataPlane{Maps: coll.Maps, Programs: coll.Programs}}
 	var px *Proxy
 	if misses {
@@ -150,7 +157,7 @@ func setupDP(t testing.TB, object string, misses bool) *dp {
 		t.Fatal(err)
 	}
 	px.gwSet = true
-	px.attached = attachedAll()
+	px.attached = attached
 	if err := px.sync(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,12 @@ type Config struct {
 	// or to 10.30.0.0/16 and fdff::/16 where the node gives none.
 	ServiceRange   string `json:"serviceRange"`
 	ServiceRangeV6 string `json:"serviceRangeV6"`
-	MaxSessions    uint32 `json:"maxSessions"` // default 65536 per address family (two per flow)
-	MaxServices    uint32 `json:"maxServices"` // default 4096 per address family
+	// MaxSessions sizes the IPv4 session table, MaxSessionsV6 the IPv6 one
+	// (default: as MaxSessions): entries, two per flow, at most
+	// maxSessionsLimit.
+	MaxSessions   uint32  `json:"maxSessions"` // default 65536
+	MaxSessionsV6 *uint32 `json:"maxSessionsV6"`
+	MaxServices   uint32  `json:"maxServices"` // default 4096 per address family
 	// MissRingBytes sizes the ring buffer of miss events (a power of two, at
 	// least a page); MissRateEntries the service IPs whose last event time
 	// the rate limit remembers.
@@ -40,10 +44,17 @@ type Config struct {
 	MaxPeers uint32 `json:"maxPeers"` // default 1024
 }
 
+// maxSessionsLimit bounds maxSessions and maxSessionsV6: 8,388,608 entries
+// hold four million flows in about 1 GB of kernel memory for IPv4, 1.3 GB
+// for IPv6 (README: 128 and 168 bytes per entry, from the kernel). A larger value is more
+// likely a typo than a plan, and the kernel would allocate all of it at load.
+const maxSessionsLimit = 1 << 23
+
 // settings is a validated Config.
 type settings struct {
 	Config
 	rng, rng6 netip.Prefix
+	sessions6 uint32 // MaxSessionsV6 or its default
 }
 
 // parseConfig validates a config; the service ranges default to the node's.
@@ -71,13 +82,35 @@ func parseConfig(raw json.RawMessage, node []netip.Prefix) (settings, error) {
 	if err != nil || !s.rng6.Addr().Is6() || s.rng6.Addr().Is4In6() || s.rng6.Masked() != s.rng6 {
 		return s, fmt.Errorf("%w: serviceRangeV6 %q must be a masked IPv6 prefix, e.g. fdff:2000::/64", module.ErrInvalidConfig, s.ServiceRangeV6)
 	}
-	if s.MaxSessions < 2 || s.MaxServices < 1 || s.MissRateEntries < 1 || s.MaxPeers < 1 {
-		return s, fmt.Errorf("%w: maxSessions, maxServices, missRateEntries and maxPeers must be positive", module.ErrInvalidConfig)
+	s.sessions6 = s.MaxSessions
+	if s.MaxSessionsV6 != nil {
+		s.sessions6 = *s.MaxSessionsV6
+	}
+	return s, checkSizes(s)
+}
+
+// checkSizes refuses a table size out of range, naming its key.
+func checkSizes(s settings) error {
+	for _, c := range []struct {
+		key string
+		v   uint32
+	}{{"maxSessions", s.MaxSessions}, {"maxSessionsV6", s.sessions6}} {
+		if c.v < 2 || c.v > maxSessionsLimit {
+			return fmt.Errorf("%w: %s %d is out of range: 2 to %d session entries (two per flow)", module.ErrInvalidConfig, c.key, c.v, maxSessionsLimit)
+		}
+	}
+	for _, c := range []struct {
+		key string
+		v   uint32
+	}{{"maxServices", s.MaxServices}, {"missRateEntries", s.MissRateEntries}, {"maxPeers", s.MaxPeers}} {
+		if c.v < 1 {
+			return fmt.Errorf("%w: %s must be positive", module.ErrInvalidConfig, c.key)
+		}
 	}
 	if r := s.MissRingBytes; r < uint32(os.Getpagesize()) || r&(r-1) != 0 {
-		return s, fmt.Errorf("%w: missRingBytes %d must be a power of two of at least %d", module.ErrInvalidConfig, r, os.Getpagesize())
+		return fmt.Errorf("%w: missRingBytes %d must be a power of two of at least %d", module.ErrInvalidConfig, r, os.Getpagesize())
 	}
-	return s, nil
+	return nil
 }
 
 // configValue is the data plane's config entry.
@@ -95,8 +128,8 @@ func MapSizes(raw json.RawMessage) (map[string]uint32, error) {
 		return nil, err
 	}
 	sizes := map[string]uint32{"misses": c.MissRingBytes, "miss_limit": c.MissRateEntries, "peers": c.MaxPeers, "nexthops": c.MaxPeers}
+	sizes["sessions"], sizes["sessions6"] = c.MaxSessions, c.sessions6
 	for _, sfx := range []string{"", "6"} {
-		sizes["sessions"+sfx] = c.MaxSessions
 		sizes["services"+sfx] = c.MaxServices
 		sizes["rr"+sfx] = c.MaxServices
 		sizes["senders"+sfx] = c.MaxServices

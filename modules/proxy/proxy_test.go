@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -13,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/oakestra/netmanager/ebpfManager/module"
 	"github.com/oakestra/netmanager/test/bpftest"
 )
 
@@ -198,6 +201,19 @@ func TestConfig(t *testing.T) {
 		`{"serviceRangeV6": "10.30.0.0/16"}`, `{"serviceRangeV6": "fdff:2000::1/64"}`, `{"serviceRangeV6": "::ffff:10.30.0.0/112"}`, `{"serviceRangeV6": "fdff::"}`} {
 		if _, err := MapSizes(json.RawMessage(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
+		}
+	}
+	for cfg, want := range map[string][2]uint32{`{"maxSessions": 8388608}`: {1 << 23, 1 << 23}, `{"maxSessions": 2097152, "maxSessionsV6": 1024}`: {1 << 21, 1024}} {
+		if s, err := MapSizes(json.RawMessage(cfg)); err != nil || [2]uint32{s["sessions"], s["sessions6"]} != want {
+			t.Errorf("%s: sessions, sessions6 %d, %d, want %v (%v)", cfg, s["sessions"], s["sessions6"], want, err)
+		}
+	}
+	// Out of range: a 400 (module.ErrInvalidConfig) that names the key.
+	for cfg, key := range map[string]string{`{"maxSessions": 8388609}`: "maxSessions 8388609 is out of range", `{"maxSessions": 1}`: "maxSessions 1 ",
+		`{"maxSessionsV6": 0}`: "maxSessionsV6 0 ", `{"maxSessions": 4294967295}`: "maxSessions ", `{"maxSessions": -1}`: "maxSessions",
+		`{"maxServices": 0}`: "maxServices", `{"maxPeers": 0}`: "maxPeers", `{"missRateEntries": 0}`: "missRateEntries"} {
+		if _, err := MapSizes(json.RawMessage(cfg)); !errors.Is(err, module.ErrInvalidConfig) || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v, want an invalid config naming %q", cfg, err, key)
 		}
 	}
 	c := configValue(testRng, netip.MustParsePrefix("fdff:2000::/56"), gwMAC)

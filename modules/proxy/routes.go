@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -54,23 +55,26 @@ func (p *Proxy) serveSessions(w http.ResponseWriter, _ *http.Request) {
 	const limit = 100
 	flows := []Flow{}
 	n := 0
-	add := func(f Flow) {
+	list := func() bool { // only the listed ones are formatted: there may be millions
 		n++
-		if len(flows) < limit {
-			flows = append(flows, f)
-		}
+		return len(flows) < limit
 	}
-	var k pxFlow
-	var s pxSession
-	it := p.maps["sessions"].Iterate()
-	for it.Next(&k, &s) {
-		add(newFlow(k.Proto, netip.AddrFrom4(k.Src), netip.AddrFrom4(k.Dst), k.Sport, k.Dport, netip.AddrFrom4(s.NewSrc), netip.AddrFrom4(s.NewDst)))
-	}
-	var k6 pxFlow6
-	var s6 pxSession6
-	it6 := p.maps["sessions6"].Iterate()
-	for it6.Next(&k6, &s6) {
-		add(newFlow(k6.Proto, netip.AddrFrom16(k6.Src), netip.AddrFrom16(k6.Dst), k6.Sport, k6.Dport, netip.AddrFrom16(s6.NewSrc), netip.AddrFrom16(s6.NewDst)))
+	err := errors.Join(
+		scan(p.maps["sessions"], func(k pxFlow, s pxSession) {
+			if list() {
+				flows = append(flows, newFlow(k.Proto, netip.AddrFrom4(k.Src), netip.AddrFrom4(k.Dst), k.Sport, k.Dport,
+					netip.AddrFrom4(s.NewSrc), netip.AddrFrom4(s.NewDst)))
+			}
+		}),
+		scan(p.maps["sessions6"], func(k pxFlow6, s pxSession6) {
+			if list() {
+				flows = append(flows, newFlow(k.Proto, netip.AddrFrom16(k.Src), netip.AddrFrom16(k.Dst), k.Sport, k.Dport,
+					netip.AddrFrom16(s.NewSrc), netip.AddrFrom16(s.NewDst)))
+			}
+		}))
+	if err != nil {
+		module.WriteError(w, http.StatusInternalServerError, fmt.Errorf("read the sessions: %w", err))
+		return
 	}
 	sort.Slice(flows, func(i, j int) bool { return strings.Compare(flows[i].From, flows[j].From) < 0 })
 	module.WriteJSON(w, http.StatusOK, map[string]any{"count": n, "listed": len(flows), "sessions": flows})

@@ -52,7 +52,11 @@ func (p *Proxy) sync() error {
 		replaceAll(p.maps["remotes6"], t.remotes6, new([16]byte)),
 		replaceAll(p.maps["locals"], t.locals, new([4]byte)),
 		replaceAll(p.maps["locals6"], t.locals6, new([16]byte)),
-		p.syncPeers(p.withSessionPeers(t.peers)),
+	}
+	if peers, err := p.withSessionPeers(t.peers); err != nil {
+		errs = append(errs, err)
+	} else {
+		errs = append(errs, p.syncPeers(peers))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("push translations: %w", err)
@@ -121,20 +125,16 @@ func (p *Proxy) dropSessions(ip, ip6 netip.Addr) error {
 }
 
 func dropWhere[K, V any](m *ebpf.Map, match func(K, V) bool) error {
-	var k K
-	var v V
 	var stale []K
-	it := m.Iterate()
-	for it.Next(&k, &v) {
+	if err := scan(m, func(k K, v V) {
 		if match(k, v) {
 			stale = append(stale, k)
 		}
+	}); err != nil {
+		return fmt.Errorf("drop sessions: %w", err)
 	}
-	for _, k := range stale {
-		_ = m.Delete(k) // an LRU map may have evicted it meanwhile
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("drop sessions from %s: %w", m, err)
+	if err := deleteKeys(m, stale); err != nil {
+		return fmt.Errorf("drop sessions: %w", err)
 	}
 	return nil
 }
@@ -142,26 +142,19 @@ func dropWhere[K, V any](m *ebpf.Map, match func(K, V) bool) error {
 // withSessionPeers adds to want every node a tunnel session still points
 // at: a flow under way keeps taking its replies from its node after the
 // table lost the node's instances (the cluster table released their job).
-func (p *Proxy) withSessionPeers(want map[[4]byte]bool) map[[4]byte]bool {
-	var k pxFlow
-	var s pxSession
-	it := p.maps["sessions"].Iterate()
-	for it.Next(&k, &s) {
-		for _, n := range [][4]byte{s.NodeIP, s.FromNode} {
+func (p *Proxy) withSessionPeers(want map[[4]byte]bool) (map[[4]byte]bool, error) {
+	add := func(nodes ...[4]byte) {
+		for _, n := range nodes {
 			if n != ([4]byte{}) {
 				want[n] = true
 			}
 		}
 	}
-	var k6 pxFlow6
-	var s6 pxSession6
-	it6 := p.maps["sessions6"].Iterate()
-	for it6.Next(&k6, &s6) {
-		for _, n := range [][4]byte{s6.NodeIP, s6.FromNode} {
-			if n != ([4]byte{}) {
-				want[n] = true
-			}
-		}
+	err := errors.Join(
+		scan(p.maps["sessions"], func(_ pxFlow, s pxSession) { add(s.NodeIP, s.FromNode) }),
+		scan(p.maps["sessions6"], func(_ pxFlow6, s pxSession6) { add(s.NodeIP, s.FromNode) }))
+	if err != nil {
+		return want, fmt.Errorf("find the peers of sessions: %w", err)
 	}
-	return want
+	return want, nil
 }
