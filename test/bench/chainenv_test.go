@@ -39,11 +39,14 @@ type node struct {
 	ns *nstest.Netns
 }
 
-func newNode(b *testing.B) *node {
+func newNode(b *testing.B) *node { return newNodeArgs(b) }
+
+// newNodeArgs is newNode with more daemon flags.
+func newNodeArgs(b *testing.B, args ...string) *node {
 	nm := bin(b, "NETMANAGER_BIN", "github.com/oakestra/netmanager/node-net-manager/cmd/netmanager")
 	root, _ := filepath.Abs("../..")
 	n := &node{ns: nstest.NewNetns(b, "nm-bench-node")}
-	n.d = nstest.StartDaemon(b, nm, n.ns, "--modules-dir", modulesDir(root), "--log-level", "info")
+	n.d = nstest.StartDaemon(b, nm, n.ns, append([]string{"--modules-dir", modulesDir(root), "--log-level", "info"}, args...)...)
 	return n
 }
 

@@ -137,7 +137,8 @@ func floats(v []float64, format string) string {
 // ScaleRow is what BenchmarkScale measures with Services deployed:
 // milliseconds per operation, one value per repetition.
 type ScaleRow struct {
-	Services int `json:"services"`
+	Mode     string `json:"tcMode"` // the daemon's --tc-mode
+	Services int    `json:"services"`
 	// Deploy[k]: POST /container/deploy of one more service with k modules
 	// loaded (0, 1, 3), to its answer (the manager attaches before it).
 	Deploy map[int][]float64 `json:"deployMs"`
@@ -153,20 +154,20 @@ var ChainModules = []string{"packetcounter", "firewall", "proxy"}
 // RenderScale returns the attach/deploy-time section's tables.
 func RenderScale(rows []ScaleRow) string {
 	var md strings.Builder
-	md.WriteString("| services deployed | deploy one more: no module | 1 module | 3 modules | 3 − 0 modules |\n|---|---|---|---|---|\n")
+	md.WriteString("| tc mode | services deployed | deploy one more: no module | 1 module | 3 modules | 3 − 0 modules |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		d0, d1, d3 := median(r.Deploy[0]), median(r.Deploy[1]), median(r.Deploy[3])
-		fmt.Fprintf(&md, "| %d | %.1f ms | %.1f ms | %.1f ms | %.1f ms |\n", r.Services, d0, d1, d3, d3-d0)
+		fmt.Fprintf(&md, "| %s | %d | %.1f ms | %.1f ms | %.1f ms | %.1f ms |\n", r.Mode, r.Services, d0, d1, d3, d3-d0)
 	}
-	md.WriteString("\n| services deployed | load packetcounter (nothing else loaded) | per veth | load firewall (1 loaded) | load proxy (2 loaded) |\n|---|---|---|---|---|\n")
+	md.WriteString("\n| tc mode | services deployed | load packetcounter (nothing else loaded) | per veth | load firewall (1 loaded) | load proxy (2 loaded) |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		pc := median(r.Load["packetcounter"])
-		fmt.Fprintf(&md, "| %d | %.1f ms | %.2f ms | %.1f ms | %.1f ms |\n", r.Services, pc, pc/float64(max(r.Services, 1)),
+		fmt.Fprintf(&md, "| %s | %d | %.1f ms | %.2f ms | %.1f ms | %.1f ms |\n", r.Mode, r.Services, pc, pc/float64(max(r.Services, 1)),
 			median(r.Load["firewall"]), median(r.Load["proxy"]))
 	}
 	md.WriteString("\nAll runs (ms):\n\n")
 	for _, r := range rows {
-		fmt.Fprintf(&md, "- %d service(s): deploy with 0 / 1 / 3 modules: %s / %s / %s; load", r.Services,
+		fmt.Fprintf(&md, "- %s, %d service(s): deploy with 0 / 1 / 3 modules: %s / %s / %s; load", r.Mode, r.Services,
 			floats(r.Deploy[0], "%.1f"), floats(r.Deploy[1], "%.1f"), floats(r.Deploy[3], "%.1f"))
 		for i, m := range ChainModules {
 			sep := ","

@@ -43,14 +43,14 @@ func TestRenderChain(t *testing.T) {
 }
 
 func TestRenderScale(t *testing.T) {
-	rows := []ScaleRow{{Services: 10,
+	rows := []ScaleRow{{Mode: "tcx", Services: 10,
 		Deploy: map[int][]float64{0: {50, 40, 60}, 1: {70}, 3: {120, 110, 130}},
 		Load:   map[string][]float64{"packetcounter": {200, 210}, "firewall": {300}, "proxy": {400}}}}
 	md := RenderScale(rows)
 	for _, want := range []string{
-		"| 10 | 50.0 ms | 70.0 ms | 120.0 ms | 70.0 ms |",
-		"| 10 | 200.0 ms | 20.00 ms | 300.0 ms | 400.0 ms |",
-		"- 10 service(s): deploy with 0 / 1 / 3 modules: 50.0, 40.0, 60.0 / 70.0 / 120.0, 110.0, 130.0; load packetcounter: 200.0, 210.0, firewall: 300.0, proxy: 400.0",
+		"| tcx | 10 | 50.0 ms | 70.0 ms | 120.0 ms | 70.0 ms |",
+		"| tcx | 10 | 200.0 ms | 20.00 ms | 300.0 ms | 400.0 ms |",
+		"- tcx, 10 service(s): deploy with 0 / 1 / 3 modules: 50.0, 40.0, 60.0 / 70.0 / 120.0, 110.0, 130.0; load packetcounter: 200.0, 210.0, firewall: 300.0, proxy: 400.0",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("missing %q in\n%s", want, md)

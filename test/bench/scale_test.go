@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,32 +18,80 @@ const (
 	scaleLoads   = 3 // loads of the three modules timed per row
 )
 
-var scaleSizes = []int{1, 10, 50}
+var scaleSizes = []int{1, 50, 500}
+
+// scaleModes are the daemon's --tc-mode values BenchmarkScale compares:
+// TCX links (each attach and detach waits for an RCU grace period) and
+// legacy clsact/cls_bpf filters.
+var scaleModes = []string{"tcx", "legacy"}
 
 // BenchmarkScale runs once (-benchtime 1x) and writes the markdown section
-// $BENCH_SCALE_OUT (and its JSON beside it): with 1, 10 and 50 services
-// deployed on a real NetManager, the time to deploy one more service with
-// no module, one (the packet counter) and three (packet counter, firewall
-// with 100 rules, eBPF proxy) loaded — the eBPF Manager attaches every
-// loaded module to the new veth before the deploy answers — and the time
-// to load each module onto the services already there.
+// $BENCH_SCALE_OUT (and its JSON beside it): for each tc mode, with 1, 50
+// and 500 services deployed on a real NetManager, the time to deploy one
+// more service with no module, one (the packet counter) and three (packet
+// counter, firewall with 100 rules, eBPF proxy) loaded — the eBPF Manager
+// attaches every loaded module to the new veth before the deploy answers —
+// and the time to load each module onto the services already there.
+// $BENCH_SCALE_SIZES ("1,50") overrides the sizes.
 func BenchmarkScale(b *testing.B) {
 	nstest.RequireRoot()
 	out := os.Getenv("BENCH_SCALE_OUT")
 	if out == "" {
 		b.Fatal("BENCH_SCALE_OUT must name the markdown file to write (make bench sets it)")
 	}
-	n := newNode(b)
+	sizes := scaleSizes
+	if v := os.Getenv("BENCH_SCALE_SIZES"); v != "" {
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				b.Fatalf("BENCH_SCALE_SIZES: %q is not a positive number", f)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	var rows []ScaleRow
+	for _, mode := range scaleModes {
+		b.Run(mode, func(b *testing.B) { rows = append(rows, scaleRows(b, mode, sizes)...) })
+	}
+	md := RenderScale(rows)
+	data, _ := json.MarshalIndent(rows, "", "  ")
+	if err := os.WriteFile(strings.TrimSuffix(out, ".md")+".json", data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	os.Stdout.WriteString(md)
+	for _, r := range rows {
+		if r.Services == sizes[len(sizes)-1] {
+			b.ReportMetric(median(r.Deploy[3])-median(r.Deploy[0]), fmt.Sprintf("%s-deploy+3mod-ms@%dsvc", r.Mode, r.Services))
+			b.ReportMetric(median(r.Load["packetcounter"]), fmt.Sprintf("%s-load-ms@%dsvc", r.Mode, r.Services))
+		}
+	}
+}
+
+// scaleRows measures one tc mode on a node of its own, its services
+// deployed up to each size in turn.
+func scaleRows(b *testing.B, mode string, sizes []int) []ScaleRow {
+	// A /24 holds 253 services: the node gets a /22.
+	cfg := filepath.Join(b.TempDir(), "netmanager.json")
+	if err := os.WriteFile(cfg, []byte(`{"nodeSubnet": "10.18.0.0/22"}`), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	n := newNodeArgs(b, "--tc-mode", mode, "--config", cfg)
 	extra := nstest.NewNetns(b, "nm-bench-x")
 	xpid := extra.StartProcess(b)
 	var rows []ScaleRow
 	deployed := 0
-	for _, size := range scaleSizes {
+	for _, size := range sizes {
+		start := time.Now()
 		for ; deployed < size; deployed++ {
 			ns := nstest.NewNetns(b, "nm-bench-s")
 			n.deploy(b, ns.StartProcess(b), fmt.Sprintf("scale.ns.s%d.ns", deployed))
 		}
-		row := ScaleRow{Services: size, Deploy: map[int][]float64{}, Load: map[string][]float64{}}
+		b.Logf("%s: %d services deployed in %v", mode, size, time.Since(start))
+		row := ScaleRow{Mode: mode, Services: size, Deploy: map[int][]float64{}, Load: map[string][]float64{}}
 		row.Deploy[0] = n.deployTimes(b, xpid)
 		for i := 0; i < scaleLoads; i++ {
 			for j, m := range ChainModules {
@@ -55,20 +105,10 @@ func BenchmarkScale(b *testing.B) {
 			}
 			n.unloadAll(b)
 		}
-		b.Logf("%d services: deploy %v ms, load %v ms", size, row.Deploy, row.Load)
+		b.Logf("%s, %d services: deploy %v ms, load %v ms", mode, size, row.Deploy, row.Load)
 		rows = append(rows, row)
 	}
-	md := RenderScale(rows)
-	data, _ := json.MarshalIndent(rows, "", "  ")
-	if err := os.WriteFile(strings.TrimSuffix(out, ".md")+".json", data, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	os.Stdout.WriteString(md)
-	last := rows[len(rows)-1]
-	b.ReportMetric(median(last.Deploy[3]), fmt.Sprintf("deploy-ms@%dsvc,3mod", last.Services))
+	return rows
 }
 
 // deployTimes deploys the container pid as one more service and undeploys
