@@ -157,6 +157,7 @@ type Proxy struct {
 	conf     pxConfig          // what the config map holds
 	gwSet    bool              // conf has the bridge's MAC
 	underlay *module.Interface // the host interface the tunnel is on; nil: no kernel tunnel
+	last     *translations     // what the last whole sync wrote; nil: unknown (sync.go)
 
 	reader     *ringbuf.Reader // misses; nil once closed
 	readerDone chan struct{}   // closed when the reader's goroutine ends

@@ -159,6 +159,7 @@ func (p *Proxy) handleMiss(svc, sender netip.Addr, proto uint8) {
 	case missPresent:
 		p.counters.present.Add(1)
 	case missResync:
+		p.last = nil // the maps do not hold what the last sync wrote: write them whole
 		err := p.sync()
 		if err == nil && p.translated(svc, sender) {
 			p.counters.resolved.Add(1)

@@ -32,26 +32,37 @@ func toEntry(e module.ServiceEntry) entry {
 }
 
 // sync writes the translations the table and the attachments call for and
-// removes stale ones; the caller holds mu.
+// removes stale ones; the caller holds mu. After a sync that wrote
+// everything it keeps what it wrote (p.last), so the next one writes only
+// the difference: an attach among N services costs O(changes) map writes,
+// not O(N). Only the control plane writes these maps (the data plane
+// changes only the round-robin counters' values); with no last write known
+// (a new instance, one re-adopted after a restart, a failed write), a sync
+// reads each map whole and makes it hold exactly the plan.
 func (p *Proxy) sync() error {
 	var es []entry
 	for _, e := range p.base.Services.Entries() {
 		es = append(es, toEntry(e))
 	}
 	t := plan(es, p.attached, p.underlay != nil)
+	prev, known := translations{}, p.last != nil
+	if known {
+		prev = *p.last
+	}
+	p.last = nil
 	errs := []error{
-		replaceAll(p.maps["services"], t.services, new([4]byte)),
-		replaceAll(p.maps["backends"], t.backends, new(pxBackendKey)),
-		replaceAll(p.maps["senders"], t.senders, new([4]byte)),
-		counters(p.maps["rr"], t.services, new([4]byte)),
-		replaceAll(p.maps["services6"], t.services6, new([16]byte)),
-		replaceAll(p.maps["backends6"], t.backends6, new(pxBackendKey6)),
-		replaceAll(p.maps["senders6"], t.senders6, new([16]byte)),
-		counters(p.maps["rr6"], t.services6, new([16]byte)),
-		replaceAll(p.maps["remotes"], t.remotes, new([4]byte)),
-		replaceAll(p.maps["remotes6"], t.remotes6, new([16]byte)),
-		replaceAll(p.maps["locals"], t.locals, new([4]byte)),
-		replaceAll(p.maps["locals6"], t.locals6, new([16]byte)),
+		syncMap(p.maps["services"], t.services, prev.services, known, new([4]byte)),
+		syncMap(p.maps["backends"], t.backends, prev.backends, known, new(pxBackendKey)),
+		syncMap(p.maps["senders"], t.senders, prev.senders, known, new([4]byte)),
+		syncCounters(p.maps["rr"], t.services, prev.services, known, new([4]byte)),
+		syncMap(p.maps["services6"], t.services6, prev.services6, known, new([16]byte)),
+		syncMap(p.maps["backends6"], t.backends6, prev.backends6, known, new(pxBackendKey6)),
+		syncMap(p.maps["senders6"], t.senders6, prev.senders6, known, new([16]byte)),
+		syncCounters(p.maps["rr6"], t.services6, prev.services6, known, new([16]byte)),
+		syncMap(p.maps["remotes"], t.remotes, prev.remotes, known, new([4]byte)),
+		syncMap(p.maps["remotes6"], t.remotes6, prev.remotes6, known, new([16]byte)),
+		syncMap(p.maps["locals"], t.locals, prev.locals, known, new([4]byte)),
+		syncMap(p.maps["locals6"], t.locals6, prev.locals6, known, new([16]byte)),
 	}
 	if peers, err := p.withSessionPeers(t.peers); err != nil {
 		errs = append(errs, err)
@@ -61,7 +72,60 @@ func (p *Proxy) sync() error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("push translations: %w", err)
 	}
+	p.last = &t
 	return nil
+}
+
+// syncMap makes a hash map hold want: when known, the map holds prev, and
+// only what differs is written; otherwise it is read whole (replaceAll).
+func syncMap[K, V comparable](m *ebpf.Map, want, prev map[K]V, known bool, k *K) error {
+	if !known {
+		return replaceAll(m, want, k)
+	}
+	var errs []error
+	for key := range prev {
+		if _, ok := want[key]; ok {
+			continue
+		}
+		if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("delete from %s: %w", m, err))
+		}
+	}
+	for key, val := range want {
+		if old, ok := prev[key]; ok && old == val {
+			continue
+		}
+		if err := m.Put(key, val); err != nil {
+			errs = append(errs, fmt.Errorf("update %s: %w", m, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// syncCounters is counters, writing only the difference when known (the
+// map has a counter for every service IP of prev).
+func syncCounters[K comparable](m *ebpf.Map, services, prev map[K]pxService, known bool, k *K) error {
+	if !known {
+		return counters(m, services, k)
+	}
+	var errs []error
+	for ip := range prev {
+		if _, ok := services[ip]; ok {
+			continue
+		}
+		if err := m.Delete(ip); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("delete from %s: %w", m, err))
+		}
+	}
+	for ip := range services {
+		if _, ok := prev[ip]; ok {
+			continue
+		}
+		if err := m.Update(ip, uint64(0), ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+			errs = append(errs, fmt.Errorf("update %s: %w", m, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // replaceAll makes a hash map hold exactly want.
