@@ -30,6 +30,13 @@ type Config struct {
 	Health        Health      `yaml:"health" json:"health"`
 	GRPC          string      `yaml:"grpc" json:"grpc"`         // listen address, default 127.0.0.1:50051; "off" disables
 	MaxFlows      int         `yaml:"maxFlows" json:"maxFlows"` // flow cache size, default 65536
+	// MaxNexthops is the downlink next-hop cache's size per CPU (a power
+	// of two), default 1024.
+	MaxNexthops int `yaml:"maxNexthops" json:"maxNexthops"`
+	// NexthopRefresh is how long a cached next hop may live without a
+	// netlink event (for changes netlink does not report), default 1s;
+	// 0s: only events.
+	NexthopRefresh Duration `yaml:"nexthopRefresh" json:"nexthopRefresh"`
 }
 
 // WANConfig is one WAN link and the overlay over it to the peer gateway.
@@ -217,7 +224,7 @@ func (d doc) errAt(format string, path []any, args ...any) error {
 // readConfig decodes raw (the load request's config) into a Config with
 // defaults. Unknown fields are errors.
 func readConfig(raw json.RawMessage) (Config, doc, error) {
-	c := Config{DefaultPolicy: "pass", GRPC: "127.0.0.1:50051", MaxFlows: 65536,
+	c := Config{DefaultPolicy: "pass", GRPC: "127.0.0.1:50051", MaxFlows: 65536, MaxNexthops: 1024, NexthopRefresh: Duration{time.Second},
 		Health: Health{Interval: Duration{100 * time.Millisecond}, Timeout: Duration{300 * time.Millisecond}, DownAfter: 3, UpAfter: 3, Window: 20}}
 	if len(raw) == 0 || string(raw) == "null" {
 		return c, doc{}, errors.New("config: the sdwan module needs a config (lan, wans, rules) or {\"configFile\": path}")
@@ -329,6 +336,12 @@ func (c *Config) validateTop(d doc) error {
 	if c.MaxFlows < 1 || c.MaxFlows > 1<<24 {
 		return d.errAt("%d must be within 1-%d", []any{"maxFlows"}, c.MaxFlows, 1<<24)
 	}
+	if n := c.MaxNexthops; n < 1 || n > 1<<16 || n&(n-1) != 0 {
+		return d.errAt("%d must be a power of two within 1-%d", []any{"maxNexthops"}, n, 1<<16)
+	}
+	if c.NexthopRefresh.Duration < 0 {
+		return d.errAt("must not be negative", []any{"nexthopRefresh"})
+	}
 	h := c.Health
 	switch {
 	case h.Interval.Duration < 0:
@@ -432,5 +445,5 @@ func MapSizes(raw json.RawMessage) (map[string]uint32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", module.ErrInvalidConfig, err)
 	}
-	return map[string]uint32{"flows": uint32(c.MaxFlows)}, nil
+	return map[string]uint32{"flows": uint32(c.MaxFlows), "nhcache": uint32(c.MaxNexthops)}, nil
 }

@@ -92,8 +92,10 @@ func validWant() Config {
 			SLA: &SLA{LatencyMs: 50, LossPercent: 5}}},
 		Health: Health{Interval: Duration{100 * time.Millisecond}, Timeout: Duration{300 * time.Millisecond},
 			DownAfter: 3, UpAfter: 3, Window: 20},
-		GRPC:     "127.0.0.1:50051",
-		MaxFlows: 65536,
+		GRPC:           "127.0.0.1:50051",
+		MaxFlows:       65536,
+		MaxNexthops:    1024,
+		NexthopRefresh: Duration{time.Second},
 	}
 }
 
@@ -126,6 +128,8 @@ wans:
 defaultPolicy: drop
 grpc: "off"
 maxFlows: 1000
+maxNexthops: 4096
+nexthopRefresh: 0s
 health:
   interval: 0s
   timeout: 0s
@@ -139,7 +143,7 @@ health:
 	}
 	want := Health{DownAfter: 5, UpAfter: 2, Window: 1000}
 	if got.DefaultPolicy != "drop" || got.GRPC != "off" || got.MaxFlows != 1000 || got.Health != want ||
-		got.WANs[0].TTL != 255 || got.WANs[0].Name != "wan0" {
+		got.WANs[0].TTL != 255 || got.WANs[0].Name != "wan0" || got.MaxNexthops != 4096 || got.NexthopRefresh.Duration != 0 {
 		t.Errorf("config %+v", got)
 	}
 }
@@ -218,6 +222,10 @@ func TestConfigInvalid(t *testing.T) {
 		{"defaultPolicy", oneWAN + "defaultPolicy: maybe\n", []string{"defaultPolicy (line 5)", `"maybe"`}},
 		{"maxFlows zero", oneWAN + "maxFlows: 0\n", []string{"maxFlows (line 5)"}},
 		{"maxFlows too big", oneWAN + "maxFlows: 16777217\n", []string{"maxFlows (line 5)", "16777217"}},
+		{"maxNexthops zero", oneWAN + "maxNexthops: 0\n", []string{"maxNexthops (line 5)", "power of two"}},
+		{"maxNexthops not a power of two", oneWAN + "maxNexthops: 1000\n", []string{"maxNexthops (line 5)", "1000"}},
+		{"maxNexthops too big", oneWAN + "maxNexthops: 131072\n", []string{"maxNexthops (line 5)", "131072"}},
+		{"nexthopRefresh negative", oneWAN + "nexthopRefresh: -1s\n", []string{"nexthopRefresh (line 5)"}},
 		{"health interval negative", oneWAN + "health:\n  interval: -1ms\n", []string{"health.interval (line 6)"}},
 		{"health timeout zero", oneWAN + "health:\n  timeout: 0s\n", []string{"health.timeout (line 6)"}},
 		{"health interval word", oneWAN + "health:\n  interval: fast\n", []string{"health.interval (line 6)", `"fast"`, "not a duration"}},
@@ -294,6 +302,8 @@ func TestConfigValidEdges(t *testing.T) {
 		{"tos inherit", oneWAN + "    tos: inherit\n"},
 		{"tos hex", oneWAN + "    tos: \"0xff\"\n"},
 		{"maxFlows bounds", oneWAN + "maxFlows: 16777216\n"},
+		{"maxNexthops bounds", oneWAN + "maxNexthops: 65536\n"},
+		{"maxNexthops one", oneWAN + "maxNexthops: 1\n"},
 		{"grpc ipv6", oneWAN + "grpc: \"[::1]:9000\"\n"},
 		{"probing off without timeout", oneWAN + "health:\n  interval: 0s\n  timeout: 0s\n"},
 		{"json tabs", "{\n\t\"lan\": [\"eth0\"],\n\t\"wans\": [{\"interface\": \"wan0\", \"peer\": \"192.0.2.2\"}]\n}"},
@@ -378,21 +388,21 @@ func TestConfigWANIndex(t *testing.T) {
 
 func TestMapSizes(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		raw  string
-		want uint32
+		name     string
+		raw      string
+		want, nh uint32
 	}{
-		{"default", oneWAN, 65536},
-		{"set", oneWAN + "maxFlows: 1000\n", 1000},
-		{"json", `{"lan": ["eth0"], "wans": [{"interface": "wan0", "peer": "192.0.2.2"}], "maxFlows": 4096}`, 4096},
-		{"full", validYAML, 65536},
+		{"default", oneWAN, 65536, 1024},
+		{"set", oneWAN + "maxFlows: 1000\nmaxNexthops: 256\n", 1000, 256},
+		{"json", `{"lan": ["eth0"], "wans": [{"interface": "wan0", "peer": "192.0.2.2"}], "maxFlows": 4096}`, 4096, 1024},
+		{"full", validYAML, 65536, 1024},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := MapSizes(json.RawMessage(tc.raw))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := map[string]uint32{"flows": tc.want}; !reflect.DeepEqual(got, want) {
+			if want := map[string]uint32{"flows": tc.want, "nhcache": tc.nh}; !reflect.DeepEqual(got, want) {
 				t.Errorf("MapSizes = %v, want %v", got, want)
 			}
 		})

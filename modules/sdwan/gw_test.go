@@ -29,6 +29,7 @@ const (
 var (
 	lanMAC  = net.HardwareAddr{0x02, 0, 0, 0, 0x01, 0x01}
 	hostMAC = net.HardwareAddr{0x02, 0, 0, 0, 0x01, 0x05}
+	peerMAC = net.HardwareAddr{0x02, 0, 0, 0, 0x02, 0x02} // WAN 1's peer, where a test gives it a neighbour entry
 )
 
 const gwConfig = `{

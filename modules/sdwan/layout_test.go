@@ -19,7 +19,8 @@ func TestStructsMatchC(t *testing.T) {
 	}
 	for cName, v := range map[string]any{"sd_state": sdState{}, "sd_role": sdRole{}, "sd_wan": sdWAN{}, "sd_rule": sdRule{},
 		"sd_ruleset": sdRuleset{}, "sd_lpm4": sdLPM4{}, "sd_lpm6": sdLPM6{}, "sd_lbr": sdLBR{}, "sd_flow_key": sdFlowKey{},
-		"sd_flow": sdFlow{}, "sd_wan_stat": sdWANStat{}} {
+		"sd_flow": sdFlow{}, "sd_wan_stat": sdWANStat{}, "sd_cache": sdCache{}, "sd_role_slot": sdRoleSlot{}, "sd_nh": sdNH{},
+		"sd_nh_key": sdNHKey{}, "sd_nh_slot": sdNHSlot{}} {
 		var s *btf.Struct
 		if err := spec.Types.TypeByName(cName, &s); err != nil {
 			t.Fatalf("%s: %v", cName, err)

@@ -32,6 +32,8 @@ type SDWAN struct {
 	grpc   *grpcServer
 	// lbrShadow is what the lbrs map holds, by class.
 	lbrShadow []sdLBR
+	cache     *cacheGen // the per-CPU caches' generation (nhwatch.go)
+	fib       *fibWatch // started by the first Attach, in the interfaces' namespace
 }
 
 // New validates the config against the load request's interfaces, installs
@@ -73,6 +75,9 @@ func New(base module.Base) (module.Module, error) {
 		g.wans = append(g.wans, newWANState(i, &g.cfg))
 	}
 	if g.tables, err = newTables(base.DataPlane.Maps, c.DefaultPolicy == "drop"); err != nil {
+		return nil, err
+	}
+	if g.cache, err = newCacheGen(g.tables.m["cache"], g.tables.m["nhcache"]); err != nil {
 		return nil, err
 	}
 	if err := g.tables.install(rs); err != nil {
@@ -128,7 +133,7 @@ func (g *SDWAN) Attach(a module.Attachment) error {
 			return fmt.Errorf("role of %s: %w", a.Interface.Name, err)
 		}
 		g.ifaces.Add(a)
-		return nil
+		return g.cachesChanged()
 	}
 	for i, w := range g.cfg.WANs {
 		if w.Interface != a.Interface.Name {
@@ -153,6 +158,9 @@ func (g *SDWAN) Attach(a module.Attachment) error {
 			return fmt.Errorf("role of %s: %w", a.Interface.Name, err)
 		}
 		g.ifaces.Add(a)
+		if err := g.cachesChanged(); err != nil {
+			return err
+		}
 		return ws.startProbes(g)
 	}
 	return fmt.Errorf("interface %s has no role in the sdwan config", a.Interface.Name)
@@ -218,7 +226,22 @@ func (g *SDWAN) Detach(a module.Attachment) error {
 			errs = append(errs, g.tables.m["wans"].Put(uint32(i), sdWAN{}))
 		}
 	}
+	errs = append(errs, g.cache.bump())
 	return errors.Join(errs...)
+}
+
+// cachesChanged follows a role or WAN written by Attach into the data
+// plane's caches: a new generation, and the netlink watcher that keeps
+// the next hops current, started in the calling thread's namespace (the
+// interface's) the first time. The caller holds mu.
+func (g *SDWAN) cachesChanged() error {
+	if g.fib == nil {
+		var err error
+		if g.fib, err = watchFIB(g.cache, g.cfg.NexthopRefresh.Duration, g.base.Log); err != nil {
+			return err
+		}
+	}
+	return g.cache.bump()
 }
 
 // Close stops the gRPC server and the probes; the manager closes the maps.
@@ -230,6 +253,10 @@ func (g *SDWAN) Close() error {
 		w.stopProbes()
 		w.nh.close()
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.fib.close()
+	g.fib = nil
 	return nil
 }
 

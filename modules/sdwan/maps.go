@@ -33,7 +33,8 @@ const (
 
 // statNames names the stats map's counters by index (enum sd_stat).
 var statNames = []string{"noMatch", "farPass", "farDrop", "toLan", "noWan", "failover", "mtuDrop", "mssClamped",
-	"encapError", "unknownPeer", "malformed", "decapError", "toStack", "probesReflected", "probeReplies", "flowsClassified"}
+	"encapError", "unknownPeer", "malformed", "decapError", "toStack", "probesReflected", "probeReplies", "flowsClassified",
+	"nexthopLookups"}
 
 type (
 	sdBits  [sdWords]uint64
@@ -94,5 +95,23 @@ type (
 		Pad    [3]uint8
 		Hash   uint32
 	}
-	sdWANStat struct{ TxPackets, TxBytes, RxPackets, RxBytes uint64 }
+	sdWANStat  struct{ TxPackets, TxBytes, RxPackets, RxBytes uint64 }
+	sdCache    struct{ Gen, NHSlots uint32 }
+	sdRoleSlot struct {
+		Ifindex, Gen uint32
+		Role         sdRole
+	}
+	sdNH struct {
+		Gen, Ifindex, MTU uint32
+		DMAC, SMAC        [6]byte
+	}
+	sdNHKey struct {
+		Family, Proto, TOS, Pad uint8
+		Ifindex                 uint32
+		Src, Dst                [16]byte
+	}
+	sdNHSlot struct {
+		Key sdNHKey
+		NH  sdNH
+	}
 )

@@ -18,11 +18,7 @@
 #include "verdicts.h"
 #include "reasons.h"
 #include "sdwan.h"
-
-#ifndef AF_INET
-#define AF_INET (2)
-#define AF_INET6 (10)
-#endif
+#include "nexthop.bpf.h"
 
 /* Sizes marked "knob" are set at load time from the config (MapSizes). */
 struct {
@@ -38,6 +34,13 @@ struct {
 	__type(key, __u32); /* ifindex */
 	__type(value, struct sd_role);
 } roles SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SD_ROLE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sd_role_slot);
+} rolecache SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -215,19 +218,7 @@ static __always_inline int parse_uplink(struct __sk_buff *skb, struct pkt *p)
  * finaliser): the LBR slot of a new flow. */
 static __always_inline __u32 flow_hash(struct sd_flow_key *k)
 {
-	__u32 h = 0x811c9dc5;
-	__u32 *w = (__u32 *)k;
-#pragma unroll
-	for (int i = 0; i < sizeof(*k) / 4; i++) {
-		h ^= w[i];
-		h *= 0x01000193;
-	}
-	h ^= h >> 16;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
+	return sd_hash_words((const __u32 *)k, sizeof(*k) / 4);
 }
 
 /* The matching slots left to visit, and the best one so far. */
@@ -437,8 +428,10 @@ static __always_inline void clamp_mss(struct __sk_buff *skb, struct pkt *p, __u3
 }
 
 /* encap wraps the packet in outer IPv4 + GRE for WAN w and sends it to the
- * WAN's next hop; the kernel's neighbour table supplies the MACs. */
-static __always_inline int encap(struct __sk_buff *skb, struct pkt *p, __u32 w)
+ * WAN's next hop with the MACs this CPU cached for it (wan_nexthop, in the
+ * cache generation gen); while it has none, the kernel's neighbour table
+ * supplies them (bpf_redirect_neigh). */
+static __always_inline int encap(struct __sk_buff *skb, struct pkt *p, __u32 w, __u32 gen)
 {
 	struct sd_wan *wan = bpf_map_lookup_elem(&wans, &w);
 	if (!wan)
@@ -484,11 +477,23 @@ static __always_inline int encap(struct __sk_buff *skb, struct pkt *p, __u32 w)
 		ws->tx_packets++;
 		ws->tx_bytes += p->l3_len;
 	}
-	struct bpf_redir_neigh nh = {.nh_family = AF_INET, .ipv4_nh = wan->nexthop};
-	return bpf_redirect_neigh(wan->ifindex, &nh, sizeof(nh), 0);
+	struct sd_hop nh;
+	int r = wan_nexthop(skb, wan, w, gen, &nh);
+	if (r != SD_NH_HIT)
+		count(SD_ST_NH_LOOKUP);
+	if (r != SD_NH_FAILED) {
+		eth = (void *)(long)skb->data; /* past a call, the packet is checked anew */
+		if ((void *)(eth + 1) > (void *)(long)skb->data_end)
+			return nm_drop(skb, SD_REASON_ENCAP_ERROR, w);
+		__builtin_memcpy(eth->h_dest, nh.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, nh.smac, ETH_ALEN);
+		return bpf_redirect(nh.ifindex, 0);
+	}
+	struct bpf_redir_neigh rn = {.nh_family = AF_INET, .ipv4_nh = wan->nexthop};
+	return bpf_redirect_neigh(wan->ifindex, &rn, sizeof(rn), 0);
 }
 
-static __always_inline int uplink(struct __sk_buff *skb)
+static __always_inline int uplink(struct __sk_buff *skb, __u32 gen)
 {
 	__u32 zero = 0;
 	struct sd_state *st = bpf_map_lookup_elem(&state, &zero);
@@ -537,7 +542,7 @@ static __always_inline int uplink(struct __sk_buff *skb)
 		if (f == &fresh)
 			bpf_map_update_elem(&flows, &p.key, &fresh, BPF_ANY);
 	}
-	return encap(skb, &p, w);
+	return encap(skb, &p, w, gen);
 }
 
 /* reflect answers a probe request on the WAN it came from. */
@@ -556,38 +561,45 @@ static __always_inline int reflect(struct __sk_buff *skb, struct ethhdr *eth, st
 }
 
 /* deliver sends a decapsulated packet to the LAN host: to the next hop the
- * kernel's FIB names, or up the stack when there is none yet. */
-static __always_inline int deliver(struct __sk_buff *skb, int v6)
+ * kernel's FIB names (cached per CPU, lan_nexthop), or up the stack when
+ * there is none yet or the packet is too big for the route. */
+static __always_inline int deliver(struct __sk_buff *skb, int v6, const struct sd_cache *c)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	struct bpf_fib_lookup fib = {.ifindex = skb->ifindex};
+	struct sd_nh_key key = {.ifindex = skb->ifindex};
+	__u16 tot_len;
 	if (v6) {
 		struct ipv6hdr *ip6 = data + sizeof(*eth);
 		if ((void *)(ip6 + 1) > end)
 			return nm_drop(skb, SD_REASON_DECAP_ERROR, 0); /* the decapsulated packet is cut short */
 		if (ip6->hop_limit <= 1)
 			goto stack;
-		fib.family = AF_INET6;
-		fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
-		fib.l4_protocol = ip6->nexthdr;
-		fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
-		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
-		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
+		key.family = 6;
+		key.proto = ip6->nexthdr;
+		key.tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
+		tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+		__builtin_memcpy(key.src, &ip6->saddr, 16);
+		__builtin_memcpy(key.dst, &ip6->daddr, 16);
 	} else {
 		struct iphdr *ip = data + sizeof(*eth);
 		if ((void *)(ip + 1) > end)
 			return nm_drop(skb, SD_REASON_DECAP_ERROR, 0); /* the decapsulated packet is cut short */
 		if (ip->ttl <= 1)
 			goto stack;
-		fib.family = AF_INET;
-		fib.tos = ip->tos;
-		fib.l4_protocol = ip->protocol;
-		fib.tot_len = bpf_ntohs(ip->tot_len);
-		fib.ipv4_src = ip->saddr;
-		fib.ipv4_dst = ip->daddr;
+		key.family = 4;
+		key.proto = ip->protocol;
+		key.tos = ip->tos;
+		tot_len = bpf_ntohs(ip->tot_len);
+		__builtin_memcpy(key.src, &ip->saddr, 4);
+		__builtin_memcpy(key.dst, &ip->daddr, 4);
 	}
-	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	key.tos &= 0xfc; /* the FIB ignores ECN */
+	struct sd_hop nh;
+	int r = lan_nexthop(skb, &key, tot_len, c, &nh);
+	if (r == SD_NH_ASKED || r == SD_NH_FAILED)
+		count(SD_ST_NH_LOOKUP);
+	if (r != SD_NH_HIT && r != SD_NH_ASKED)
 		goto stack;
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
@@ -602,15 +614,15 @@ static __always_inline int deliver(struct __sk_buff *skb, int v6)
 		ip->check = check + (check >= 0xffff);
 		ip->ttl--;
 	}
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	return bpf_redirect(fib.ifindex, 0);
+	__builtin_memcpy(eth->h_dest, nh.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, nh.smac, ETH_ALEN);
+	return bpf_redirect(nh.ifindex, 0);
 stack:
 	count(SD_ST_TO_STACK);
 	return NM_NEXT;
 }
 
-static __always_inline int downlink(struct __sk_buff *skb, __u32 w)
+static __always_inline int downlink(struct __sk_buff *skb, __u32 w, const struct sd_cache *cache)
 {
 	__u32 zero = 0;
 	struct sd_state *st = bpf_map_lookup_elem(&state, &zero);
@@ -671,23 +683,54 @@ static __always_inline int downlink(struct __sk_buff *skb, __u32 w)
 		ws->rx_packets++;
 		ws->rx_bytes += len - sizeof(*eth) - olen;
 	}
-	return deliver(skb, v6);
+	return deliver(skb, v6, cache);
 malformed:
 	count(SD_ST_MALFORMED);
 	return policy(skb, st, SD_REASON_MALFORMED, w);
 }
 
+/* role_of gives the role of the interface ifindex: from this CPU's
+ * rolecache while it holds the cache generation gen, else from roles (the
+ * control plane's), cached. An interface without a role is cached as one
+ * (role 0): the control plane bumps the generation when it gives one. */
+static __always_inline struct sd_role *role_of(__u32 ifindex, __u32 gen)
+{
+	__u32 i = ifindex & (SD_ROLE_SLOTS - 1);
+	struct sd_role_slot *s = bpf_map_lookup_elem(&rolecache, &i);
+	if (!s)
+		return NULL;
+	if (s->ifindex != ifindex || s->gen != gen) {
+		struct sd_role *r = bpf_map_lookup_elem(&roles, &ifindex);
+		s->ifindex = ifindex;
+		s->gen = gen;
+		s->role.role = r ? r->role : 0;
+		s->role.wan = r ? r->wan : 0;
+		/* The caller reads the role from the slot, never from roles'
+		 * value: both ways here end in one state (else the verifier
+		 * of 6.1 checks everything after twice: +17,000 processed
+		 * instructions). */
+		asm volatile("" ::: "memory");
+	}
+	return &s->role;
+}
+
 /* Both roles are on the interface's TC ingress hook. */
 NM_PROG int nm_ingress(struct __sk_buff *skb)
 {
-	__u32 idx = skb->ifindex;
-	struct sd_role *r = bpf_map_lookup_elem(&roles, &idx);
+	__u32 zero = 0;
+	struct sd_cache *c = bpf_map_lookup_elem(&cache, &zero);
+	if (!c)
+		return NM_NEXT;
+	/* One read of the generation: every cache this packet uses is
+	 * judged by it. */
+	struct sd_cache now = {.gen = *(volatile __u32 *)&c->gen, .nh_slots = c->nh_slots};
+	struct sd_role *r = role_of(skb->ifindex, now.gen);
 	if (!r)
 		return NM_NEXT;
 	if (r->role == SD_ROLE_LAN)
-		return uplink(skb);
+		return uplink(skb, now.gen);
 	if (r->role == SD_ROLE_WAN)
-		return downlink(skb, r->wan);
+		return downlink(skb, r->wan, &now);
 	return NM_NEXT;
 }
 

@@ -17,7 +17,17 @@
  * control plane writes a slot's field bits while the slot is disabled, then
  * the next generation (inactive for a grace period), then flips
  * sd_state.gen, so a packet is judged by one whole rule set. Downlink (WAN ingress): GRE from the WAN's peer is decapsulated
- * and sent to the LAN host. */
+ * and sent to the LAN host.
+ *
+ * Per-CPU caches (rolecache, wannh, nhcache) keep what a packet would
+ * otherwise look up in the roles hash or ask bpf_fib_lookup for: each CPU
+ * fills its own copy, so no packet reads an entry another CPU is writing.
+ * Each entry carries the cache generation (sd_cache.gen) it was filled in;
+ * the control plane bumps the generation after every change that can alter
+ * an entry (a role or WAN written; any netlink link, address, route, rule,
+ * nexthop or neighbour event; a lost event; and every nexthopRefresh), and
+ * an entry of another generation is looked up again. A failed lookup is
+ * never cached. */
 #pragma once
 
 #include <linux/types.h>
@@ -30,6 +40,7 @@
 #define SD_CLASSES (64)              /* DSCP values: ToS >> 2 */
 #define SD_CLASS_DEFAULT (SD_CLASSES) /* the LBR of classes without their own */
 #define SD_PORTS (65536)
+#define SD_ROLE_SLOTS (64) /* rolecache entries per CPU; a power of two */
 
 /* interface roles */
 #define SD_ROLE_LAN (1)
@@ -85,6 +96,7 @@ enum sd_stat {
 	SD_ST_PROBE_REFLECTED,
 	SD_ST_PROBE_REPLY,   /* a reply to our probe, passed to the control plane's socket */
 	SD_ST_CLASSIFIED,    /* flows classified (cache misses and stale entries) */
+	SD_ST_NH_LOOKUP,     /* next hops asked of the FIB (next-hop cache misses and stale entries) */
 	SD_ST_N,
 };
 
@@ -171,6 +183,47 @@ struct sd_flow {
 struct sd_wan_stat {
 	__u64 tx_packets, tx_bytes; /* encapsulated onto this WAN */
 	__u64 rx_packets, rx_bytes; /* decapsulated from it */
+};
+
+/* The caches' state, written by the control plane only. */
+struct sd_cache {
+	__u32 gen;      /* entries filled in another generation are stale */
+	__u32 nh_slots; /* nhcache's size (a power of two); 0: do not cache */
+};
+
+/* rolecache: the role of the interface whose ifindex has these low bits. */
+struct sd_role_slot {
+	__u32 ifindex;
+	__u32 gen;
+	struct sd_role role; /* role 0: none (the packet passes) */
+};
+
+/* A next hop as bpf_fib_lookup gave it: where a packet goes, and the MACs
+ * it goes with. */
+struct sd_nh {
+	__u32 gen;     /* sd_cache.gen when it was looked up */
+	__u32 ifindex; /* the egress interface; 0: empty */
+	__u32 mtu;     /* the route's MTU (downlink) */
+	__u8 dmac[6];
+	__u8 smac[6];
+};
+
+/* What the downlink's FIB lookup reads of a decapsulated packet: the next
+ * hop of one (ToS, protocol, source, destination) from one WAN. */
+struct sd_nh_key {
+	__u8 family; /* 4 or 6 */
+	__u8 proto;
+	__u8 tos;    /* IPv6: the traffic class */
+	__u8 pad;
+	__u32 ifindex; /* the WAN it arrived on */
+	__u8 src[16];
+	__u8 dst[16];
+};
+
+/* nhcache: one direct-mapped slot per key hash. */
+struct sd_nh_slot {
+	struct sd_nh_key key;
+	struct sd_nh nh;
 };
 
 /* A health probe: the GRE payload after the GRE header. */

@@ -26,7 +26,7 @@ func waitUntil(deadline time.Time) {
 
 // mapNames are the data plane's maps the control plane uses.
 var mapNames = []string{"state", "roles", "wans", "rulesets", "src4", "dst4", "src6", "dst6", "protos", "toss",
-	"sports", "dports", "lbrs", "flows", "stats", "wanstats", "ruleflows"}
+	"sports", "dports", "lbrs", "flows", "stats", "wanstats", "ruleflows", "cache", "nhcache"}
 
 // tables writes rule sets into the classifier's maps. Each rule has a slot
 // for its life; installing a set writes the field bits of new slots while

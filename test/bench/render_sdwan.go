@@ -22,6 +22,9 @@ type SDWANResult struct {
 	UpdateUs   []float64            `json:"updateMicroseconds"`      // back to back
 	PacedUs    []float64            `json:"updatePacedMicroseconds"` // one every millisecond
 	ListUs     []float64            `json:"listMicroseconds"`        // List, back to back: the transport alone
+	// Rates: UDP flood packet rates by direction and frame size, over the
+	// overlay and routed plainly (sdwan_pps_test.go).
+	Rates []SDWANRate `json:"packetRates"`
 }
 
 // RenderSDWAN returns the SD-WAN section of docs/benchmarks.md and draws the
@@ -33,6 +36,15 @@ func RenderSDWAN(r SDWANResult, dir string) (string, error) {
 	fmt.Fprintf(&md, "| TCP A→B over the GRE overlay (WAN 1), median of %d | %.2f Gbit/s | |\n", len(r.OverlayGbs), ov)
 	fmt.Fprintf(&md, "| TCP A→B routed by the kernel through the same gateways, median of %d | %.2f Gbit/s | |\n", len(r.PlainGbs), pl)
 	fmt.Fprintf(&md, "| overlay / plain | **%.2f** | ≥ 0.7 |\n", ov/pl)
+	for _, x := range r.Rates {
+		o, p := median(x.OverlayPPS), median(x.PlainPPS)
+		how := "A encapsulates"
+		if x.Dir == "downlink" {
+			how = "B decapsulates"
+		}
+		fmt.Fprintf(&md, "| UDP %s (%s), %d B frames, overlay / plain, median of %d | %.0f / %.0f kpps = **%.2f** | ≥ 0.8 |\n",
+			x.Dir, how, x.Frame, len(x.OverlayPPS), o/1e3, p/1e3, o/p)
+	}
 	cuts := 0
 	for _, how := range []string{"link down", "drop"} {
 		f, d := r.FailoverMs[how], r.DetectMs[how]

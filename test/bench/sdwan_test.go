@@ -35,6 +35,7 @@ func BenchmarkSDWAN(b *testing.B) {
 	bb.ServeIperf(b)
 	var r SDWANResult
 	throughput(b, a, bb, &r)
+	packetRates(b, a, bb, &r)
 	r.DetectMs, r.FailoverMs = map[string][]float64{}, map[string][]float64{}
 	for range 5 {
 		for _, c := range []cut{linkDown{bb}, newDropCut(b, bb)} {
@@ -74,20 +75,7 @@ func throughput(b *testing.B, a, bb *sdwansite.Site, r *SDWANResult) {
 	a.Node.MustExec(b, "ip", "route", "add", "10.2.0.0/24", "via", "192.0.2.2", "dev", "sdwan1")
 	bb.Node.MustExec(b, "ip", "route", "add", "10.1.0.0/24", "via", "192.0.2.1", "dev", "sdwan1")
 	ga, gb := a.Gateway(b), bb.Gateway(b)
-	pass := func(op pb.Operand) {
-		for _, c := range []struct {
-			g      pb.GatewayClient
-			remote byte
-		}{{ga, 2}, {gb, 1}} {
-			rule := passRule(c.remote)
-			if op == pb.Operand_DELETE {
-				rule.Ies = rule.Ies[:1]
-			}
-			if _, err := c.g.Apply(b.Context(), &pb.Request{Operand: op, Rules: []*pb.Rule{rule}}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	pass := func(op pb.Operand) { setPassRules(b, ga, gb, op) }
 	for range 5 {
 		before := a.WANs(b)["wan1"].TxBytes
 		r.OverlayGbs = append(r.OverlayGbs, iperfTCP(b, a.Host, "10.2.0.5"))
@@ -101,6 +89,23 @@ func throughput(b *testing.B, a, bb *sdwansite.Site, r *SDWANResult) {
 			b.Fatal("the plain sample went over the overlay")
 		}
 		pass(pb.Operand_DELETE)
+	}
+}
+
+// setPassRules creates or deletes PDR 9 (passRule) on both gateways: with
+// it, traffic between the sites is routed by the kernel, not the overlay.
+func setPassRules(b *testing.B, ga, gb pb.GatewayClient, op pb.Operand) {
+	for _, c := range []struct {
+		g      pb.GatewayClient
+		remote byte
+	}{{ga, 2}, {gb, 1}} {
+		rule := passRule(c.remote)
+		if op == pb.Operand_DELETE {
+			rule.Ies = rule.Ies[:1]
+		}
+		if _, err := c.g.Apply(b.Context(), &pb.Request{Operand: op, Rules: []*pb.Rule{rule}}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
