@@ -106,3 +106,11 @@ plot %s
 	}
 	return md.String(), nil
 }
+
+// SDWANRate is one direction at one frame size.
+type SDWANRate struct {
+	Dir        string    `json:"dir"` // "uplink" (A encapsulates) or "downlink" (B decapsulates)
+	Frame      int       `json:"frameBytes"`
+	OverlayPPS []float64 `json:"overlayPps"`
+	PlainPPS   []float64 `json:"plainPps"`
+}

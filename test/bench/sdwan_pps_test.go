@@ -42,14 +42,6 @@ const (
 // as RFC 2544 does: a 64 B frame carries 18 bytes of UDP payload.
 var ppsSizes = []int{64, 512, 1400}
 
-// SDWANRate is one direction at one frame size.
-type SDWANRate struct {
-	Dir        string    `json:"dir"` // "uplink" (A encapsulates) or "downlink" (B decapsulates)
-	Frame      int       `json:"frameBytes"`
-	OverlayPPS []float64 `json:"overlayPps"`
-	PlainPPS   []float64 `json:"plainPps"`
-}
-
 // packetRates measures every direction and size, ppsRounds times,
 // overlay and plain alternating (which goes first alternates by round).
 // The kernel routes between the sites already (throughput added the
