@@ -45,6 +45,10 @@ func TestLinkAddressChanged(t *testing.T) {
 		a, b := m.Instances("app.ns.a.ns"), m.Instances("app.ns.b.ns")
 		return len(a) == 1 && len(b) == 1 && a[0].HostIP == "192.0.2.20" && b[0].HostIP == "192.0.2.20"
 	})
+	// The reconnect's own announcements (service/deployed) carry the new
+	// address too and may be handled before the address-changed messages
+	// arrive: wait for those.
+	waitFor(t, "the address-changed messages", func() bool { return len(m.Messages("service/address-changed")) >= 2 })
 	msgs := m.Messages("service/address-changed")
 	if len(msgs) != 2 {
 		t.Fatalf("%d service/address-changed messages, want one per instance", len(msgs))
