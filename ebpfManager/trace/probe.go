@@ -3,6 +3,7 @@ package trace
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -15,13 +16,32 @@ import (
 // programs on BPF programs (Supported, Start).
 var ErrUnsupported = errors.New("tracing needs BPF trampolines (fentry/fexit on BPF programs), which this kernel refuses")
 
-// UnsupportedError is that refusal with the kernel's own error.
+// UnsupportedError is that refusal with the kernel's own error, or this
+// daemon's refusal of an architecture (Arch) whose kernels it does not trust
+// with tracing.
 type UnsupportedError struct {
-	Kernel error // what the kernel answered the probe
+	Kernel error  // what the kernel answered the probe, or why Arch is refused
+	Arch   string // set when the refusal is the architecture's (archRefusal)
 }
 
 func (e *UnsupportedError) Error() string {
+	if e.Arch != "" {
+		return fmt.Sprintf("tracing is refused on %s: %v", e.Arch, e.Kernel)
+	}
 	return fmt.Sprintf("%v: %v; traces work on Debian's 6.1 and later kernels", ErrUnsupported, e.Kernel)
+}
+
+// archRefusal is the refusal of tracing on an architecture, or nil. On
+// arm64, Debian's 6.12.118 kernel panicked in our kernel matrix ("Kernel
+// text patching generated an invalid instruction", an Oops - BRK at a traced
+// program's patched entry) while a trace attached to module programs that
+// carried traffic: a debugging aid must not be able to take a node down.
+func archRefusal(goarch string) error {
+	if goarch == "arm64" {
+		return &UnsupportedError{Arch: goarch, Kernel: errors.New("Debian's arm64 6.12 kernel panicked patching a traced program's entry " +
+			"(Oops - BRK in BPF text patching) in this project's kernel matrix; the drop monitor works")}
+	}
+	return nil
 }
 
 // Is makes the error an ErrUnsupported.
@@ -46,6 +66,9 @@ const probeFunc = "nm_trace_probe"
 // (what the tracer does), and attaches it with a cookie. Only the target's
 // failure is inconclusive.
 func probe() error {
+	if err := archRefusal(runtime.GOARCH); err != nil {
+		return err
+	}
 	fn := &btf.Func{Name: probeFunc, Linkage: btf.GlobalFunc, Type: &btf.FuncProto{
 		Return: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed},
 		Params: []btf.FuncParam{{Name: "skb", Type: &btf.Pointer{Target: &btf.Struct{Name: "__sk_buff"}}}},

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -26,6 +27,9 @@ func refused(t testing.TB, p *ebpf.Program) bool {
 	if !errors.As(err, &ue) || !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("the tracing probe could not tell: %v", err)
 	}
+	if ue.Arch != "" {
+		return refusedArch(t, p, err)
+	}
 	if k := ue.Kernel.Error(); !strings.HasPrefix(k, "fexit program: ") && !strings.HasPrefix(k, "attach the fexit program: ") {
 		t.Fatalf("the refusal's kernel error %q names neither the fexit program's load nor its attach", k)
 	}
@@ -45,6 +49,42 @@ func refused(t testing.TB, p *ebpf.Program) bool {
 	}
 	t.Logf("this kernel refuses tracing, as it should be refused: %v", err)
 	return true
+}
+
+// refusedArch checks an architecture's refusal (archRefusal) as refused
+// checks the kernel's: Start fails with it and leaves nothing.
+func refusedArch(t testing.TB, p *ebpf.Program, want error) bool {
+	t.Helper()
+	if want.Error() != archRefusal(runtime.GOARCH).Error() {
+		t.Fatalf("refusal %q, want %q", want, archRefusal(runtime.GOARCH))
+	}
+	before := bpfFDs(t)
+	s, err := Start(Filter{})
+	if s != nil || err == nil || err.Error() != want.Error() {
+		t.Fatalf("Start on a refused architecture: session %v, error %v; want none and %q", s, err, want)
+	}
+	if n, err := LinksTo(progID(t, p)); err != nil || n != 0 {
+		t.Fatalf("after the refusal: %d tracing links to the program (%v), want none", n, err)
+	}
+	if after := bpfFDs(t); !maps.Equal(after, before) {
+		t.Fatalf("after the refusal the process holds %v, before %v", after, before)
+	}
+	t.Logf("tracing is refused on this architecture, as it should be: %v", want)
+	return true
+}
+
+// TestArchRefusal: arm64 is refused, by a 422-class error naming why;
+// amd64 is left to the kernel's probe.
+func TestArchRefusal(t *testing.T) {
+	err := archRefusal("arm64")
+	var ue *UnsupportedError
+	if !errors.As(err, &ue) || !errors.Is(err, ErrUnsupported) || ue.Arch != "arm64" ||
+		!strings.HasPrefix(err.Error(), "tracing is refused on arm64: Debian's arm64 6.12 kernel panicked") {
+		t.Fatalf("arm64: %v", err)
+	}
+	if err := archRefusal("amd64"); err != nil {
+		t.Fatalf("amd64: %v", err)
+	}
 }
 
 func refusalFor(kernel error) string {

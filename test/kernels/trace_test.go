@@ -5,12 +5,14 @@ package kernels
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 
 	ebpfmanager "github.com/oakestra/netmanager/ebpfManager"
 	"github.com/oakestra/netmanager/ebpfManager/trace"
+	"github.com/oakestra/netmanager/node-net-manager/client"
 )
 
 // traceWait is how long a trace may take to show what the traffic makes
@@ -34,11 +37,31 @@ const traceWait = 90 * time.Second
 func TestTraceAcrossKernels(t *testing.T) {
 	s := newScenario(t, expectedMode(t))
 	tr := s.newTracer(t)
+	if runtime.GOARCH == "arm64" { // the daemon refuses tracing there (trace.archRefusal)
+		t.Run("refused on arm64", tr.refusedArch)
+		t.Run("drop monitor", tr.dropMonitor)
+		s.teardown(t, s.pins, s.state)
+		return
+	}
 	t.Run("denied ping", tr.deniedPing)
 	t.Run("allowed flow", tr.allowedFlow)
 	t.Run("filters", tr.filters)
 	t.Run("drop monitor", tr.dropMonitor)
 	s.teardown(t, s.pins, s.state)
+}
+
+// refusedArch: on arm64, GET /ebpf/trace is a 422 naming why, and nothing
+// is attached.
+func (tr *tracer) refusedArch(t *testing.T) {
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := tr.d.Client.Stream(c, "/ebpf/trace?count=1", func([]byte) error { return nil })
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 422 || !strings.HasPrefix(ce.Message, "tracing is refused on arm64: ") {
+		t.Fatalf("GET /ebpf/trace on arm64: %v, want a 422 refusing tracing on arm64", err)
+	}
+	tr.assertNoTracing(t, "after the refusal")
+	t.Logf("MATRIX: trace on %s: refused: %s", release(t), ce.Message)
 }
 
 // tracer holds what the trace tests need of the scenario.
