@@ -35,6 +35,27 @@ const eventsOnly = `, "nexthopRefresh": "0s"`
 // eventually runs a packet through check until it says the packet went as
 // wanted, for up to two seconds (the event's bump is asynchronous; it
 // takes microseconds to milliseconds).
+// cachedRounds fails unless three rounds of send reach the cached next hop
+// without a lookup. An unrelated netlink event in the namespace (a
+// neighbour's state moving on) bumps the generation and costs a round one
+// lookup per CPU, so the rounds may be tried 5 times.
+func cachedRounds(t *testing.T, w *gw, send func() (bool, string)) {
+	t.Helper()
+	var l uint64
+	for try := 0; try < 5; try++ {
+		l0 := w.counter(t, "nexthopLookups")
+		for range 3 {
+			if ok, got := send(); !ok {
+				t.Fatalf("cached: the packet went %s", got)
+			}
+		}
+		if l = w.counter(t, "nexthopLookups") - l0; l == 0 {
+			return
+		}
+	}
+	t.Fatalf("%d lookups for packets to a cached next hop, in each of 5 tries", l)
+}
+
 func eventually(t *testing.T, what string, check func() (bool, string)) {
 	t.Helper()
 	var got string
@@ -152,23 +173,7 @@ func TestEncapNexthopCache(t *testing.T) {
 	}
 	w.ns.MustExec(t, "ip", "neigh", "add", "192.0.2.2", "lladdr", peerMAC.String(), "dev", "wan1", "nud", "permanent")
 	eventually(t, "neighbour added", to(peerMAC))
-	// As in TestDecapNexthopCache: an unrelated netlink event may cost a
-	// round one lookup per CPU, so a round may be tried 5 times.
-	var l uint64
-	for try := 0; try < 5; try++ {
-		l0 = w.counter(t, "nexthopLookups")
-		for range 3 {
-			if ok, got := to(peerMAC)(); !ok {
-				t.Fatalf("cached: the packet went %s", got)
-			}
-		}
-		if l = w.counter(t, "nexthopLookups") - l0; l == 0 {
-			break
-		}
-	}
-	if l != 0 {
-		t.Fatalf("%d lookups for packets to a cached next hop, in each of 5 tries", l)
-	}
+	cachedRounds(t, w, to(peerMAC))
 	w.ns.MustExec(t, "ip", "neigh", "replace", "192.0.2.2", "lladdr", newMAC.String(), "dev", "wan1", "nud", "permanent")
 	eventually(t, "neighbour's MAC changed", to(newMAC))
 	w.ns.MustExec(t, "ip", "neigh", "del", "192.0.2.2", "dev", "wan1")
@@ -200,24 +205,7 @@ func TestDecapNexthopCache(t *testing.T) {
 	if ok, got := to(hostMAC)(); !ok {
 		t.Fatalf("the packet went %s, want it to the host %s", got, hostMAC)
 	}
-	// Cached: three rounds without a lookup. An unrelated netlink event in
-	// the namespace (a neighbour's state moving on) bumps the generation
-	// and costs one lookup per CPU, so a round may be tried 5 times.
-	var l uint64
-	for try := 0; try < 5; try++ {
-		l0 := w.counter(t, "nexthopLookups")
-		for range 3 {
-			if ok, got := to(hostMAC)(); !ok {
-				t.Fatalf("cached: the packet went %s", got)
-			}
-		}
-		if l = w.counter(t, "nexthopLookups") - l0; l == 0 {
-			break
-		}
-	}
-	if l != 0 {
-		t.Fatalf("%d lookups for packets to a cached next hop, in each of 5 tries", l)
-	}
+	cachedRounds(t, w, to(hostMAC))
 	w.ns.MustExec(t, "ip", "neigh", "replace", "10.1.0.5", "lladdr", newMAC.String(), "dev", "lan0", "nud", "permanent")
 	eventually(t, "host's MAC changed", to(newMAC))
 
