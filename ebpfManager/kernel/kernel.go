@@ -19,6 +19,7 @@ import (
 type Kernel struct {
 	mode  ebpfmanager.Mode
 	probe *Prober
+	exp   *Expediter // windows around TCX attaches and detaches; nil: none
 	mu    sync.Mutex
 	// legacy mode: our filters per ifindex, and the clsact qdiscs we created
 	filters map[int]int
@@ -61,6 +62,11 @@ func NewWithProber(mode string, p *Prober) (*Kernel, error) {
 	}
 	return k, nil
 }
+
+// Expedite makes the Kernel open one of e's windows around every TCX attach
+// and detach (nil: none, each waits a normal grace period). Call it before
+// the first Attach.
+func (k *Kernel) Expedite(e *Expediter) { k.exp = e }
 
 // Probe answers each need from the Kernel's Prober.
 func (k *Kernel) Probe(needs []ebpfmanager.Need) []ebpfmanager.Probe { return k.probe.Probe(needs) }
@@ -118,5 +124,5 @@ func (k *Kernel) Attach(req ebpfmanager.AttachRequest) (ebpfmanager.Link, error)
 	if k.mode == ebpfmanager.ModeLegacy {
 		return k.attachLegacy(req, prog)
 	}
-	return attachTCX(req, prog)
+	return attachTCX(req, prog, k.exp)
 }

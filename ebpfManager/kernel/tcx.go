@@ -37,6 +37,7 @@ type tcxLink struct {
 	l       link.Link
 	pin     string
 	adopted bool
+	exp     *Expediter // detaching waits for a grace period too
 }
 
 func (t *tcxLink) Adopted() bool { return t.adopted }
@@ -53,6 +54,7 @@ func (t *tcxLink) Repin(path string) error {
 	return nil
 }
 
+// Close detaches the link and removes its pin.
 func (t *tcxLink) Close() error {
 	var errs []error
 	if t.pin != "" {
@@ -60,13 +62,17 @@ func (t *tcxLink) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	end := t.exp.Begin()
 	errs = append(errs, t.l.Close())
+	end()
 	return errors.Join(errs...)
 }
 
-func attachTCX(req ebpfmanager.AttachRequest, prog *ebpf.Program) (ebpfmanager.Link, error) {
+// attachTCX attaches prog where req.Place says, inside one of exp's
+// windows (every TCX attach waits for an RCU grace period).
+func attachTCX(req ebpfmanager.AttachRequest, prog *ebpf.Program, exp *Expediter) (ebpfmanager.Link, error) {
 	if req.Adopt && req.PinPath != "" {
-		if l, err := adoptTCX(req, prog); l != nil || err != nil {
+		if l, err := adoptTCX(req, prog, exp); l != nil || err != nil {
 			return l, err
 		}
 	}
@@ -79,22 +85,24 @@ func attachTCX(req ebpfmanager.AttachRequest, prog *ebpf.Program) (ebpfmanager.L
 	default:
 		anchor = link.Tail()
 	}
+	end := exp.Begin()
 	l, err := link.AttachTCX(link.TCXOptions{Interface: req.Ifindex, Program: prog, Attach: tcxAttachType(req.Hook),
 		Anchor: anchor, ExpectedRevision: req.Place.Revision})
+	end()
 	if errors.Is(err, unix.ESTALE) {
 		return nil, ebpfmanager.ErrChainChanged
 	}
 	if err != nil {
 		return nil, fmt.Errorf("attach tcx to %s: %w", req.Ifname, err)
 	}
-	t := &tcxLink{l: l}
+	t := &tcxLink{l: l, exp: exp}
 	if req.PinPath != "" {
 		if err := os.MkdirAll(filepath.Dir(req.PinPath), 0o700); err != nil {
-			l.Close()
+			t.Close()
 			return nil, fmt.Errorf("pin dir: %w", err)
 		}
 		if err := l.Pin(req.PinPath); err != nil {
-			l.Close()
+			t.Close()
 			return nil, fmt.Errorf("pin tcx link on %s: %w", req.Ifname, err)
 		}
 		t.pin = req.PinPath
@@ -106,7 +114,7 @@ func attachTCX(req ebpfmanager.AttachRequest, prog *ebpf.Program) (ebpfmanager.L
 // (one update: every packet meets the old program or the new one). It
 // returns no link when there is nothing to adopt; a pinned link on another
 // interface or hook is stale and removed.
-func adoptTCX(req ebpfmanager.AttachRequest, prog *ebpf.Program) (ebpfmanager.Link, error) {
+func adoptTCX(req ebpfmanager.AttachRequest, prog *ebpf.Program, exp *Expediter) (ebpfmanager.Link, error) {
 	if _, err := os.Stat(req.PinPath); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -120,10 +128,12 @@ func adoptTCX(req ebpfmanager.AttachRequest, prog *ebpf.Program) (ebpfmanager.Li
 			l.Close()
 			return nil, fmt.Errorf("swap the program of the pinned link on %s: %w", req.Ifname, err)
 		}
-		return &tcxLink{l: l, pin: req.PinPath, adopted: true}, nil
+		return &tcxLink{l: l, pin: req.PinPath, adopted: true, exp: exp}, nil
 	}
 	// Not this interface's (its ifindex was reused, or it is gone).
 	_ = l.Unpin()
+	end := exp.Begin()
 	l.Close()
+	end()
 	return nil, nil
 }

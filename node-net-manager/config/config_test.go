@@ -146,3 +146,27 @@ func TestDocsExampleLoads(t *testing.T) {
 		t.Fatalf("socket %q", c.Socket)
 	}
 }
+
+func TestExpediteAttach(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nm.json")
+	if err := os.WriteFile(path, []byte(`{"expediteAttach": false}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true}, // on by default
+		{[]string{"--config", path}, false},
+		{[]string{"--config", path, "--expedite-attach"}, true},
+		{[]string{"--expedite-attach=false"}, false},
+	} {
+		c, err := Load(tc.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ExpediteAttach != tc.want {
+			t.Errorf("Load(%v).ExpediteAttach = %v, want %v", tc.args, c.ExpediteAttach, tc.want)
+		}
+	}
+}

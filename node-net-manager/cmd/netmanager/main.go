@@ -314,6 +314,32 @@ func nodeNetwork(cfg config.Config, n config.Network) (config.Network, error) {
 	return out, nil
 }
 
+// expediteAttach gives k the RCU expediter expediteAttach asks for, and
+// first puts back the kernel's switch when an earlier run was killed with
+// it on (whatever the setting now).
+func expediteAttach(k *kernel.Kernel, cfg config.Config, log *logrus.Logger) error {
+	e, err := kernel.NewExpediter(kernel.ExpediterOptions{Marker: filepath.Join(cfg.StateDir, "rcu-expedited")})
+	if err != nil {
+		return err
+	}
+	repaired, err := e.Repair()
+	if err != nil {
+		return fmt.Errorf("expediteAttach: %w", err)
+	}
+	if repaired {
+		log.WithField("path", kernel.DefaultRCUExpedited).Warn("an earlier run stopped with RCU grace periods expedited: put back to 0")
+	}
+	if !cfg.ExpediteAttach || k.Mode() != ebpfmanager.ModeTCX {
+		return nil
+	}
+	if err := e.Err(); err != nil {
+		log.WithError(err).Warn("expediteAttach: cannot expedite RCU grace periods; every TCX attach and detach waits a normal one (~10 ms)")
+		return nil
+	}
+	k.Expedite(e)
+	return nil
+}
+
 // startEBPFManager creates the eBPF Manager and subscribes it to service events.
 // With bpfStats, the kernel's BPF run-time stats stay on until stats is
 // closed.
@@ -321,6 +347,9 @@ func startEBPFManager(d parts) (_ *ebpfmanager.Manager, stats io.Closer, err err
 	cfg, log := d.cfg, d.log
 	k, err := kernel.NewWithProber(cfg.TCMode, d.prober) // nil: it tries probing itself, and says why it cannot
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := expediteAttach(k, cfg, log); err != nil {
 		return nil, nil, err
 	}
 	mounted, err := kernel.EnsureBPFFS(cfg.PinDir)
