@@ -137,7 +137,7 @@ func floats(v []float64, format string) string {
 // ScaleRow is what BenchmarkScale measures with Services deployed:
 // milliseconds per operation, one value per repetition.
 type ScaleRow struct {
-	Mode     string `json:"tcMode"` // the daemon's --tc-mode
+	Mode     string `json:"tcMode"` // the configuration: tcx, tcx-normal-rcu (--expedite-attach=false) or legacy
 	Services int    `json:"services"`
 	// Deploy[k]: POST /container/deploy of one more service with k modules
 	// loaded (0, 1, 3), to its answer (the manager attaches before it).

@@ -20,10 +20,19 @@ const (
 
 var scaleSizes = []int{1, 50, 500}
 
-// scaleModes are the daemon's --tc-mode values BenchmarkScale compares:
-// TCX links (each attach and detach waits for an RCU grace period) and
-// legacy clsact/cls_bpf filters.
-var scaleModes = []string{"tcx", "legacy"}
+// scaleModes are the daemon configurations BenchmarkScale compares: TCX
+// links with the default expediteAttach (each attach and detach inside a
+// window of expedited RCU grace periods), TCX links each waiting a normal
+// grace period (--expedite-attach=false: how every release before it
+// attached), and legacy clsact/cls_bpf filters (no grace period).
+var scaleModes = []struct {
+	name string
+	args []string
+}{
+	{"tcx", []string{"--tc-mode", "tcx"}},
+	{"tcx-normal-rcu", []string{"--tc-mode", "tcx", "--expedite-attach=false"}},
+	{"legacy", []string{"--tc-mode", "legacy"}},
+}
 
 // BenchmarkScale runs once (-benchtime 1x) and writes the markdown section
 // $BENCH_SCALE_OUT (and its JSON beside it): for each tc mode, with 1, 50
@@ -52,7 +61,7 @@ func BenchmarkScale(b *testing.B) {
 	}
 	var rows []ScaleRow
 	for _, mode := range scaleModes {
-		b.Run(mode, func(b *testing.B) { rows = append(rows, scaleRows(b, mode, sizes)...) })
+		b.Run(mode.name, func(b *testing.B) { rows = append(rows, scaleRows(b, mode.name, mode.args, sizes)...) })
 	}
 	md := RenderScale(rows)
 	data, _ := json.MarshalIndent(rows, "", "  ")
@@ -71,15 +80,16 @@ func BenchmarkScale(b *testing.B) {
 	}
 }
 
-// scaleRows measures one tc mode on a node of its own, its services
-// deployed up to each size in turn.
-func scaleRows(b *testing.B, mode string, sizes []int) []ScaleRow {
+// scaleRows measures one configuration (mode: its name; args: the daemon's
+// flags) on a node of its own, its services deployed up to each size in
+// turn.
+func scaleRows(b *testing.B, mode string, args []string, sizes []int) []ScaleRow {
 	// A /24 holds 253 services: the node gets a /22.
 	cfg := filepath.Join(b.TempDir(), "netmanager.json")
 	if err := os.WriteFile(cfg, []byte(`{"nodeSubnet": "10.18.0.0/22"}`), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	n := newNodeArgs(b, "--tc-mode", mode, "--config", cfg)
+	n := newNodeArgs(b, append([]string{"--config", cfg}, args...)...)
 	extra := nstest.NewNetns(b, "nm-bench-x")
 	xpid := extra.StartProcess(b)
 	var rows []ScaleRow
