@@ -476,6 +476,12 @@ func (f *fakeModule) Close() error { return f.record("Close") }
 // ServicesChanged makes every fake module a module.ServicesWatcher.
 func (f *fakeModule) ServicesChanged() error { return f.record("ServicesChanged") }
 
+// fakeBatcher is a fakeModule that is a module.Batcher.
+type fakeBatcher struct{ *fakeModule }
+
+func (f fakeBatcher) BeginBatch()     { _ = f.record("BeginBatch") }
+func (f fakeBatcher) EndBatch() error { return f.record("EndBatch") }
+
 // fakePlugins maps a .so path to its behaviour.
 type fakePlugins struct {
 	mu      sync.Mutex
@@ -485,11 +491,12 @@ type fakePlugins struct {
 	panicOn map[string]string        // module name -> call that panics
 	failOn  map[string]string
 	sizes   map[string]module.MapSizesFunc // a module's MapSizes, by name; default none
+	batch   map[string]bool                // modules whose control planes are module.Batchers
 }
 
 func newFakePlugins() *fakePlugins {
 	return &fakePlugins{openErr: map[string]error{}, newErr: map[string]error{}, mods: map[string][]*fakeModule{},
-		panicOn: map[string]string{}, failOn: map[string]string{}, sizes: map[string]module.MapSizesFunc{}}
+		panicOn: map[string]string{}, failOn: map[string]string{}, sizes: map[string]module.MapSizesFunc{}, batch: map[string]bool{}}
 }
 
 func (p *fakePlugins) Stat(path string) (fs.FileInfo, error) { return os.Stat(path) }
@@ -518,6 +525,9 @@ func (p *fakePlugins) Open(path string) (module.NewFunc, module.MapSizesFunc, er
 			fmt.Fprintf(w, `{"attached": %d}`, len(f.attached))
 		})
 		p.mods[base.Name] = append(p.mods[base.Name], f)
+		if p.batch[base.Name] {
+			return fakeBatcher{f}, nil
+		}
 		return f, nil
 	}
 	return newFn, p.sizes[strings.TrimSuffix(filepath.Base(path), ".so")], nil

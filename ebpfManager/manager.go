@@ -349,7 +349,25 @@ func (m *Manager) start(in *instance, so startOptions) (err error) {
 			m.stop(in)
 		}
 	}()
-	for _, t := range m.targets(in) {
+	return m.attachTargets(in, m.targets(in))
+}
+
+// attachTargets attaches a new instance to its interfaces, inside one batch
+// when its control plane batches (module.Batcher) and there is more than
+// one.
+func (m *Manager) attachTargets(in *instance, targets []module.Interface) (err error) {
+	if b, ok := in.mod.(module.Batcher); ok && len(targets) > 1 {
+		if err := m.guard(in, "BeginBatch", func() error { b.BeginBatch(); return nil }); err != nil {
+			return err // it panicked
+		}
+		defer func() {
+			end := m.guard(in, "EndBatch", b.EndBatch)
+			if err == nil && end != nil {
+				err = moduleError(fmt.Errorf("module %s, attached to %d interfaces: %w", in.name, len(targets), end))
+			}
+		}()
+	}
+	for _, t := range targets {
 		if err := m.attach(in, t); err != nil {
 			return err
 		}

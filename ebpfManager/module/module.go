@@ -191,6 +191,24 @@ type ServicesWatcher interface {
 	ServicesChanged() error
 }
 
+// Batcher is an optional interface of a Module, for control planes whose
+// Attach does work that is the same whatever the interface (e.g. writing
+// maps derived from the whole service table): attached to N interfaces one
+// by one, they would do it N times. When the eBPF Manager attaches a new
+// instance to more than one interface at once (loading it, or taking it
+// back at a restart), it calls BeginBatch before the first Attach and
+// EndBatch after the last. Attach calls in between may leave that work to
+// EndBatch, which must do it: the load answers after EndBatch. EndBatch is
+// called also when an Attach of the batch failed (the load then fails
+// whatever EndBatch returns); an error from EndBatch fails the load as an
+// error from Attach would, and every attachment is undone (Detach, outside
+// a batch). No other call into the module comes between BeginBatch and
+// EndBatch.
+type Batcher interface {
+	BeginBatch()
+	EndBatch() error
+}
+
 // NewFunc is the signature of the New function a module's plugin exports:
 //
 //	func New(base module.Base) (module.Module, error)

@@ -158,6 +158,7 @@ type Proxy struct {
 	gwSet    bool              // conf has the bridge's MAC
 	underlay *module.Interface // the host interface the tunnel is on; nil: no kernel tunnel
 	last     *translations     // what the last whole sync wrote; nil: unknown (sync.go)
+	batching bool              // inside a batch: Attach leaves the sync to EndBatch
 
 	reader     *ringbuf.Reader // misses; nil once closed
 	readerDone chan struct{}   // closed when the reader's goroutine ends
@@ -231,6 +232,27 @@ func (p *Proxy) Attach(a module.Attachment) error {
 	}
 	p.attached[svc.IPv4] = local{ifindex: uint32(a.Interface.Ifindex), mac: mac, nsIP6: svc.IPv6}
 	p.byIndex[uint32(a.Interface.Ifindex)] = svc.IPv4
+	if p.batching {
+		return nil // EndBatch syncs
+	}
+	return p.sync()
+}
+
+// BeginBatch starts a batch of attaches (module.Batcher): the eBPF Manager
+// is loading the proxy onto many services. A sync reads the whole service
+// table and plans every translation, so one per attach made a load onto N
+// services cost O(N²); in a batch Attach only records the instance.
+func (p *Proxy) BeginBatch() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.batching = true
+}
+
+// EndBatch pushes the translations of every instance the batch attached.
+func (p *Proxy) EndBatch() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.batching = false
 	return p.sync()
 }
 
@@ -301,6 +323,7 @@ func macs(ifindex int, nsPath string) (peer, gw [6]byte, err error) {
 }
 
 var (
+	_ module.Batcher      = (*Proxy)(nil)
 	_ module.NewFunc      = New
 	_ module.MapSizesFunc = MapSizes
 )

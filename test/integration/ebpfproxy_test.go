@@ -24,6 +24,14 @@ func TestEBPFProxy(t *testing.T) {
 	n := newNode(t)
 	client := webServices(t, n)
 	px := loadModule(t, n, `{"name": "proxy", "priority": 50}`)
+	// The translations are in place when the load answers, before any
+	// packet could miss one (the proxy attaches to the 4 services in one
+	// batch and writes them at its end).
+	var atLoad map[string][]string
+	getJSON(t, n, "/ebpf/"+px.ID+"/translations", &atLoad)
+	if web := serviceIP(t, n, "app.ns.web.ns", 0, table.PolicyRoundRobin); len(atLoad[web]) != 3 {
+		t.Fatalf("translations when the load answered: %v, want 3 instances behind %s", atLoad, web)
+	}
 	var before, after proxyStats
 	getJSON(t, n, "/proxy", &before)
 
