@@ -165,6 +165,7 @@ func RenderScale(rows []ScaleRow) string {
 		fmt.Fprintf(&md, "| %s | %d | %.1f ms | %.2f ms | %.1f ms | %.1f ms |\n", r.Mode, r.Services, pc, pc/float64(max(r.Services, 1)),
 			median(r.Load["firewall"]), median(r.Load["proxy"]))
 	}
+	md.WriteString(scaleGoals(rows))
 	md.WriteString("\nAll runs (ms):\n\n")
 	for _, r := range rows {
 		fmt.Fprintf(&md, "- %s, %d service(s): deploy with 0 / 1 / 3 modules: %s / %s / %s; load", r.Mode, r.Services,
@@ -179,4 +180,41 @@ func RenderScale(rows []ScaleRow) string {
 		md.WriteString("\n")
 	}
 	return md.String()
+}
+
+// Issue 24's goals at 500 services: every module's load onto them, and a
+// deploy with 3 modules loaded over one with none.
+const (
+	scaleGoalServices = 500
+	scaleGoalLoadMs   = 2000.0
+	scaleGoalDeployMs = 20.0
+)
+
+// scaleGoals says, per configuration measured at 500 services, whether
+// each goal is met.
+func scaleGoals(rows []ScaleRow) string {
+	var md strings.Builder
+	for _, r := range rows {
+		if r.Services != scaleGoalServices {
+			continue
+		}
+		if md.Len() == 0 {
+			fmt.Fprintf(&md, "\nGoals at %d services: each load ≤ %.0f ms, deploy with 3 modules ≤ +%.0f ms over none.\n\n", scaleGoalServices, scaleGoalLoadMs, scaleGoalDeployMs)
+		}
+		d := median(r.Deploy[3]) - median(r.Deploy[0])
+		fmt.Fprintf(&md, "- %s: deploy +%.1f ms (%s)", r.Mode, d, metOrNot(d <= scaleGoalDeployMs))
+		for _, m := range ChainModules {
+			l := median(r.Load[m])
+			fmt.Fprintf(&md, "; load %s %.0f ms (%s)", m, l, metOrNot(l <= scaleGoalLoadMs))
+		}
+		md.WriteString("\n")
+	}
+	return md.String()
+}
+
+func metOrNot(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
 }

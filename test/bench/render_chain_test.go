@@ -57,3 +57,25 @@ func TestRenderScale(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderScaleGoals(t *testing.T) {
+	rows := []ScaleRow{
+		{Mode: "tcx", Services: 500, Deploy: map[int][]float64{0: {30}, 3: {45}},
+			Load: map[string][]float64{"packetcounter": {400}, "firewall": {1999}, "proxy": {2001}}},
+		{Mode: "legacy", Services: 500, Deploy: map[int][]float64{0: {30}, 3: {51}},
+			Load: map[string][]float64{"packetcounter": {400}, "firewall": {400}, "proxy": {400}}},
+		{Mode: "tcx", Services: 50, Deploy: map[int][]float64{0: {30}, 3: {90}}},
+	}
+	md := RenderScale(rows)
+	for _, want := range []string{
+		"- tcx: deploy +15.0 ms (met); load packetcounter 400 ms (met); load firewall 1999 ms (met); load proxy 2001 ms (not met)",
+		"- legacy: deploy +21.0 ms (not met); load packetcounter 400 ms (met)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("missing %q in\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "+60.0 ms") {
+		t.Errorf("a row of 50 services was held to the goals at 500:\n%s", md)
+	}
+}
