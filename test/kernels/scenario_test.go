@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +89,7 @@ func TestDaemonAcrossKernels(t *testing.T) {
 	s := newScenario(t, want)
 	n, cli, srv, srvAddr, srvVeth, loaded, pins, state := s.node, s.cli, s.srv, s.srvAddr, s.srvVeth, s.loaded, s.pins, s.state
 	t.Logf("MATRIX: chain mode %s on %s", want, release(t))
+	n.assertExpedited(t, want)
 	rr := n.serviceIP(t, "app.ns.srv.ns")
 	n.assertEnforced(t, cli, srv, srvAddr, rr, "before the restart")
 	before := n.counts(t, loaded[0].ID, srvVeth)
@@ -116,6 +118,34 @@ func TestDaemonAcrossKernels(t *testing.T) {
 		t.Fatalf("the packet counter did not count on after the restart: %d, was %d", after, before)
 	}
 	n.teardown(t, pins, state)
+}
+
+// assertExpedited: under TCX the daemon expedites the RCU grace periods of
+// its attaches (the kernel has /sys/kernel/rcu_expedited and lets it be
+// written: no warning in the log), and the switch is off between them.
+func (n *node) assertExpedited(t *testing.T, mode ebpfmanager.Mode) {
+	t.Helper()
+	if mode != ebpfmanager.ModeTCX {
+		return
+	}
+	if log := n.d.log.String(); strings.Contains(log, "cannot expedite") {
+		t.Fatalf("the daemon could not expedite its TCX attaches on %s:\n%s", release(t), log)
+	}
+	// another test's daemon in this guest may hold the switch for a moment
+	for i := 0; ; i++ {
+		b, err := os.ReadFile("/sys/kernel/rcu_expedited")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(string(b)) == "0" {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("/sys/kernel/rcu_expedited stays %q after the attaches", b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("MATRIX: TCX attaches expedited on %s", release(t))
 }
 
 // assertEnforced checks the firewall's rules and the eBPF proxy with real
