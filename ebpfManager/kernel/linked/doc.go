@@ -87,6 +87,16 @@
 // this chain took 0.14–0.6 s to load across runs (the proxy's 72k processed
 // instructions are most of it), paid once per distinct chain and hook.
 //
+// # Since then
+//
+// The daemon now opens a window of expedited RCU grace periods around each
+// TCX attach and detach (kernel.Expediter, config expediteAttach), which
+// takes the ~10 ms wait above down to ~30 µs without changing the chain's
+// shape: a load onto 500 services went from 8.9 s to 0.36 s and a deploy
+// with three modules from +77 ms to +16 ms (BenchmarkScale). Linking would
+// still save the per-link work and the per-program dispatch, at the price
+// of the integration below; it stays a prototype.
+//
 // # What integrating it would need (not done)
 //
 //   - Chains as the unit: the manager decides today per (instance,
