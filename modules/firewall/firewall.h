@@ -96,7 +96,7 @@ struct fw_flow {
  * packets of F itself pass without classification while version is the
  * running rule set's, counted as hits of slot (F's rule) as if classified. */
 struct fw_seen {
-	__u64 seen;    /* ns, bpf_ktime_get_ns of the flow's last packet */
+	__u64 seen;    /* ns, bpf_ktime_get_coarse_ns of the flow's last packet (a tick's precision) */
 	__u32 version; /* fw_state.version that allowed F */
 	__u32 slot;    /* the rule that allowed F (gen * FW_MAX_RULES + index), or FW_SLOT_NONE */
 };

@@ -92,8 +92,8 @@
 // The daemon now opens a window of expedited RCU grace periods around each
 // TCX attach and detach (kernel.Expediter, config expediteAttach), which
 // takes the ~10 ms wait above down to ~30 µs without changing the chain's
-// shape: a load onto 500 services went from 8.9 s to 0.36 s and a deploy
-// with three modules from +77 ms to +16 ms (BenchmarkScale). Linking would
+// shape: a load onto 500 services went from 8.8 s to 0.27 s and a deploy
+// with three modules from +55 ms to +17 ms (BenchmarkScale). Linking would
 // still save the per-link work and the per-program dispatch, at the price
 // of the integration below; it stays a prototype.
 //
