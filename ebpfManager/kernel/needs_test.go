@@ -69,7 +69,7 @@ func TestNeedsOfShippedModules(t *testing.T) {
 		want, never []string
 	}{
 		{"packetcounter", []string{"bpf_map_lookup_elem", "map_percpu_hash"}, []string{"bpf_loop", "btf", "adjust_room_decap"}},
-		{"firewall", []string{"bpf_loop", "bpf_ktime_get_ns", "map_lpm_trie", "map_lru_hash", "map_percpu_array"},
+		{"firewall", []string{"bpf_loop", "bpf_ktime_get_coarse_ns", "map_lpm_trie", "map_lru_hash", "map_percpu_array"},
 			[]string{"btf", "adjust_room_decap", "bpf_redirect_peer"}},
 		{"proxy", []string{"btf", "adjust_room_decap", "bpf_redirect_peer", "bpf_redirect_neigh", "bpf_fib_lookup", "bpf_skb_adjust_room", "map_ringbuf", "map_lru_hash"},
 			[]string{"bpf_loop", "map_lpm_trie"}},

@@ -4,6 +4,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,6 +46,21 @@ func (w *gw) queuedDatagram(t *testing.T, addr string) (*net.UDPConn, func() int
 func TestDownWANReleasesNexthop(t *testing.T) {
 	w := newGW(t, `[]`, `[]`, "")
 	w.ns.MustExec(t, "ip", "link", "set", "wan1p", "down") // wan1 loses carrier: nothing answers
+	// The kernel flushes wan1's neighbour entries when it handles the loss
+	// of carrier, a moment later (linkwatch, after it sets the operstate):
+	// a datagram sent before that would lose its entry to the flush, not to
+	// the module.
+	for i := 0; ; i++ {
+		out := w.ns.MustExec(t, "ip", "-o", "link", "show", "wan1")
+		if strings.Contains(out, "state LOWERLAYERDOWN") || strings.Contains(out, "state DOWN") {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("wan1 never went down: %s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
 	_, outq := w.queuedDatagram(t, "192.0.2.2:9")
 	if n := outq(); n == 0 {
 		t.Fatal("the datagram is not waiting for ARP; the test shows nothing")
