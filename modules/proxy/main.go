@@ -148,17 +148,18 @@ var mapNames = []string{"config", "stats", "misses",
 
 // Proxy is one instance.
 type Proxy struct {
-	mu       sync.Mutex
-	base     module.Base
-	cfg      settings
-	maps     map[string]*ebpf.Map
-	attached map[netip.Addr]local // by IPv4 namespace address
-	byIndex  map[uint32]netip.Addr
-	conf     pxConfig          // what the config map holds
-	gwSet    bool              // conf has the bridge's MAC
-	underlay *module.Interface // the host interface the tunnel is on; nil: no kernel tunnel
-	last     *translations     // what the last whole sync wrote; nil: unknown (sync.go)
-	batching bool              // inside a batch: Attach leaves the sync to EndBatch
+	mu        sync.Mutex
+	base      module.Base
+	cfg       settings
+	maps      map[string]*ebpf.Map
+	attached  map[netip.Addr]local // by IPv4 namespace address
+	byIndex   map[uint32]netip.Addr
+	conf      pxConfig          // what the config map holds
+	gwSet     bool              // conf has the bridge's MAC
+	underlay  *module.Interface // the host interface the tunnel is on; nil: no kernel tunnel
+	last      *translations     // what the last whole sync wrote; nil: unknown (sync.go)
+	batching  bool              // inside a batch: Attach leaves the sync to EndBatch
+	peerScans int               // session scans for peers (withSessionPeers), for tests
 
 	reader     *ringbuf.Reader // misses; nil once closed
 	readerDone chan struct{}   // closed when the reader's goroutine ends

@@ -64,8 +64,12 @@ func (p *Proxy) sync() error {
 		syncMap(p.maps["locals"], t.locals, prev.locals, known, new([4]byte)),
 		syncMap(p.maps["locals6"], t.locals6, prev.locals6, known, new([16]byte)),
 	}
-	if peers, err := p.withSessionPeers(t.peers); err != nil {
-		errs = append(errs, err)
+	peers, scanned := t.peers, error(nil)
+	if !known || !containsAll(t.peers, prev.peers) {
+		peers, scanned = p.withSessionPeers(t.peers)
+	}
+	if scanned != nil {
+		errs = append(errs, scanned) // no peer goes on a partial scan
 	} else {
 		errs = append(errs, p.syncPeers(peers))
 	}
@@ -203,10 +207,29 @@ func dropWhere[K, V any](m *ebpf.Map, match func(K, V) bool) error {
 	return nil
 }
 
+// containsAll says whether every key of sub is in set.
+func containsAll[K comparable](set, sub map[K]bool) bool {
+	for k := range sub {
+		if !set[k] {
+			return false
+		}
+	}
+	return true
+}
+
 // withSessionPeers adds to want every node a tunnel session still points
 // at: a flow under way keeps taking its replies from its node after the
 // table lost the node's instances (the cluster table released their job).
+//
+// sync calls it only when a peer would go: the scan reads both session
+// tables whole (two million entries at a million flows, ~0.7 s), and it can
+// only keep peers the map already holds. Only the control plane writes the
+// peers map, and the data plane makes a session only with a node that is in
+// it (an inbound tunnel flow from a node that is not is refused), so every
+// session's node is a peer of the last sync; when the new plan keeps all of
+// those, the scan would add nothing.
 func (p *Proxy) withSessionPeers(want map[[4]byte]bool) (map[[4]byte]bool, error) {
+	p.peerScans++
 	add := func(nodes ...[4]byte) {
 		for _, n := range nodes {
 			if n != ([4]byte{}) {
