@@ -362,8 +362,12 @@ func (m *Manager) attachTargets(in *instance, targets []module.Interface) (err e
 		}
 		defer func() {
 			end := m.guard(in, "EndBatch", b.EndBatch)
-			if err == nil && end != nil {
+			switch {
+			case end == nil:
+			case err == nil:
 				err = moduleError(fmt.Errorf("module %s, attached to %d interfaces: %w", in.name, len(targets), end))
+			default: // the load fails on err; this one is only told
+				m.opts.Log.WithFields(logrus.Fields{"id": in.id, "module": in.name}).WithError(end).Debug("EndBatch after a failed attach")
 			}
 		}()
 	}

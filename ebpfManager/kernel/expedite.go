@@ -32,19 +32,23 @@ const DefaultRCUExpedited = "/sys/kernel/rcu_expedited"
 // sysfs), gets no window: attaches work, at their usual cost; Err says why.
 // The zero Expediter and a nil one do nothing.
 type Expediter struct {
-	path   string // the switch
-	marker string // exists while we hold the switch at 1
-	mu     sync.Mutex
-	depth  int  // open windows
-	ours   bool // we wrote the 1 the switch holds
-	taken  int  // how often we took the switch (tests read it)
-	err    error
+	path    string // the switch
+	marker  string // exists while we hold the switch at 1
+	onError func(error)
+	mu      sync.Mutex
+	depth   int  // open windows
+	ours    bool // we wrote the 1 the switch holds
+	taken   int  // how often we took the switch (tests read it)
+	err     error
 }
 
 // ExpediterOptions name the Expediter's files.
 type ExpediterOptions struct {
 	Path   string // the switch: DefaultRCUExpedited when ""
 	Marker string // a file of the daemon's state; required
+	// OnError is told, once, why a window could not be opened or closed
+	// (the Expediter then opens no more); nil: only Err says so.
+	OnError func(error)
 }
 
 // NewExpediter returns an Expediter over the switch; it checks that the
@@ -57,7 +61,7 @@ func NewExpediter(o ExpediterOptions) (*Expediter, error) {
 	if o.Path == "" {
 		o.Path = DefaultRCUExpedited
 	}
-	e := &Expediter{path: o.Path, marker: o.Marker}
+	e := &Expediter{path: o.Path, marker: o.Marker, onError: o.OnError}
 	if _, err := e.read(); err != nil {
 		e.err = err
 	}
@@ -137,7 +141,7 @@ func (e *Expediter) Begin() (end func()) {
 	}
 	if e.depth == 0 {
 		if err := e.open(); err != nil {
-			e.err = err
+			e.fail(err)
 			return func() {}
 		}
 	}
@@ -176,8 +180,16 @@ func (e *Expediter) end() {
 	}
 	e.ours = false
 	if err := e.write(false); err != nil {
-		e.err = err // the marker stays: the next start repairs it
+		e.fail(err) // the marker stays: the next start repairs it
 		return
 	}
 	os.Remove(e.marker)
+}
+
+// fail keeps why the Expediter stops and tells OnError; the caller holds mu.
+func (e *Expediter) fail(err error) {
+	e.err = err
+	if e.onError != nil {
+		e.onError(err)
+	}
 }

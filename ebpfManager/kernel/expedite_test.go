@@ -164,6 +164,8 @@ func TestExpediterWithoutSwitch(t *testing.T) {
 // opened and no marker left, and Err keeps why.
 func TestExpediterUnwritable(t *testing.T) {
 	e, sw, marker := newFakeExpediter(t, "0")
+	var told []error
+	e.onError = func(err error) { told = append(told, err) }
 	if err := os.Chmod(sw, 0o400); err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +178,37 @@ func TestExpediterUnwritable(t *testing.T) {
 		e.path = sw
 	}
 	e.Begin()()
+	e.Begin()()
 	if e.Err() == nil || exists(marker) {
 		t.Errorf("unwritable switch: Err %v, marker %v", e.Err(), exists(marker))
+	}
+	if len(told) != 1 || told[0] != e.Err() {
+		t.Errorf("OnError was told %v, want once: %v", told, e.Err())
+	}
+}
+
+// A switch that cannot be put back at the end of a window: OnError is
+// told, the marker stays for the next start's Repair, and no window opens
+// after.
+func TestExpediterCannotPutBack(t *testing.T) {
+	e, sw, marker := newFakeExpediter(t, "0")
+	var told []error
+	e.onError = func(err error) { told = append(told, err) }
+	end := e.Begin()
+	// the switch becomes a directory: writing 0 fails
+	if err := os.Remove(sw); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(sw, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	end()
+	if len(told) != 1 || !exists(marker) {
+		t.Fatalf("OnError told %v, marker %v; want one error and the marker kept", told, exists(marker))
+	}
+	e.Begin()()
+	if e.taken != 1 || len(told) != 1 {
+		t.Errorf("after the failure: switch taken %d times, %d errors told; want 1, 1", e.taken, len(told))
 	}
 }
 

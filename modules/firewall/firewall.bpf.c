@@ -280,13 +280,22 @@ static __always_inline void reverse(struct fw_flow *r, struct fw_flow *f)
 	r->dport = f->sport;
 }
 
+/* fresh: whether a flow entry is within its timeout. An entry stamped a
+ * little after now (by another CPU since our clock read, or by an earlier
+ * data plane on the fine clock, re-adopted over this pinned table) is fresh:
+ * the difference is taken signed, so it never wraps to "expired". */
+static __always_inline int fresh(struct fw_state *st, struct fw_seen *e, __u64 now)
+{
+	return (__s64)(now - e->seen) < (__s64)st->flow_timeout;
+}
+
 /* stateful_pass: whether the flow table lets p through without the rules:
  * a reply of an allowed flow, or a further packet of a flow the running rule
  * set allowed (then counted as its rule's hit). It refreshes the entry. */
 static __always_inline int stateful_pass(struct fw_state *st, struct pkt *p, __u64 now)
 {
 	struct fw_seen *e = bpf_map_lookup_elem(&flows, &p->flow);
-	if (e && now - e->seen < st->flow_timeout) {
+	if (e && fresh(st, e, now)) {
 		if (e->seen != now) /* once a tick: no store, no cache line taken from another CPU */
 			e->seen = now;
 		return 1;
@@ -296,7 +305,7 @@ static __always_inline int stateful_pass(struct fw_state *st, struct pkt *p, __u
 	struct fw_flow rev;
 	reverse(&rev, &p->flow);
 	e = bpf_map_lookup_elem(&flows, &rev);
-	if (!e || e->version != st->version || now - e->seen >= st->flow_timeout)
+	if (!e || e->version != st->version || !fresh(st, e, now))
 		return 0;
 	if (e->seen != now)
 		e->seen = now;

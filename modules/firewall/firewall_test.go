@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -246,6 +247,40 @@ func TestStatefulReplies(t *testing.T) {
 	stateless.fromService(t, tcp4(t, "10.18.0.2", "93.184.216.34", 40000, 80))
 	if v := stateless.toService(t, reply); v != drop {
 		t.Fatalf("stateless firewall let a reply through: %s", verdict(v))
+	}
+}
+
+// A flow entry stamped a little ahead of the clock the program reads (by
+// another CPU between its read and ours, or by an earlier version of the
+// data plane that read the fine clock, re-adopted over the same pinned
+// table) is fresh, not expired: its reply passes, its forward packets pass
+// on their cached verdict.
+func TestFlowSeenAhead(t *testing.T) {
+	w := newFW(t, `{"defaultPolicy": "deny", "rules": [{"id": "web", "action": "allow", "direction": "egress", "proto": "tcp", "dstPorts": "80"}]}`)
+	out := tcp4(t, "10.18.0.2", "93.184.216.34", 40000, 80)
+	if v := w.fromService(t, out); v != next {
+		t.Fatalf("outgoing SYN: %s", verdict(v))
+	}
+	var k fwFlow
+	var e fwSeen
+	var keys []fwFlow
+	var vals []fwSeen
+	it := w.coll.Maps["flows"].Iterate()
+	for it.Next(&k, &e) {
+		e.Seen += uint64(50 * time.Millisecond) // past any tick of the coarse clock
+		keys, vals = append(keys, k), append(vals, e)
+	}
+	if err := it.Err(); err != nil || len(keys) != 1 {
+		t.Fatalf("flow entries: %d, %v", len(keys), err)
+	}
+	if err := w.coll.Maps["flows"].Put(keys[0], vals[0]); err != nil {
+		t.Fatal(err)
+	}
+	if v := w.toService(t, tcp4(t, "93.184.216.34", "10.18.0.2", 80, 40000)); v != next {
+		t.Fatalf("the reply of a flow seen a moment ahead of the clock: %s", verdict(v))
+	}
+	if v := w.fromService(t, out); v != next {
+		t.Fatalf("a further packet of that flow: %s", verdict(v))
 	}
 }
 

@@ -314,30 +314,40 @@ func nodeNetwork(cfg config.Config, n config.Network) (config.Network, error) {
 	return out, nil
 }
 
-// expediteAttach gives k the RCU expediter expediteAttach asks for, and
-// first puts back the kernel's switch when an earlier run was killed with
-// it on (whatever the setting now).
-func expediteAttach(k *kernel.Kernel, cfg config.Config, log *logrus.Logger) error {
-	e, err := kernel.NewExpediter(kernel.ExpediterOptions{Marker: filepath.Join(cfg.StateDir, "rcu-expedited")})
+// rcuExpediter returns the RCU expediter of expediteAttach, after putting
+// back the kernel's switch when an earlier run was killed with it on
+// (whatever the setting now). It is best effort: what fails is logged, and
+// the daemon goes on (its attaches then wait normal grace periods).
+func rcuExpediter(cfg config.Config, log *logrus.Logger) *kernel.Expediter {
+	warn := func(err error) {
+		log.WithError(err).Warn("expediteAttach: a window of expedited RCU grace periods failed; later TCX attaches wait normal ones (~10 ms)")
+	}
+	e, err := kernel.NewExpediter(kernel.ExpediterOptions{Marker: filepath.Join(cfg.StateDir, "rcu-expedited"), OnError: warn})
 	if err != nil {
-		return err
+		log.WithError(err).Warn("expediteAttach: no RCU expediter")
+		return nil
 	}
 	repaired, err := e.Repair()
-	if err != nil {
-		return fmt.Errorf("expediteAttach: %w", err)
-	}
-	if repaired {
+	switch {
+	case err != nil:
+		log.WithError(err).Error("expediteAttach: an earlier run stopped with RCU grace periods expedited, and the switch could not be put back")
+	case repaired:
 		log.WithField("path", kernel.DefaultRCUExpedited).Warn("an earlier run stopped with RCU grace periods expedited: put back to 0")
 	}
-	if !cfg.ExpediteAttach || k.Mode() != ebpfmanager.ModeTCX {
-		return nil
+	return e
+}
+
+// expediteAttach gives k the expediter when expediteAttach asks for it and
+// k attaches with TCX.
+func expediteAttach(k *kernel.Kernel, e *kernel.Expediter, cfg config.Config, log *logrus.Logger) {
+	if e == nil || !cfg.ExpediteAttach || k.Mode() != ebpfmanager.ModeTCX {
+		return
 	}
 	if err := e.Err(); err != nil {
 		log.WithError(err).Warn("expediteAttach: cannot expedite RCU grace periods; every TCX attach and detach waits a normal one (~10 ms)")
-		return nil
+		return
 	}
 	k.Expedite(e)
-	return nil
 }
 
 // startEBPFManager creates the eBPF Manager and subscribes it to service events.
@@ -345,13 +355,12 @@ func expediteAttach(k *kernel.Kernel, cfg config.Config, log *logrus.Logger) err
 // closed.
 func startEBPFManager(d parts) (_ *ebpfmanager.Manager, stats io.Closer, err error) {
 	cfg, log := d.cfg, d.log
+	exp := rcuExpediter(cfg, log)                        // repairs first, even when the kernel cannot be used
 	k, err := kernel.NewWithProber(cfg.TCMode, d.prober) // nil: it tries probing itself, and says why it cannot
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := expediteAttach(k, cfg, log); err != nil {
-		return nil, nil, err
-	}
+	expediteAttach(k, exp, cfg, log)
 	mounted, err := kernel.EnsureBPFFS(cfg.PinDir)
 	if err != nil {
 		return nil, nil, err
