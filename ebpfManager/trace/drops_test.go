@@ -133,7 +133,7 @@ func TestDropMonitorRateLimit(t *testing.T) {
 	f := udpFrame(t, "10.30.0.9", 53)
 	start := time.Now()
 	var err error
-	onOneCPU(t, func() {
+	bpftest.OnOneCPU(t, func() {
 		for range 100 { // one test run frees its packet once, whatever its Repeat
 			if _, err = p.Run(&ebpf.RunOptions{Data: f}); err != nil {
 				return

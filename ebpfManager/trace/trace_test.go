@@ -4,13 +4,11 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket/layers"
-	"golang.org/x/sys/unix"
 
 	"github.com/oakestra/netmanager/test/bpftest"
 )
@@ -71,33 +69,6 @@ func drain[T any](t *testing.T, read func(deadline time.Time) (T, error)) int {
 
 // checkBucket checks, after 100 events were offered to a bucket of 5 at 1/s,
 // that 5 came through (6 if a second passed) and the rest were counted lost.
-// onOneCPU runs fn on a thread pinned to one CPU: the buckets are per CPU,
-// and a thread that moves between CPUs would draw on several.
-func onOneCPU(t *testing.T, fn func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var was, one unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &was); err != nil {
-		t.Fatal(err)
-	}
-	for c := 0; c < 1024; c++ {
-		if was.IsSet(c) {
-			one.Set(c)
-			break
-		}
-	}
-	if err := unix.SchedSetaffinity(0, &one); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := unix.SchedSetaffinity(0, &was); err != nil {
-			t.Error(err)
-		}
-	}()
-	fn()
-}
-
 func checkBucket[T any](t *testing.T, read func(deadline time.Time) (T, error), lost func() (uint64, error), took time.Duration) {
 	t.Helper()
 	n := drain(t, read)
@@ -228,7 +199,7 @@ func TestTraceRateLimit(t *testing.T) {
 	f := udpFrame(t, "10.30.0.9", 53)
 	start := time.Now()
 	var err error
-	onOneCPU(t, func() { _, err = p.Run(&ebpf.RunOptions{Data: f, Repeat: 100}) })
+	bpftest.OnOneCPU(t, func() { _, err = p.Run(&ebpf.RunOptions{Data: f, Repeat: 100}) })
 	if err != nil {
 		t.Fatal(err)
 	}
