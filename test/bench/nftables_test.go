@@ -16,7 +16,7 @@ import (
 )
 
 const (
-	nftRounds = 3
+	nftRounds = 5
 	nftSample = time.Second
 )
 
@@ -42,7 +42,7 @@ type nftBench struct {
 // packets to it: bridge-nf-call-iptables), the same rule sets of 10, 100
 // and 1000 rules under a default deny. Metrics: UDP 64 B packets per
 // second received, iperf3 TCP Gbit/s, TCP connections per second. The
-// variants alternate round by round: $BENCH_NFT_ROUNDS rounds (default 3).
+// variants alternate round by round: $BENCH_NFT_ROUNDS rounds (default 5).
 func BenchmarkFirewallVsNftables(b *testing.B) {
 	nstest.RequireRoot()
 	if _, err := exec.LookPath("nft"); err != nil {

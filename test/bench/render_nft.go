@@ -123,5 +123,27 @@ func RenderNft(r NftResult) string {
 		fmt.Fprintf(&md, "| %d | firewall/nftables | %s |\n", n, ratio(fw, nft))
 		fmt.Fprintf(&md, "| %d | firewall/none | %s |\n", n, ratio(fw, none))
 	}
+	md.WriteString("\nfirewall/nftables round by round (each round measures both, one after the other), the spread the\nratios of medians above come from:\n\n")
+	for _, n := range counts {
+		fw, nft := find("firewall", n), find("nftables", n)
+		fmt.Fprintf(&md, "- %d rules: UDP pkts/s %s; TCP Gbit/s %s; TCP conn/s %s\n", n,
+			roundRatios(fw.PPS, nft.PPS), roundRatios(fw.Gbits, nft.Gbits), roundRatios(fw.ConnPerSec, nft.ConnPerSec))
+	}
 	return md.String()
+}
+
+// roundRatios lists a[i]/b[i] for the rounds both have.
+func roundRatios(a, b []float64) string {
+	var rs []string
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if b[i] == 0 {
+			rs = append(rs, "n/a")
+			continue
+		}
+		rs = append(rs, fmt.Sprintf("%.2f", a[i]/b[i]))
+	}
+	if len(rs) == 0 {
+		return "none"
+	}
+	return strings.Join(rs, ", ")
 }
