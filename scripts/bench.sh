@@ -122,7 +122,7 @@ nsmin_ms() {
   echo
   fe=$(awk -v a="$(nsmin BenchmarkHelperFloor/grow_gre)" -v r="$(nsmin BenchmarkHelperFloor/redirect)" -v z="$f0" 'BEGIN{print (a-z)+(r-z)}')
   fd=$(awk -v a="$(nsmin BenchmarkHelperFloor/shrink_gre)" -v r="$(nsmin BenchmarkHelperFloor/redirect)" -v z="$f0" 'BEGIN{print (a-z)+(r-z)}')
-  echo "\`clock\` (bpf_ktime_get_ns) is what any helper call and return costs here; \`grow_gre\` and"
+  echo "\`clock\` (bpf_ktime_get_ns) and \`redirect\` show what a call that does little costs here; \`grow_gre\` and"
   echo "\`shrink_gre\` are the bpf_skb_adjust_room calls of encapsulation and decapsulation, \`redirect\` the"
   echo "bpf_redirect both end with. Those two calls alone come to $fe ns net (encap) and $fd ns net (decap)"
   echo "before the program reads or writes a byte. \`grow_head\` (bpf_skb_change_head) makes the same room"
