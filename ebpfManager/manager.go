@@ -484,11 +484,12 @@ func (m *Manager) forget(in *instance) {
 	}
 }
 
-// stop detaches everything, closes the control plane and the data plane.
+// stop detaches everything, in the order of the interfaces' names (the
+// same every time), closes the control plane and the data plane.
 func (m *Manager) stop(in *instance) error {
 	var errs []error
-	for name := range in.atts {
-		errs = append(errs, m.detach(in, name))
+	for _, att := range in.sortedAtts() {
+		errs = append(errs, m.detach(in, att.iface.Name))
 	}
 	if in.mod != nil {
 		if err := m.guard(in, "Close", in.mod.Close); err != nil {
