@@ -70,11 +70,21 @@ nmk_clang() {
 # Holding them changes no test's outcome: the run-time statistics of BPF
 # programs, a clsact qdisc (the tc/TCX hooks), a bridge (br_netfilter's
 # hooks), netfilter base chains whose one rule matches nothing, a socket with
-# receive timestamps (ping); TCP and UDP over loopback draw the kernel's
-# once-only random secrets here rather than mid-test.
+# receive timestamps (ping), the kfree_skb tracepoint (the drop monitor's
+# tp_btf program attaches there: an ftrace event on it, recording nothing, as
+# tracing is off; a 6.12 guest died with "Oops: int3" in
+# sk_skb_reason_drop while the monitor attached); TCP and UDP over loopback
+# draw the kernel's once-only random secrets here rather than mid-test.
 nmk_hold() {
-  local ipt c
+  local ipt c t=/sys/kernel/tracing
   sysctl -qw kernel.bpf_stats_enabled=1
+  [ -d $t/events ] || mount -t tracefs tracefs $t 2>/dev/null
+  if [ -w $t/events/skb/kfree_skb/enable ]; then
+    echo 0 >$t/tracing_on && echo 1 >$t/events/skb/kfree_skb/enable &&
+      echo "nmk: kfree_skb tracepoint held ($(cat $t/events/skb/kfree_skb/enable))"
+  else
+    echo "nmk: cannot hold the kfree_skb tracepoint ($t/events/skb/kfree_skb/enable)"
+  fi
   /run/nmk/modprobe dummy
   ip link add nmk-hold type dummy && tc qdisc add dev nmk-hold clsact
   ip link add nmk-holdbr type bridge
